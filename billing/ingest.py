@@ -1,0 +1,88 @@
+"""Production usage ingestion: Redis stream -> Postgres, at least once, counted exactly once.
+
+Web processes XADD one event per request (gateway/state/redis.py). This consumer, run by the
+Celery task billing.tasks.ingest_usage, reads them through a consumer group:
+
+1. claim events another consumer read but never acknowledged for GATEWAY_USAGE_CLAIM_IDLE_MS
+   (it crashed), then read new ones;
+2. insert the batch in one transaction; rows whose request id exists are skipped;
+3. acknowledge and delete the batch only after the commit.
+
+A crash between 2 and 3 replays the batch, and step 2 makes the replay a no-op.
+"""
+
+import logging
+
+import orjson
+import redis
+from django.conf import settings
+
+from gateway.state import get_state
+
+from .services import usage_records_ingest
+
+log = logging.getLogger(__name__)
+GROUP = "usage-ingest"
+
+
+def _client() -> redis.Redis:
+    return get_state().sync_client
+
+
+def ensure_group(client: redis.Redis) -> None:
+    try:
+        client.xgroup_create(settings.GATEWAY_USAGE_STREAM, GROUP, id="0", mkstream=True)
+    except redis.ResponseError as exc:
+        if "BUSYGROUP" not in str(exc):
+            raise
+
+
+def _decode(entries: list) -> tuple[list[bytes], list[dict]]:
+    ids, events = [], []
+    for entry_id, fields in entries:
+        ids.append(entry_id)
+        if not fields:  # deleted while pending; nothing to store
+            continue
+        try:
+            events.append(orjson.loads(fields[b"e"]))
+        except (KeyError, orjson.JSONDecodeError):
+            # A malformed event would be replayed forever; log its id and let it go.
+            log.error("dropping malformed usage event %s", entry_id)
+    return ids, events
+
+
+def store_and_ack(client: redis.Redis, entries: list) -> int:
+    ids, events = _decode(entries)
+    if not ids:
+        return 0
+    usage_records_ingest(events=events)  # commits
+    stream = settings.GATEWAY_USAGE_STREAM
+    pipe = client.pipeline(transaction=True)
+    pipe.xack(stream, GROUP, *ids)
+    pipe.xdel(stream, *ids)
+    pipe.execute()
+    return len(events)
+
+
+def ingest_usage_stream(*, consumer: str, max_batches: int = 100) -> int:
+    """Drain the stream (bounded by max_batches per call). Returns events processed."""
+    client = _client()
+    ensure_group(client)
+    stream = settings.GATEWAY_USAGE_STREAM
+    batch = settings.GATEWAY_USAGE_BATCH_SIZE
+    processed = 0
+    start = "0-0"
+    for _ in range(max_batches):
+        start, claimed, _deleted = client.xautoclaim(
+            stream, GROUP, consumer, settings.GATEWAY_USAGE_CLAIM_IDLE_MS, start, count=batch
+        )
+        processed += store_and_ack(client, claimed)
+        if start in (b"0-0", "0-0"):
+            break
+    for _ in range(max_batches):
+        response = client.xreadgroup(GROUP, consumer, {stream: ">"}, count=batch)
+        entries = response[0][1] if response else []
+        if not entries:
+            break
+        processed += store_and_ack(client, entries)
+    return processed

@@ -1,0 +1,41 @@
+"""Writes for billing: turning usage events into rows, idempotently."""
+
+from datetime import UTC, datetime
+from decimal import Decimal
+
+from django.db import transaction
+
+from tenants.services import api_keys_mark_used
+
+from .models import UsageRecord
+
+_FIELDS = {f.attname for f in UsageRecord._meta.concrete_fields} - {"id"}
+
+
+def _record(event: dict) -> UsageRecord:
+    data = {k: v for k, v in event.items() if k in _FIELDS}
+    data["created_at"] = datetime.fromtimestamp(event["created_at"], tz=UTC)
+    data["cost_usd"] = Decimal(event.get("cost_usd") or "0")
+    return UsageRecord(**data)
+
+
+def usage_records_ingest(*, events: list[dict]) -> int:
+    """Insert the events' rows; rows whose request id is already stored are skipped.
+
+    That makes a replay after a crash (events committed, not yet acknowledged) harmless.
+    Returns the number of events handed in, not of new rows: databases differ on whether
+    ignored conflicts are counted.
+    """
+    if not events:
+        return 0
+    records = [_record(e) for e in events]
+    last_used: dict[int, datetime] = {}
+    for record in records:
+        if record.api_key_id is not None:
+            seen = last_used.get(record.api_key_id)
+            if seen is None or record.created_at > seen:
+                last_used[record.api_key_id] = record.created_at
+    with transaction.atomic():
+        UsageRecord.objects.bulk_create(records, ignore_conflicts=True, batch_size=500)
+        api_keys_mark_used(last_used=last_used)
+    return len(records)

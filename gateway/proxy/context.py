@@ -1,0 +1,112 @@
+"""One request's journey, and its settlement into exactly one usage event."""
+
+import logging
+import time
+import uuid
+from decimal import Decimal
+
+import orjson
+from asgiref.sync import sync_to_async
+
+from billing.pricing import cost_usd
+from billing.services import usage_records_ingest
+from gateway.state import StateUnavailable, get_state
+from routing.providers import Usage
+from routing.selectors import Route
+from tenants.selectors import KeyPrincipal
+
+log = logging.getLogger("gateway.proxy")
+
+# Set by gateway.asgi when the request enters the process, so overhead includes body reading.
+SCOPE_START = "gateway.start"
+
+
+def new_request_id() -> str:
+    return uuid.uuid4().hex
+
+
+class RequestContext:
+    __slots__ = (
+        "request_id", "started", "created_at", "endpoint", "principal", "requested_model",
+        "route", "stream", "usage", "upstream_ms", "ttft_ms", "attempts", "status",
+        "error_type", "settled",
+    )
+
+    def __init__(self, endpoint: str, started: float | None = None) -> None:
+        self.request_id = new_request_id()
+        self.started = started if started is not None else time.perf_counter()
+        self.created_at = time.time()
+        self.endpoint = endpoint
+        self.principal: KeyPrincipal | None = None
+        self.requested_model = ""
+        self.route: Route | None = None
+        self.stream = False
+        self.usage = Usage()
+        self.upstream_ms = 0.0
+        self.ttft_ms: float | None = None
+        self.attempts = 0
+        self.status = 200
+        self.error_type = ""
+        self.settled = False
+
+    def elapsed_ms(self) -> float:
+        return (time.perf_counter() - self.started) * 1000
+
+    def overhead_ms(self) -> float:
+        return max(0.0, self.elapsed_ms() - self.upstream_ms)
+
+    def cost(self) -> Decimal:
+        return cost_usd(self.route, self.usage) if self.route is not None else Decimal(0)
+
+    def fail(self, status: int, error_type: str) -> None:
+        self.status = status
+        self.error_type = error_type
+
+    def event(self) -> dict:
+        p, r, u = self.principal, self.route, self.usage
+        return {
+            "request_id": self.request_id,
+            "created_at": self.created_at,
+            "organization_id": p.org_id,
+            "team_id": p.team_id,
+            "team_slug": p.team_slug,
+            "project_id": p.project_id,
+            "api_key_id": p.key_id,
+            "key_prefix": p.key_prefix,
+            "user_id": p.user_id,
+            "endpoint": self.endpoint,
+            "requested_model": self.requested_model,
+            "deployment_id": r.deployment_id if r else None,
+            "provider_id": r.provider_id if r else None,
+            "provider_name": r.provider_name if r else "",
+            "upstream_model": r.upstream_model if r else "",
+            "region": r.region if r else "",
+            "stream": self.stream,
+            "input_tokens": u.input_tokens,
+            "output_tokens": u.output_tokens,
+            "cached_tokens": u.cached_tokens,
+            "usage_estimated": u.estimated,
+            "latency_ms": round(self.elapsed_ms(), 3),
+            "upstream_ms": round(self.upstream_ms, 3),
+            "ttft_ms": None if self.ttft_ms is None else round(self.ttft_ms, 3),
+            "attempts": self.attempts,
+            "status_code": self.status,
+            "error_type": self.error_type,
+            "cost_usd": str(self.cost()),
+        }
+
+    async def settle(self) -> None:
+        """Emit the usage event, once. Unauthenticated requests have no tenant and no row."""
+        if self.settled or self.principal is None:
+            return
+        self.settled = True
+        event = self.event()
+        try:
+            await get_state().append_usage(orjson.dumps(event))
+        except StateUnavailable:
+            # The stream is down: write the row directly rather than lose it.
+            log.warning("usage stream unavailable; writing request %s directly", self.request_id)
+            try:
+                await sync_to_async(usage_records_ingest)(events=[event])
+            except Exception:
+                log.exception("usage event for request %s lost", self.request_id)

@@ -1,0 +1,208 @@
+"""The hot path: the one place a /v1 request is authenticated, checked, routed, sent, settled.
+
+    read body -> authenticate -> parse -> policy (allowed models) -> candidates (routing table)
+    -> call upstream, falling back before the first byte -> respond -> settle (usage event)
+
+Coming issues slot in here: the policy engine and one-round-trip admission (rate limits,
+budgets) between candidates and the call, health/circuit filters inside candidate selection.
+"""
+
+import logging
+from collections.abc import Awaitable, Callable
+
+import orjson
+from django.conf import settings
+from django.db import DatabaseError
+from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
+
+from routing.providers import ProviderError, get_adapter
+from routing.selectors import Route, routing_table_cache
+
+from . import parsing
+from .auth import authenticate
+from .context import SCOPE_START, RequestContext
+from .errors import (
+    BadRequest,
+    GatewayError,
+    InternalError,
+    ModelNotFound,
+    PermissionDenied,
+    ServiceUnavailable,
+    UpstreamFailed,
+    UpstreamRejected,
+    error_response,
+)
+from .streaming import relay
+
+log = logging.getLogger("gateway.proxy")
+
+CHAT = "chat.completions"
+EMBEDDINGS = "embeddings"
+_MODE = {CHAT: "chat", EMBEDDINGS: "embedding"}
+
+
+def _forward_headers(request: HttpRequest, ctx: RequestContext) -> dict[str, str]:
+    headers = {
+        name: request.headers[name]
+        for name in settings.GATEWAY_FORWARD_HEADERS
+        if name in request.headers
+    }
+    headers["x-request-id"] = ctx.request_id
+    return headers
+
+
+async def _candidates(ctx: RequestContext, mode: str) -> tuple[Route, ...]:
+    try:
+        table = await routing_table_cache.get()
+    except DatabaseError as exc:
+        raise ServiceUnavailable("the gateway's database is unavailable; retry shortly") from exc
+    model = ctx.requested_model
+    routes = table.candidates(mode, model)
+    if not routes:
+        raise ModelNotFound(f"the model '{model}' does not exist", param="model")
+    if not ctx.principal.may_use(model):
+        raise PermissionDenied(
+            f"the model '{model}' is not allowed for team '{ctx.principal.team_slug}'",
+            param="model",
+        )
+    return routes
+
+
+def _upstream_failed(exc: ProviderError) -> GatewayError:
+    if exc.kind == "client_error":
+        return UpstreamRejected(exc.status, exc.body)
+    status = {"upstream_timeout": 504, "upstream_unavailable": 503}.get(exc.kind, 502)
+    return UpstreamFailed(exc.message, status=status, code=exc.kind)
+
+
+async def _call(ctx: RequestContext, routes, attempt: Callable[[Route], Awaitable]):
+    """Try candidates in order. Nothing has been sent to the client yet, so falling back is safe."""
+    last: ProviderError | None = None
+    for route in routes:
+        ctx.attempts += 1
+        ctx.route = route
+        try:
+            return await attempt(route)
+        except ProviderError as exc:
+            ctx.upstream_ms += exc.upstream_ms
+            last = exc
+            log.warning(
+                "request %s: %s failed (%s, retryable=%s)",
+                ctx.request_id, route.label, exc.kind, exc.retryable,
+            )
+            if not exc.retryable:
+                break
+    raise _upstream_failed(last)
+
+
+async def _chat(ctx: RequestContext, request: HttpRequest, data: dict) -> HttpResponse:
+    ctx.stream = parsing.require_stream_flag(data)
+    stream_options = data.get("stream_options")
+    if stream_options is not None and not isinstance(stream_options, dict):
+        raise BadRequest("'stream_options' must be an object", param="stream_options")
+    routes = await _candidates(ctx, "chat")
+    headers = _forward_headers(request, ctx)
+
+    if not ctx.stream:
+        result = await _call(
+            ctx, routes,
+            lambda r: get_adapter(r.provider_kind).chat(
+                r, {**data, "model": r.upstream_model}, headers
+            ),
+        )
+        ctx.usage = result.usage
+        ctx.upstream_ms += result.upstream_ms
+        return HttpResponse(result.body, content_type="application/json")
+
+    upstream = await _call(
+        ctx, routes,
+        lambda r: get_adapter(r.provider_kind).chat_stream(
+            r, {**data, "model": r.upstream_model}, headers
+        ),
+    )
+    ctx.upstream_ms += upstream.upstream_ms
+    wants_usage = bool((stream_options or {}).get("include_usage"))
+    response = StreamingHttpResponse(
+        relay(ctx, upstream, data, wants_usage), content_type="text/event-stream"
+    )
+    response["cache-control"] = "no-cache"
+    response["x-accel-buffering"] = "no"  # tell nginx-style proxies not to buffer the stream
+    return response
+
+
+async def _embeddings(ctx: RequestContext, request: HttpRequest, data: dict) -> HttpResponse:
+    if "input" not in data:
+        raise BadRequest("'input' is required", param="input")
+    routes = await _candidates(ctx, "embedding")
+    headers = _forward_headers(request, ctx)
+    result = await _call(
+        ctx, routes,
+        lambda r: get_adapter(r.provider_kind).embeddings(
+            r, {**data, "model": r.upstream_model}, headers
+        ),
+    )
+    ctx.usage = result.usage
+    ctx.upstream_ms += result.upstream_ms
+    return HttpResponse(result.body, content_type="application/json")
+
+
+_HANDLERS = {CHAT: _chat, EMBEDDINGS: _embeddings}
+
+
+def _set_headers(response: HttpResponse, ctx: RequestContext) -> None:
+    response["x-request-id"] = ctx.request_id
+    if ctx.route is not None:
+        response["x-gateway-deployment"] = ctx.route.label
+        response["x-gateway-provider"] = ctx.route.provider_name
+        response["x-gateway-attempts"] = str(ctx.attempts)
+        # A stream's cost is known only after its last chunk, when headers are long gone;
+        # it is in the usage log.
+        if not response.streaming:
+            response["x-gateway-cost-usd"] = f"{ctx.cost():f}"
+    response["x-gateway-overhead-ms"] = f"{ctx.overhead_ms():.3f}"
+
+
+async def handle(request: HttpRequest, endpoint: str) -> HttpResponse:
+    ctx = RequestContext(endpoint, getattr(request, "scope", {}).get(SCOPE_START))
+    try:
+        body = parsing.read_body(request)
+        ctx.principal = await authenticate(request)
+        data = parsing.parse_json_object(body)
+        ctx.requested_model = parsing.require_model(data)
+        response = await _HANDLERS[endpoint](ctx, request, data)
+    except GatewayError as exc:
+        ctx.fail(exc.status, exc.error_type)
+        response = error_response(exc, ctx.request_id)
+    except Exception:
+        log.exception("request %s: unexpected error", ctx.request_id)
+        exc = InternalError("the gateway failed to handle this request")
+        ctx.fail(exc.status, exc.error_type)
+        response = error_response(exc, ctx.request_id)
+    if not response.streaming:
+        await ctx.settle()
+    _set_headers(response, ctx)
+    return response
+
+
+async def list_models(request: HttpRequest) -> HttpResponse:
+    ctx = RequestContext("models", getattr(request, "scope", {}).get(SCOPE_START))
+    try:
+        principal = await authenticate(request)
+        try:
+            table = await routing_table_cache.get()
+        except DatabaseError as exc:
+            raise ServiceUnavailable("the gateway's database is unavailable") from exc
+        names = sorted(m for m in table.model_names() if principal.may_use(m))
+    except GatewayError as exc:
+        return error_response(exc, ctx.request_id)
+    created = int(ctx.created_at)
+    body = {
+        "object": "list",
+        "data": [
+            {"id": name, "object": "model", "created": created, "owned_by": "gateway"}
+            for name in names
+        ],
+    }
+    response = HttpResponse(orjson.dumps(body), content_type="application/json")
+    response["x-request-id"] = ctx.request_id
+    return response

@@ -1,0 +1,35 @@
+from django.contrib import admin
+from django.http import JsonResponse
+from django.urls import path, re_path
+
+from gateway.proxy import views as proxy
+
+
+def healthz(request):
+    """Liveness: the process answers. Readiness of dependencies is /readyz."""
+    return JsonResponse({"status": "ok"})
+
+
+def readyz(request):
+    from django.db import connection
+
+    from gateway.state import get_state
+
+    checks = {"database": True, "state": get_state().ping()}
+    try:
+        connection.ensure_connection()
+    except Exception:
+        checks["database"] = False
+    ok = all(checks.values())
+    return JsonResponse({"status": "ok" if ok else "unavailable", **checks}, status=200 if ok else 503)
+
+
+urlpatterns = [
+    path("v1/chat/completions", proxy.chat_completions),
+    path("v1/embeddings", proxy.embeddings),
+    path("v1/models", proxy.models),
+    re_path(r"^v1/(?P<path>.*)$", proxy.unknown),
+    path("admin/", admin.site.urls),
+    path("healthz", healthz),
+    path("readyz", readyz),
+]

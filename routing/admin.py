@@ -1,0 +1,67 @@
+from django import forms
+from django.contrib import admin
+
+from .models import Deployment, Provider
+
+
+class ProviderForm(forms.ModelForm):
+    # Write-only: the stored credential is never rendered back, not even masked.
+    api_key = forms.CharField(
+        required=False,
+        widget=forms.PasswordInput(render_value=False),
+        help_text="Leave blank to keep the current credential.",
+    )
+    clear_api_key = forms.BooleanField(required=False, help_text="Remove the stored credential.")
+
+    class Meta:
+        model = Provider
+        fields = ["name", "kind", "api_base", "region", "timeout_s", "enabled"]
+
+    def clean(self):
+        data = super().clean()
+        if data.get("kind") == Provider.Kind.OPENAI_COMPATIBLE and not data.get("api_base"):
+            self.add_error("api_base", "OpenAI-compatible providers need a base URL.")
+        return data
+
+    def save(self, commit=True):
+        provider = super().save(commit=False)
+        if self.cleaned_data.get("clear_api_key"):
+            provider.api_key_encrypted = ""
+        elif self.cleaned_data.get("api_key"):
+            provider.set_api_key(self.cleaned_data["api_key"])
+        if commit:
+            provider.save()
+        return provider
+
+
+class DeploymentInline(admin.TabularInline):
+    model = Deployment
+    extra = 0
+    fields = [
+        "model_name", "upstream_model", "mode", "input_cost_per_mtok", "output_cost_per_mtok",
+        "context_window", "region", "enabled",
+    ]
+
+
+@admin.register(Provider)
+class ProviderAdmin(admin.ModelAdmin):
+    form = ProviderForm
+    list_display = ["name", "kind", "api_base", "region", "has_api_key", "enabled", "updated_at"]
+    list_filter = ["kind", "region", "enabled"]
+    search_fields = ["name", "api_base"]
+    inlines = [DeploymentInline]
+
+    @admin.display(boolean=True, description="Credential set")
+    def has_api_key(self, obj: Provider) -> bool:
+        return obj.has_api_key
+
+
+@admin.register(Deployment)
+class DeploymentAdmin(admin.ModelAdmin):
+    list_display = [
+        "model_name", "provider", "upstream_model", "mode", "input_cost_per_mtok",
+        "output_cost_per_mtok", "context_window", "effective_region", "enabled",
+    ]
+    list_filter = ["mode", "enabled", "provider__kind", "provider"]
+    search_fields = ["model_name", "upstream_model", "provider__name"]
+    list_select_related = ["provider"]

@@ -1,0 +1,85 @@
+"""The adapter contract every provider module implements.
+
+Adapters speak their vendor's wire format upstream and OpenAI's format towards the gateway:
+`chat` returns an OpenAI chat-completion body, `chat_stream` yields OpenAI SSE bytes. The proxy
+(gateway/proxy) never looks at vendor formats.
+"""
+
+from abc import ABC, abstractmethod
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+from routing.selectors import Route
+
+
+class ProviderError(Exception):
+    """An upstream failure. `retryable` says whether another deployment may succeed.
+
+    `status`/`body` are what the client sees when the error is the client's own (an upstream
+    400 about a bad parameter is passed through); otherwise the proxy maps `kind` to 502/503/504.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        retryable: bool,
+        kind: str = "upstream_error",
+        status: int = 502,
+        body: bytes | None = None,
+        upstream_ms: float = 0.0,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.retryable = retryable
+        self.kind = kind  # upstream_error | upstream_unavailable | upstream_timeout | client_error
+        self.status = status
+        self.body = body
+        self.upstream_ms = upstream_ms
+
+
+@dataclass(slots=True)
+class Usage:
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cached_tokens: int = 0
+    # True when the upstream did not report usage and the gateway had to estimate it.
+    estimated: bool = False
+
+
+@dataclass(slots=True)
+class UpstreamResponse:
+    body: bytes
+    usage: Usage
+    upstream_ms: float
+    status: int = 200
+
+
+@dataclass(slots=True)
+class UpstreamStream:
+    """An open upstream stream. `chunks` yields OpenAI SSE bytes; `aclose` releases the socket."""
+
+    chunks: AsyncIterator[bytes]
+    upstream_ms: float  # time until the upstream's response headers
+    closers: list = field(default_factory=list)
+
+    async def aclose(self) -> None:
+        for close in self.closers:
+            await close()
+
+
+class ProviderAdapter(ABC):
+    @abstractmethod
+    async def chat(self, route: Route, payload: dict, headers: dict[str, str]) -> UpstreamResponse:
+        ...
+
+    @abstractmethod
+    async def chat_stream(
+        self, route: Route, payload: dict, headers: dict[str, str]
+    ) -> UpstreamStream:
+        """Returns once the upstream accepted the request (status known), before any chunk."""
+
+    @abstractmethod
+    async def embeddings(
+        self, route: Route, payload: dict, headers: dict[str, str]
+    ) -> UpstreamResponse: ...

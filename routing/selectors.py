@@ -1,0 +1,126 @@
+"""The routing table: a read-only snapshot of enabled deployments, cached per process.
+
+The hot path never queries the database for routing; it reads this snapshot, rebuilt at most every
+GATEWAY_ROUTING_CACHE_TTL_S seconds (so an admin change takes effect within that time everywhere).
+"""
+
+import asyncio
+import time
+from dataclasses import dataclass
+from decimal import Decimal
+
+from asgiref.sync import sync_to_async
+from django.conf import settings
+
+from gateway.perloop import PerLoop
+
+from .models import Deployment
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    deployment_id: int
+    model_name: str
+    upstream_model: str
+    mode: str
+    provider_id: int
+    provider_name: str
+    provider_kind: str
+    api_base: str
+    api_key: str = ""  # decrypted, in memory only; excluded from repr below
+    region: str = ""
+    input_cost_per_mtok: Decimal = Decimal(0)
+    output_cost_per_mtok: Decimal = Decimal(0)
+    context_window: int | None = None
+    timeout_s: float = 600.0
+
+    def __repr__(self) -> str:  # never print the credential
+        return f"Route({self.model_name} -> {self.provider_name}/{self.upstream_model})"
+
+    @property
+    def label(self) -> str:
+        return f"{self.provider_name}/{self.upstream_model}"
+
+
+@dataclass(frozen=True, slots=True)
+class RoutingTable:
+    # (mode, public model name) -> routes, cheapest first.
+    routes: dict[tuple[str, str], tuple[Route, ...]]
+    built_at: float
+
+    def candidates(self, mode: str, model: str) -> tuple[Route, ...]:
+        return self.routes.get((mode, model), ())
+
+    def model_names(self) -> set[str]:
+        return {model for _, model in self.routes}
+
+    def models_for_mode(self, mode: str) -> list[str]:
+        return sorted(model for m, model in self.routes if m == mode)
+
+
+def routing_table_build() -> RoutingTable:
+    deployments = Deployment.objects.filter(enabled=True, provider__enabled=True).select_related(
+        "provider"
+    )
+    grouped: dict[tuple[str, str], list[Route]] = {}
+    keys_by_provider: dict[int, str] = {}
+    for d in deployments:
+        p = d.provider
+        if p.pk not in keys_by_provider:
+            keys_by_provider[p.pk] = p.get_api_key()
+        grouped.setdefault((d.mode, d.model_name), []).append(
+            Route(
+                deployment_id=d.pk,
+                model_name=d.model_name,
+                upstream_model=d.upstream_model,
+                mode=d.mode,
+                provider_id=p.pk,
+                provider_name=p.name,
+                provider_kind=p.kind,
+                api_base=p.api_base,
+                api_key=keys_by_provider[p.pk],
+                region=d.effective_region,
+                input_cost_per_mtok=d.input_cost_per_mtok,
+                output_cost_per_mtok=d.output_cost_per_mtok,
+                context_window=d.context_window,
+                timeout_s=p.timeout_s,
+            )
+        )
+    # "Cheapest first" is the only strategy so far; the policy/routing issue adds others.
+    routes = {
+        key: tuple(
+            sorted(
+                rs,
+                key=lambda r: (r.input_cost_per_mtok + r.output_cost_per_mtok, r.deployment_id),
+            )
+        )
+        for key, rs in grouped.items()
+    }
+    return RoutingTable(routes=routes, built_at=time.monotonic())
+
+
+def _fresh(table: RoutingTable | None) -> bool:
+    return (
+        table is not None
+        and time.monotonic() - table.built_at < settings.GATEWAY_ROUTING_CACHE_TTL_S
+    )
+
+
+class _TableCache:
+    def __init__(self) -> None:
+        self._table: RoutingTable | None = None
+        self._locks: PerLoop[asyncio.Lock] = PerLoop(asyncio.Lock)
+
+    async def get(self) -> RoutingTable:
+        if _fresh(self._table):
+            return self._table
+        async with self._locks.get():  # one rebuild at a time, not one per waiting request
+            if not _fresh(self._table):
+                self._table = await sync_to_async(routing_table_build)()
+        return self._table
+
+    def invalidate(self) -> None:
+        self._table = None
+
+
+routing_table_cache = _TableCache()

@@ -1,0 +1,98 @@
+from django.contrib import admin, messages
+from django.template.response import TemplateResponse
+
+from .models import ApiKey, Membership, Organization, Project, Team
+from .services import api_key_issue, api_key_revoke
+
+
+@admin.register(Organization)
+class OrganizationAdmin(admin.ModelAdmin):
+    list_display = ["name", "slug", "created_at"]
+    search_fields = ["name", "slug"]
+    prepopulated_fields = {"slug": ["name"]}
+
+
+class MembershipInline(admin.TabularInline):
+    model = Membership
+    extra = 0
+    autocomplete_fields = ["user"]
+
+
+@admin.register(Team)
+class TeamAdmin(admin.ModelAdmin):
+    list_display = ["slug", "name", "organization", "cost_center", "allowed_models", "is_active"]
+    list_filter = ["is_active", "organization"]
+    search_fields = ["slug", "name", "cost_center"]
+    prepopulated_fields = {"slug": ["name"]}
+    inlines = [MembershipInline]
+
+
+@admin.register(Project)
+class ProjectAdmin(admin.ModelAdmin):
+    list_display = ["slug", "name", "team", "created_at"]
+    list_filter = ["team"]
+    search_fields = ["slug", "name", "team__slug"]
+
+
+@admin.register(Membership)
+class MembershipAdmin(admin.ModelAdmin):
+    list_display = ["user", "team", "role", "created_at"]
+    list_filter = ["role", "team"]
+    search_fields = ["user__username", "user__email", "team__slug"]
+    autocomplete_fields = ["user"]
+
+
+@admin.action(description="Revoke selected keys")
+def revoke_keys(modeladmin, request, queryset):
+    for api_key in queryset.filter(revoked_at__isnull=True):
+        api_key_revoke(api_key=api_key)
+    messages.success(request, "Selected keys are revoked.")
+
+
+@admin.register(ApiKey)
+class ApiKeyAdmin(admin.ModelAdmin):
+    """Keys are issued through the service, and the secret is rendered once, in the response.
+
+    Not through `messages`: their storage (cookie or session) would keep the secret around.
+    The hash is never shown: it is not secret, but nobody needs it and it invites confusion.
+    """
+
+    list_display = [
+        "name", "prefix", "team", "project", "owner", "created_at", "expires_at", "revoked_at",
+        "last_used_at",
+    ]
+    list_filter = ["team", ("revoked_at", admin.EmptyFieldListFilter), "expires_at"]
+    search_fields = ["name", "prefix", "team__slug", "owner__username"]
+    readonly_fields = ["prefix", "created_at", "last_used_at", "revoked_at"]
+    fields = [
+        "team", "project", "owner", "name", "allowed_models", "expires_at",
+        "prefix", "created_at", "last_used_at", "revoked_at",
+    ]
+    actions = [revoke_keys]
+    autocomplete_fields = ["owner"]
+
+    def save_model(self, request, obj, form, change):
+        if change:
+            return super().save_model(request, obj, form, change)
+        issued = api_key_issue(
+            team=obj.team,
+            project=obj.project,
+            owner=obj.owner,
+            name=obj.name,
+            allowed_models=obj.allowed_models,
+        )
+        if obj.expires_at:
+            issued.api_key.expires_at = obj.expires_at
+            issued.api_key.save(update_fields=["expires_at"])
+        obj.pk = issued.api_key.pk
+        request._issued_secret = issued.secret
+
+    def response_add(self, request, obj, post_url_continue=None):
+        secret = getattr(request, "_issued_secret", None)
+        if secret is None:
+            return super().response_add(request, obj, post_url_continue)
+        context = {**self.admin_site.each_context(request), "api_key": obj, "secret": secret,
+                   "opts": self.model._meta, "title": "API key issued"}
+        response = TemplateResponse(request, "admin/tenants/apikey/issued.html", context)
+        response["Cache-Control"] = "no-store"
+        return response
