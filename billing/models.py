@@ -12,35 +12,56 @@ class UsageRecord(models.Model):
     # Foreign keys without database constraints: a log row must survive (and be insertable
     # after) the deletion of its team, key or deployment. Names are copied for the same reason.
     organization = models.ForeignKey(
-        "tenants.Organization", on_delete=models.DO_NOTHING, null=True, db_constraint=False,
+        "tenants.Organization",
+        on_delete=models.DO_NOTHING,
+        null=True,
+        db_constraint=False,
         related_name="+",
     )
     team = models.ForeignKey(
-        "tenants.Team", on_delete=models.DO_NOTHING, null=True, db_constraint=False,
+        "tenants.Team",
+        on_delete=models.DO_NOTHING,
+        null=True,
+        db_constraint=False,
         related_name="usage_records",
     )
     team_slug = models.CharField(max_length=50, blank=True)
     project = models.ForeignKey(
-        "tenants.Project", on_delete=models.DO_NOTHING, null=True, db_constraint=False,
+        "tenants.Project",
+        on_delete=models.DO_NOTHING,
+        null=True,
+        db_constraint=False,
         related_name="+",
     )
     api_key = models.ForeignKey(
-        "tenants.ApiKey", on_delete=models.DO_NOTHING, null=True, db_constraint=False,
+        "tenants.ApiKey",
+        on_delete=models.DO_NOTHING,
+        null=True,
+        db_constraint=False,
         related_name="usage_records",
     )
     key_prefix = models.CharField(max_length=16, blank=True)
     user = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.DO_NOTHING, null=True, db_constraint=False,
+        settings.AUTH_USER_MODEL,
+        on_delete=models.DO_NOTHING,
+        null=True,
+        db_constraint=False,
         related_name="+",
     )
     endpoint = models.CharField(max_length=32)  # chat.completions | embeddings
     requested_model = models.CharField(max_length=200, blank=True)
     deployment = models.ForeignKey(
-        "routing.Deployment", on_delete=models.DO_NOTHING, null=True, db_constraint=False,
+        "routing.Deployment",
+        on_delete=models.DO_NOTHING,
+        null=True,
+        db_constraint=False,
         related_name="+",
     )
     provider = models.ForeignKey(
-        "routing.Provider", on_delete=models.DO_NOTHING, null=True, db_constraint=False,
+        "routing.Provider",
+        on_delete=models.DO_NOTHING,
+        null=True,
+        db_constraint=False,
         related_name="+",
     )
     provider_name = models.CharField(max_length=100, blank=True)

@@ -11,7 +11,7 @@ import time
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "gateway.settings")
 
-from django.core.asgi import get_asgi_application  # noqa: E402
+from django.core.asgi import get_asgi_application
 
 dashboard = get_asgi_application()  # sets Django up; must come before the imports below
 
@@ -48,12 +48,17 @@ async def _reject_too_large(send) -> None:
     limit = settings.GATEWAY_MAX_BODY_BYTES
     exc = RequestTooLarge(f"request body is larger than the limit of {limit} bytes")
     request_id = new_request_id()
-    await send({
-        "type": "http.response.start",
-        "status": exc.status,
-        "headers": [(b"content-type", b"application/json"), (b"x-request-id", request_id.encode()),
-                    (b"connection", b"close")],
-    })
+    await send(
+        {
+            "type": "http.response.start",
+            "status": exc.status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"x-request-id", request_id.encode()),
+                (b"connection", b"close"),
+            ],
+        }
+    )
     await send({"type": "http.response.body", "body": error_body(exc, request_id)})
 
 

@@ -21,7 +21,9 @@ def readyz(request):
     except Exception:
         checks["database"] = False
     ok = all(checks.values())
-    return JsonResponse({"status": "ok" if ok else "unavailable", **checks}, status=200 if ok else 503)
+    return JsonResponse(
+        {"status": "ok" if ok else "unavailable", **checks}, status=200 if ok else 503
+    )
 
 
 urlpatterns = [

@@ -38,8 +38,14 @@ class DeploymentInline(admin.TabularInline):
     model = Deployment
     extra = 0
     fields = [
-        "model_name", "upstream_model", "mode", "input_cost_per_mtok", "output_cost_per_mtok",
-        "context_window", "region", "enabled",
+        "model_name",
+        "upstream_model",
+        "mode",
+        "input_cost_per_mtok",
+        "output_cost_per_mtok",
+        "context_window",
+        "region",
+        "enabled",
     ]
 
 
@@ -59,8 +65,15 @@ class ProviderAdmin(admin.ModelAdmin):
 @admin.register(Deployment)
 class DeploymentAdmin(admin.ModelAdmin):
     list_display = [
-        "model_name", "provider", "upstream_model", "mode", "input_cost_per_mtok",
-        "output_cost_per_mtok", "context_window", "effective_region", "enabled",
+        "model_name",
+        "provider",
+        "upstream_model",
+        "mode",
+        "input_cost_per_mtok",
+        "output_cost_per_mtok",
+        "context_window",
+        "effective_region",
+        "enabled",
     ]
     list_filter = ["mode", "enabled", "provider__kind", "provider"]
     search_fields = ["model_name", "upstream_model", "provider__name"]

@@ -17,7 +17,9 @@ class Provider(models.Model):
     name = models.SlugField(max_length=100, unique=True)
     kind = models.CharField(max_length=32, choices=Kind.choices)
     api_base = models.URLField(
-        max_length=500, blank=True, help_text="Base URL including /v1; outbound URLs come only from here."
+        max_length=500,
+        blank=True,
+        help_text="Base URL including /v1; outbound URLs come only from here.",
     )
     # Fernet token; the plaintext never touches the database. Use set_api_key().
     api_key_encrypted = models.TextField(blank=True, editable=False)

@@ -58,15 +58,30 @@ class ApiKeyAdmin(admin.ModelAdmin):
     """
 
     list_display = [
-        "name", "prefix", "team", "project", "owner", "created_at", "expires_at", "revoked_at",
+        "name",
+        "prefix",
+        "team",
+        "project",
+        "owner",
+        "created_at",
+        "expires_at",
+        "revoked_at",
         "last_used_at",
     ]
     list_filter = ["team", ("revoked_at", admin.EmptyFieldListFilter), "expires_at"]
     search_fields = ["name", "prefix", "team__slug", "owner__username"]
     readonly_fields = ["prefix", "created_at", "last_used_at", "revoked_at"]
     fields = [
-        "team", "project", "owner", "name", "allowed_models", "expires_at",
-        "prefix", "created_at", "last_used_at", "revoked_at",
+        "team",
+        "project",
+        "owner",
+        "name",
+        "allowed_models",
+        "expires_at",
+        "prefix",
+        "created_at",
+        "last_used_at",
+        "revoked_at",
     ]
     actions = [revoke_keys]
     autocomplete_fields = ["owner"]
@@ -91,8 +106,13 @@ class ApiKeyAdmin(admin.ModelAdmin):
         secret = getattr(request, "_issued_secret", None)
         if secret is None:
             return super().response_add(request, obj, post_url_continue)
-        context = {**self.admin_site.each_context(request), "api_key": obj, "secret": secret,
-                   "opts": self.model._meta, "title": "API key issued"}
+        context = {
+            **self.admin_site.each_context(request),
+            "api_key": obj,
+            "secret": secret,
+            "opts": self.model._meta,
+            "title": "API key issued",
+        }
         response = TemplateResponse(request, "admin/tenants/apikey/issued.html", context)
         response["Cache-Control"] = "no-store"
         return response

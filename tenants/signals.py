@@ -16,6 +16,4 @@ def _api_key_changed(sender, instance: ApiKey, **kwargs) -> None:
 
 @receiver(post_save, sender=Team)
 def _team_changed(sender, instance: Team, **kwargs) -> None:
-    api_keys_invalidate(
-        key_hashes=list(instance.api_keys.values_list("key_hash", flat=True))
-    )
+    api_keys_invalidate(key_hashes=list(instance.api_keys.values_list("key_hash", flat=True)))

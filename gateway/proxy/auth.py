@@ -78,7 +78,9 @@ async def _lookup(key_hash: str) -> KeyPrincipal | None:
         try:
             principal = await sync_to_async(api_key_principal_get)(key_hash=key_hash)
         except DatabaseError as exc:
-            raise ServiceUnavailable("the gateway's database is unavailable; retry shortly") from exc
+            raise ServiceUnavailable(
+                "the gateway's database is unavailable; retry shortly"
+            ) from exc
         value = _NEGATIVE if principal is None else orjson.dumps(principal.to_dict())
         ttl = _NEGATIVE_TTL_S if principal is None else settings.GATEWAY_SHARED_KEY_CACHE_TTL_S
         try:

@@ -27,9 +27,21 @@ def new_request_id() -> str:
 
 class RequestContext:
     __slots__ = (
-        "request_id", "started", "created_at", "endpoint", "principal", "requested_model",
-        "route", "stream", "usage", "upstream_ms", "ttft_ms", "attempts", "status",
-        "error_type", "settled",
+        "attempts",
+        "created_at",
+        "endpoint",
+        "error_type",
+        "principal",
+        "request_id",
+        "requested_model",
+        "route",
+        "settled",
+        "started",
+        "status",
+        "stream",
+        "ttft_ms",
+        "upstream_ms",
+        "usage",
     )
 
     def __init__(self, endpoint: str, started: float | None = None) -> None:

@@ -88,7 +88,10 @@ async def _call(ctx: RequestContext, routes, attempt: Callable[[Route], Awaitabl
             last = exc
             log.warning(
                 "request %s: %s failed (%s, retryable=%s)",
-                ctx.request_id, route.label, exc.kind, exc.retryable,
+                ctx.request_id,
+                route.label,
+                exc.kind,
+                exc.retryable,
             )
             if not exc.retryable:
                 break
@@ -105,7 +108,8 @@ async def _chat(ctx: RequestContext, request: HttpRequest, data: dict) -> HttpRe
 
     if not ctx.stream:
         result = await _call(
-            ctx, routes,
+            ctx,
+            routes,
             lambda r: get_adapter(r.provider_kind).chat(
                 r, {**data, "model": r.upstream_model}, headers
             ),
@@ -115,7 +119,8 @@ async def _chat(ctx: RequestContext, request: HttpRequest, data: dict) -> HttpRe
         return HttpResponse(result.body, content_type="application/json")
 
     upstream = await _call(
-        ctx, routes,
+        ctx,
+        routes,
         lambda r: get_adapter(r.provider_kind).chat_stream(
             r, {**data, "model": r.upstream_model}, headers
         ),
@@ -136,7 +141,8 @@ async def _embeddings(ctx: RequestContext, request: HttpRequest, data: dict) -> 
     routes = await _candidates(ctx, "embedding")
     headers = _forward_headers(request, ctx)
     result = await _call(
-        ctx, routes,
+        ctx,
+        routes,
         lambda r: get_adapter(r.provider_kind).embeddings(
             r, {**data, "model": r.upstream_model}, headers
         ),

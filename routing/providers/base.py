@@ -70,8 +70,9 @@ class UpstreamStream:
 
 class ProviderAdapter(ABC):
     @abstractmethod
-    async def chat(self, route: Route, payload: dict, headers: dict[str, str]) -> UpstreamResponse:
-        ...
+    async def chat(
+        self, route: Route, payload: dict, headers: dict[str, str]
+    ) -> UpstreamResponse: ...
 
     @abstractmethod
     async def chat_stream(

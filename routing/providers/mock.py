@@ -83,15 +83,29 @@ class MockAdapter(ProviderAdapter):
         }
 
         async def chunks():
-            yield _sse({**base, "choices": [
-                {"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}
-            ]})
+            yield _sse(
+                {
+                    **base,
+                    "choices": [
+                        {
+                            "index": 0,
+                            "delta": {"role": "assistant", "content": ""},
+                            "finish_reason": None,
+                        }
+                    ],
+                }
+            )
             words = text.split(" ")
             for i, word in enumerate(words):
                 piece = word if i == len(words) - 1 else word + " "
-                yield _sse({**base, "choices": [
-                    {"index": 0, "delta": {"content": piece}, "finish_reason": None}
-                ]})
+                yield _sse(
+                    {
+                        **base,
+                        "choices": [
+                            {"index": 0, "delta": {"content": piece}, "finish_reason": None}
+                        ],
+                    }
+                )
             yield _sse({**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
             yield _sse({**base, "choices": [], "usage": _usage_dict(usage)})
             yield b"data: [DONE]\n\n"

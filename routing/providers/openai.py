@@ -38,7 +38,10 @@ def _status_error(status: int, body: bytes, upstream_ms: float) -> ProviderError
         message = f"the upstream provider returned HTTP {status}"
     kind = "upstream_unavailable" if status in (429, 503) else "upstream_error"
     return ProviderError(
-        message, retryable=True, kind=kind, status=503 if status == 429 else 502,
+        message,
+        retryable=True,
+        kind=kind,
+        status=503 if status == 429 else 502,
         upstream_ms=upstream_ms,
     )
 
@@ -49,9 +52,7 @@ class OpenAICompatibleAdapter(ProviderAdapter):
     def _url(self, route: Route, path: str) -> str:
         base = route.api_base or self.default_api_base
         if not base:
-            raise ProviderError(
-                f"provider {route.provider_name} has no api_base", retryable=True
-            )
+            raise ProviderError(f"provider {route.provider_name} has no api_base", retryable=True)
         return base.rstrip("/") + path
 
     async def _send(
@@ -73,14 +74,18 @@ class OpenAICompatibleAdapter(ProviderAdapter):
             response = await client.send(request, stream=stream)
         except httpx.TimeoutException as exc:
             raise ProviderError(
-                f"timed out calling {route.provider_name}", retryable=True,
-                kind="upstream_timeout", status=504,
+                f"timed out calling {route.provider_name}",
+                retryable=True,
+                kind="upstream_timeout",
+                status=504,
                 upstream_ms=(time.perf_counter() - started) * 1000,
             ) from exc
         except httpx.TransportError as exc:
             raise ProviderError(
-                f"could not reach {route.provider_name}", retryable=True,
-                kind="upstream_unavailable", status=503,
+                f"could not reach {route.provider_name}",
+                retryable=True,
+                kind="upstream_unavailable",
+                status=503,
                 upstream_ms=(time.perf_counter() - started) * 1000,
             ) from exc
         if response.status_code >= 400:
@@ -88,9 +93,7 @@ class OpenAICompatibleAdapter(ProviderAdapter):
                 body = await response.aread()
             finally:
                 await response.aclose()
-            raise _status_error(
-                response.status_code, body, (time.perf_counter() - started) * 1000
-            )
+            raise _status_error(response.status_code, body, (time.perf_counter() - started) * 1000)
         return response, (time.perf_counter() - started) * 1000
 
     async def _complete(
@@ -124,8 +127,10 @@ class OpenAICompatibleAdapter(ProviderAdapter):
     ) -> UpstreamStream:
         # Usage arrives in a final chunk only when asked for; the proxy strips that chunk again
         # if the client did not ask for it itself.
-        payload = {**payload, "stream_options": {**(payload.get("stream_options") or {}),
-                                                  "include_usage": True}}
+        payload = {
+            **payload,
+            "stream_options": {**(payload.get("stream_options") or {}), "include_usage": True},
+        }
         response, upstream_ms = await self._send(
             route, "/chat/completions", payload, headers, stream=True
         )

@@ -1,0 +1,69 @@
+# The two commands: `make run` (embedded demo, no services) and `make test` (Postgres + Redis).
+PY      := .venv/bin/python
+VENV_OK := .venv/.installed
+PORT    ?= 8000
+HOST    ?= 127.0.0.1
+WEB_CONCURRENCY ?= 2
+# make test talks to real services; override these to point elsewhere.
+TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/gateway
+TEST_REDIS_URL    ?= redis://127.0.0.1:6379/15
+
+.PHONY: install run serve worker beat test lint fmt bench migrate clean
+
+$(VENV_OK): pyproject.toml
+	test -d .venv || python3 -m venv .venv
+	.venv/bin/pip install --quiet --upgrade pip
+	.venv/bin/pip install --quiet -e '.[dev]'
+	touch $(VENV_OK)
+
+install: $(VENV_OK)
+
+# Generated once per checkout: a secret key and a credential encryption key, never committed.
+.env:
+	@$(PY) -c "import secrets; from cryptography.fernet import Fernet; \
+	print('SECRET_KEY=' + secrets.token_urlsafe(50)); \
+	print('GATEWAY_ENCRYPTION_KEYS=' + Fernet.generate_key().decode())" > .env
+	@echo "wrote .env with generated SECRET_KEY and GATEWAY_ENCRYPTION_KEYS"
+
+var:
+	mkdir -p var
+
+migrate: $(VENV_OK) .env var
+	$(PY) manage.py migrate --no-input -v0
+
+run: migrate
+	@$(PY) manage.py seeddemo --base-url http://$(HOST):$(PORT)
+	$(PY) -m uvicorn gateway.asgi:application --host $(HOST) --port $(PORT) --lifespan off \
+		--no-access-log
+
+# Production mode: needs DATABASE_URL and REDIS_URL (and the worker + beat below).
+serve: $(VENV_OK)
+	$(PY) -m uvicorn gateway.asgi:application --host 0.0.0.0 --port $(PORT) \
+		--workers $(WEB_CONCURRENCY) --lifespan off --no-access-log --loop uvloop --http httptools
+
+worker: $(VENV_OK)
+	.venv/bin/celery -A gateway worker -Q default,usage --loglevel INFO
+
+beat: $(VENV_OK)
+	.venv/bin/celery -A gateway beat --loglevel INFO
+
+# Test-only secrets: fixed so failures reproduce; never used outside the test run.
+test: $(VENV_OK)
+	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) \
+	SECRET_KEY=test-only-secret-key \
+	GATEWAY_ENCRYPTION_KEYS=dGVzdC1vbmx5LWZlcm5ldC1rZXktMzItYnl0ZXMhISE= \
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+lint: $(VENV_OK)
+	.venv/bin/ruff check .
+	.venv/bin/ruff format --check .
+
+fmt: $(VENV_OK)
+	.venv/bin/ruff check --fix .
+	.venv/bin/ruff format .
+
+bench: $(VENV_OK)
+	$(PY) bench/run.py
+
+clean:
+	rm -rf .venv var .pytest_cache .ruff_cache

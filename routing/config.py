@@ -1,0 +1,254 @@
+"""Declarative configuration: upsert providers, models and teams from a YAML document.
+
+Idempotent: loading the same file twice changes nothing the second time, and every run says
+what it created or changed. It never deletes. The whole file applies in one transaction, or not
+at all. `${NAME}` is replaced by the environment variable NAME at load time; a missing variable
+is an error, never an empty string.
+"""
+
+import os
+import re
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+
+import yaml
+from django.db import transaction
+
+from routing.models import Deployment, Provider
+from routing.providers import known_kinds
+from tenants.models import Organization, Project, Team
+
+_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+DEFAULT_ORG = "default"
+
+
+class ConfigError(ValueError):
+    pass
+
+
+@dataclass
+class ConfigReport:
+    lines: list[str] = field(default_factory=list)
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+
+    def record(self, label: str, created: bool, changes: list[str]) -> None:
+        if created:
+            self.created += 1
+            self.lines.append(f"created   {label}")
+        elif changes:
+            self.updated += 1
+            self.lines.append(f"updated   {label}: {', '.join(changes)}")
+        else:
+            self.unchanged += 1
+
+    def summary(self) -> str:
+        return f"{self.created} created, {self.updated} updated, {self.unchanged} unchanged"
+
+
+def _interpolate(value, where: str):
+    if isinstance(value, str):
+
+        def replace(match: re.Match) -> str:
+            name = match.group(1)
+            if name not in os.environ:
+                raise ConfigError(f"{where}: environment variable {name} is not set")
+            return os.environ[name]
+
+        return _ENV_REF.sub(replace, value)
+    if isinstance(value, list):
+        return [_interpolate(v, f"{where}[{i}]") for i, v in enumerate(value)]
+    if isinstance(value, dict):
+        return {k: _interpolate(v, f"{where}.{k}") for k, v in value.items()}
+    return value
+
+
+def _section(doc: dict, name: str) -> list[dict]:
+    items = doc.get(name) or []
+    if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
+        raise ConfigError(f"'{name}' must be a list of mappings")
+    return items
+
+
+def _check_keys(item: dict, allowed: set[str], required: set[str], where: str) -> None:
+    unknown = set(item) - allowed
+    if unknown:
+        raise ConfigError(f"{where}: unknown field(s) {', '.join(sorted(unknown))}")
+    missing = required - set(item)
+    if missing:
+        raise ConfigError(f"{where}: missing field(s) {', '.join(sorted(missing))}")
+
+
+def _price(value, where: str) -> Decimal:
+    try:
+        price = Decimal(str(value))
+    except InvalidOperation as exc:
+        raise ConfigError(f"{where}: not a number: {value!r}") from exc
+    if price < 0 or price != price.quantize(Decimal("0.000001")):
+        raise ConfigError(f"{where}: must be >= 0 with at most 6 decimals")
+    return price
+
+
+def _apply(obj, values: dict, secret_fields: frozenset[str] = frozenset()) -> list[str]:
+    """Set changed attributes; describe each change (secrets by name only)."""
+    changes = []
+    for name, new in values.items():
+        old = getattr(obj, name)
+        if old != new:
+            setattr(obj, name, new)
+            changes.append(name if name in secret_fields else f"{name} {old!r} -> {new!r}")
+    return changes
+
+
+def _load_provider(item: dict, report: ConfigReport) -> None:
+    where = f"provider {item.get('name', '?')}"
+    _check_keys(
+        item,
+        {"name", "kind", "api_base", "api_key", "region", "timeout_s", "enabled"},
+        {"name", "kind"},
+        where,
+    )
+    if item["kind"] not in known_kinds():
+        raise ConfigError(f"{where}: kind must be one of {', '.join(known_kinds())}")
+    if item["kind"] == Provider.Kind.OPENAI_COMPATIBLE and not item.get("api_base"):
+        raise ConfigError(f"{where}: openai_compatible providers need api_base")
+    provider = Provider.objects.filter(name=item["name"]).first()
+    created = provider is None
+    provider = provider or Provider(name=item["name"])
+    changes = _apply(
+        provider,
+        {
+            "kind": item["kind"],
+            "api_base": item.get("api_base", "") or "",
+            "region": item.get("region", "") or "",
+            "timeout_s": float(item.get("timeout_s", 600.0)),
+            "enabled": bool(item.get("enabled", True)),
+        },
+    )
+    api_key = item.get("api_key", "") or ""
+    if api_key != (provider.get_api_key() if provider.api_key_encrypted else ""):
+        provider.set_api_key(api_key)
+        changes.append("api_key")
+    if created or changes:
+        provider.full_clean()
+        provider.save()
+    report.record(where, created, [] if created else changes)
+
+
+def _load_model(item: dict, report: ConfigReport) -> None:
+    where = f"model {item.get('name', '?')}"
+    _check_keys(item, {"name", "mode", "deployments"}, {"name", "deployments"}, where)
+    mode = item.get("mode", Deployment.Mode.CHAT)
+    if mode not in Deployment.Mode.values:
+        raise ConfigError(f"{where}: mode must be one of {', '.join(Deployment.Mode.values)}")
+    for index, dep in enumerate(_section(item, "deployments")):
+        dwhere = f"{where} deployment {index}"
+        _check_keys(
+            dep,
+            {
+                "provider",
+                "model",
+                "input_cost_per_mtok",
+                "output_cost_per_mtok",
+                "context_window",
+                "region",
+                "enabled",
+            },
+            {"provider", "model"},
+            dwhere,
+        )
+        provider = Provider.objects.filter(name=dep["provider"]).first()
+        if provider is None:
+            raise ConfigError(f"{dwhere}: unknown provider {dep['provider']!r}")
+        deployment = Deployment.objects.filter(
+            provider=provider, model_name=item["name"], upstream_model=dep["model"]
+        ).first()
+        created = deployment is None
+        deployment = deployment or Deployment(
+            provider=provider, model_name=item["name"], upstream_model=dep["model"]
+        )
+        window = dep.get("context_window")
+        changes = _apply(
+            deployment,
+            {
+                "mode": mode,
+                "input_cost_per_mtok": _price(dep.get("input_cost_per_mtok", 0), dwhere),
+                "output_cost_per_mtok": _price(dep.get("output_cost_per_mtok", 0), dwhere),
+                "context_window": int(window) if window is not None else None,
+                "region": dep.get("region", "") or "",
+                "enabled": bool(dep.get("enabled", True)),
+            },
+        )
+        if created or changes:
+            deployment.full_clean()
+            deployment.save()
+        label = f"deployment {item['name']} -> {provider.name}/{dep['model']}"
+        report.record(label, created, [] if created else changes)
+
+
+def _load_team(item: dict, report: ConfigReport) -> None:
+    where = f"team {item.get('slug', '?')}"
+    _check_keys(
+        item,
+        {"slug", "name", "organization", "cost_center", "allowed_models", "is_active", "projects"},
+        {"slug"},
+        where,
+    )
+    models = item.get("allowed_models", [])
+    if not isinstance(models, list) or not all(isinstance(m, str) for m in models):
+        raise ConfigError(f"{where}: allowed_models must be a list of model names")
+    org_slug = item.get("organization", DEFAULT_ORG)
+    org, org_created = Organization.objects.get_or_create(
+        slug=org_slug, defaults={"name": org_slug.replace("-", " ").title()}
+    )
+    if org_created:
+        report.record(f"organization {org_slug}", True, [])
+    team = Team.objects.filter(slug=item["slug"]).first()
+    created = team is None
+    team = team or Team(slug=item["slug"], organization=org)
+    changes = _apply(
+        team,
+        {
+            "name": item.get("name", item["slug"]),
+            "organization": org,
+            "cost_center": item.get("cost_center", "") or "",
+            "allowed_models": models,
+            "is_active": bool(item.get("is_active", True)),
+        },
+    )
+    if created or changes:
+        team.full_clean()
+        team.save()
+    report.record(where, created, [] if created else changes)
+    for proj in _section(item, "projects"):
+        _check_keys(proj, {"slug", "name"}, {"slug"}, f"{where} project")
+        project, p_created = Project.objects.get_or_create(
+            team=team, slug=proj["slug"], defaults={"name": proj.get("name", proj["slug"])}
+        )
+        p_changes = [] if p_created else _apply(project, {"name": proj.get("name", proj["slug"])})
+        if p_changes:
+            project.save()
+        report.record(f"project {team.slug}/{project.slug}", p_created, p_changes)
+
+
+def config_load(*, text: str) -> ConfigReport:
+    try:
+        doc = yaml.safe_load(text) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"not valid YAML: {exc}") from exc
+    if not isinstance(doc, dict):
+        raise ConfigError("the configuration must be a mapping at the top level")
+    unknown = set(doc) - {"providers", "models", "teams"}
+    if unknown:
+        raise ConfigError(f"unknown top-level section(s): {', '.join(sorted(unknown))}")
+    doc = _interpolate(doc, "config")
+    report = ConfigReport()
+    with transaction.atomic():
+        for item in _section(doc, "providers"):
+            _load_provider(item, report)
+        for item in _section(doc, "models"):
+            _load_model(item, report)
+        for item in _section(doc, "teams"):
+            _load_team(item, report)
+    return report

@@ -1,0 +1,25 @@
+from pathlib import Path
+
+from django.core.management.base import BaseCommand, CommandError
+
+from routing.config import ConfigError, config_load
+
+
+class Command(BaseCommand):
+    help = "Create or update providers, models and teams from a YAML file (idempotent)."
+
+    def add_arguments(self, parser):
+        parser.add_argument("file", type=Path)
+
+    def handle(self, *args, file: Path, **options):
+        try:
+            text = file.read_text()
+        except OSError as exc:
+            raise CommandError(f"cannot read {file}: {exc.strerror}") from exc
+        try:
+            report = config_load(text=text)
+        except ConfigError as exc:
+            raise CommandError(f"{file}: {exc}; nothing was changed") from exc
+        for line in report.lines:
+            self.stdout.write(line)
+        self.stdout.write(self.style.SUCCESS(report.summary()))
