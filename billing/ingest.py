@@ -16,6 +16,7 @@ import logging
 import orjson
 import redis
 from django.conf import settings
+from django.db import DataError, IntegrityError
 
 from gateway.state import get_state
 
@@ -23,6 +24,9 @@ from .services import usage_records_ingest
 
 log = logging.getLogger(__name__)
 GROUP = "usage-ingest"
+# What one bad event raises on its way to a row: conversion errors, or the database refusing a
+# value. Connection errors are not in here: the batch stays pending and is retried.
+_BAD_EVENT = (KeyError, TypeError, ValueError, ArithmeticError, DataError, IntegrityError)
 
 
 def _client() -> redis.Redis:
@@ -44,18 +48,34 @@ def _decode(entries: list) -> tuple[list[bytes], list[dict]]:
         if not fields:  # deleted while pending; nothing to store
             continue
         try:
-            events.append(orjson.loads(fields[b"e"]))
+            event = orjson.loads(fields[b"e"])
         except (KeyError, orjson.JSONDecodeError):
+            event = None
+        if isinstance(event, dict):
+            events.append(event)
+        else:
             # A malformed event would be replayed forever; log its id and let it go.
             log.error("dropping malformed usage event %s", entry_id)
     return ids, events
+
+
+def _store(events: list[dict]) -> None:
+    """Store the batch; if one event spoils it, store the others one by one and drop that one."""
+    try:
+        usage_records_ingest(events=events)  # commits
+    except _BAD_EVENT:
+        if len(events) == 1:
+            log.exception("dropping malformed usage event %s", events[0].get("request_id"))
+            return
+        for event in events:
+            _store([event])
 
 
 def store_and_ack(client: redis.Redis, entries: list) -> int:
     ids, events = _decode(entries)
     if not ids:
         return 0
-    usage_records_ingest(events=events)  # commits
+    _store(events)
     stream = settings.GATEWAY_USAGE_STREAM
     pipe = client.pipeline(transaction=True)
     pipe.xack(stream, GROUP, *ids)

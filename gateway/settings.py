@@ -8,10 +8,23 @@ docs/configuration.md lists every variable.
 from pathlib import Path
 
 import environ
+from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
-env = environ.Env()
+
+class _Env(environ.Env):
+    """django-environ, but a value of the wrong type names its variable (a bare ValueError like
+    "invalid literal for int()" does not say which of the variables is wrong)."""
+
+    def get_value(self, var, cast=None, default=environ.Env.NOTSET, parse_default=False):
+        try:
+            return super().get_value(var, cast=cast, default=default, parse_default=parse_default)
+        except (TypeError, ValueError) as exc:
+            raise ImproperlyConfigured(f"{var} has an invalid value: {exc}") from exc
+
+
+env = _Env()
 # Real environment variables win over the file: `make run` writes .env once with generated secrets.
 environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 
 import yaml
+from django.core.exceptions import ValidationError
 from django.db import transaction
 
 from routing.models import Deployment, Provider
@@ -85,9 +86,27 @@ def _price(value, where: str) -> Decimal:
         price = Decimal(str(value))
     except InvalidOperation as exc:
         raise ConfigError(f"{where}: not a number: {value!r}") from exc
+    if not price.is_finite():
+        raise ConfigError(f"{where}: not a number: {value!r}")
     if price < 0 or price != price.quantize(Decimal("0.000001")):
         raise ConfigError(f"{where}: must be >= 0 with at most 6 decimals")
     return price
+
+
+def _number(value, cast, where: str, name: str):
+    try:
+        return cast(value)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{where}: {name} is not a number: {value!r}") from exc
+
+
+def _full_clean(obj, where: str) -> None:
+    """The model's own validation (slugs, URLs, minimums) as a ConfigError naming the item."""
+    try:
+        obj.full_clean()
+    except ValidationError as exc:
+        details = "; ".join(f"{f}: {' '.join(m)}" for f, m in exc.message_dict.items())
+        raise ConfigError(f"{where}: {details}") from exc
 
 
 def _apply(obj, values: dict, secret_fields: frozenset[str] = frozenset()) -> list[str]:
@@ -122,7 +141,7 @@ def _load_provider(item: dict, report: ConfigReport) -> None:
             "kind": item["kind"],
             "api_base": item.get("api_base", "") or "",
             "region": item.get("region", "") or "",
-            "timeout_s": float(item.get("timeout_s", 600.0)),
+            "timeout_s": _number(item.get("timeout_s", 600.0), float, where, "timeout_s"),
             "enabled": bool(item.get("enabled", True)),
         },
     )
@@ -131,7 +150,7 @@ def _load_provider(item: dict, report: ConfigReport) -> None:
         provider.set_api_key(api_key)
         changes.append("api_key")
     if created or changes:
-        provider.full_clean()
+        _full_clean(provider, where)
         provider.save()
     report.record(where, created, [] if created else changes)
 
@@ -175,13 +194,15 @@ def _load_model(item: dict, report: ConfigReport) -> None:
                 "mode": mode,
                 "input_cost_per_mtok": _price(dep.get("input_cost_per_mtok", 0), dwhere),
                 "output_cost_per_mtok": _price(dep.get("output_cost_per_mtok", 0), dwhere),
-                "context_window": int(window) if window is not None else None,
+                "context_window": (
+                    _number(window, int, dwhere, "context_window") if window is not None else None
+                ),
                 "region": dep.get("region", "") or "",
                 "enabled": bool(dep.get("enabled", True)),
             },
         )
         if created or changes:
-            deployment.full_clean()
+            _full_clean(deployment, dwhere)
             deployment.save()
         label = f"deployment {item['name']} -> {provider.name}/{dep['model']}"
         report.record(label, created, [] if created else changes)
@@ -198,11 +219,12 @@ def _load_team(item: dict, report: ConfigReport) -> None:
     models = item.get("allowed_models", [])
     if not isinstance(models, list) or not all(isinstance(m, str) for m in models):
         raise ConfigError(f"{where}: allowed_models must be a list of model names")
-    org_slug = item.get("organization", DEFAULT_ORG)
-    org, org_created = Organization.objects.get_or_create(
-        slug=org_slug, defaults={"name": org_slug.replace("-", " ").title()}
-    )
-    if org_created:
+    org_slug = str(item.get("organization", DEFAULT_ORG))
+    org = Organization.objects.filter(slug=org_slug).first()
+    if org is None:
+        org = Organization(slug=org_slug, name=org_slug.replace("-", " ").title())
+        _full_clean(org, f"{where} organization {org_slug}")
+        org.save()
         report.record(f"organization {org_slug}", True, [])
     team = Team.objects.filter(slug=item["slug"]).first()
     created = team is None
@@ -218,16 +240,17 @@ def _load_team(item: dict, report: ConfigReport) -> None:
         },
     )
     if created or changes:
-        team.full_clean()
+        _full_clean(team, where)
         team.save()
     report.record(where, created, [] if created else changes)
     for proj in _section(item, "projects"):
         _check_keys(proj, {"slug", "name"}, {"slug"}, f"{where} project")
-        project, p_created = Project.objects.get_or_create(
-            team=team, slug=proj["slug"], defaults={"name": proj.get("name", proj["slug"])}
-        )
-        p_changes = [] if p_created else _apply(project, {"name": proj.get("name", proj["slug"])})
-        if p_changes:
+        project = Project.objects.filter(team=team, slug=proj["slug"]).first()
+        p_created = project is None
+        project = project or Project(team=team, slug=proj["slug"])
+        p_changes = _apply(project, {"name": proj.get("name", proj["slug"])})
+        if p_created or p_changes:
+            _full_clean(project, f"{where} project {proj['slug']}")
             project.save()
         report.record(f"project {team.slug}/{project.slug}", p_created, p_changes)
 

@@ -1,8 +1,24 @@
+from django import forms
 from django.contrib import admin, messages
 from django.template.response import TemplateResponse
 
 from .models import ApiKey, Membership, Organization, Project, Team
 from .services import api_key_issue, api_key_revoke
+
+
+class AllowedModelsForm(forms.ModelForm):
+    """allowed_models is a JSON list of model names. A blank box is the empty list: the form
+    field would otherwise hand the model None, which the NOT NULL column refuses."""
+
+    def clean_allowed_models(self):
+        value = self.cleaned_data.get("allowed_models")
+        if value is None:
+            return []
+        if not isinstance(value, list) or not all(isinstance(m, str) for m in value):
+            raise forms.ValidationError(
+                'Enter a JSON list of model names, e.g. ["small"] or ["*"].'
+            )
+        return value
 
 
 @admin.register(Organization)
@@ -20,6 +36,7 @@ class MembershipInline(admin.TabularInline):
 
 @admin.register(Team)
 class TeamAdmin(admin.ModelAdmin):
+    form = AllowedModelsForm
     list_display = ["slug", "name", "organization", "cost_center", "allowed_models", "is_active"]
     list_filter = ["is_active", "organization"]
     search_fields = ["slug", "name", "cost_center"]
@@ -85,6 +102,7 @@ class ApiKeyAdmin(admin.ModelAdmin):
     ]
     actions = [revoke_keys]
     autocomplete_fields = ["owner"]
+    form = AllowedModelsForm
 
     def save_model(self, request, obj, form, change):
         if change:
