@@ -13,7 +13,7 @@ TEST_REDIS_URL    ?= redis://127.0.0.1:6379/15
 $(VENV_OK): pyproject.toml
 	test -d .venv || python3 -m venv .venv
 	.venv/bin/pip install --quiet --upgrade pip
-	.venv/bin/pip install --quiet -e '.[dev]'
+	.venv/bin/pip install --quiet '.[dev]'
 	touch $(VENV_OK)
 
 install: $(VENV_OK)
