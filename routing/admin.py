@@ -5,6 +5,12 @@ from .models import Deployment, Provider
 
 
 class ProviderForm(forms.ModelForm):
+    api_base = forms.URLField(
+        required=False,
+        max_length=500,
+        assume_scheme="https",
+        help_text=Provider._meta.get_field("api_base").help_text,
+    )
     # Write-only: the stored credential is never rendered back, not even masked.
     api_key = forms.CharField(
         required=False,

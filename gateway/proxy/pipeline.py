@@ -7,6 +7,7 @@ Coming issues slot in here: the policy engine and one-round-trip admission (rate
 budgets) between candidates and the call, health/circuit filters inside candidate selection.
 """
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 
@@ -179,13 +180,19 @@ async def handle(request: HttpRequest, endpoint: str) -> HttpResponse:
     except GatewayError as exc:
         ctx.fail(exc.status, exc.error_type)
         response = error_response(exc, ctx.request_id)
+    except asyncio.CancelledError:
+        # The client went away (Django cancels the view); the upstream may already have been
+        # called, so the request is still logged. Shielded: this task is being cancelled.
+        ctx.fail(499, "client_disconnected")
+        await asyncio.shield(ctx.settle())
+        raise
     except Exception:
         log.exception("request %s: unexpected error", ctx.request_id)
         exc = InternalError("the gateway failed to handle this request")
         ctx.fail(exc.status, exc.error_type)
         response = error_response(exc, ctx.request_id)
     if not response.streaming:
-        await ctx.settle()
+        await asyncio.shield(ctx.settle())
     _set_headers(response, ctx)
     return response
 

@@ -52,6 +52,7 @@ async def relay(
     buffer = b""
     streamed_bytes = 0
     reported = False
+    finished = False  # the client has been sent the terminating `data: [DONE]`
     try:
         try:
             async for chunk in upstream.chunks:
@@ -74,6 +75,7 @@ async def relay(
                         ctx.ttft_ms = ctx.elapsed_ms()
                     joined = b"".join(out)
                     streamed_bytes += len(joined)
+                    finished = out[-1].startswith(b"data: [DONE]")
                     yield joined
             if buffer.strip():
                 yield buffer
@@ -85,12 +87,19 @@ async def relay(
             yield _error_event("the upstream stream ended abnormally", code)
     except (asyncio.CancelledError, GeneratorExit):
         # The client went away. Django cancels the response task (or closes this generator).
-        ctx.fail(499, "client_disconnected")
+        # Clients such as the OpenAI SDK hang up as soon as they read [DONE]: that stream was
+        # delivered in full and is not a disconnect.
+        if not finished:
+            ctx.fail(499, "client_disconnected")
         raise
     finally:
         if not reported:
             # Counting SSE bytes over-estimates the output (JSON framing); for money, erring
             # high is the safe side, and the row says it is an estimate.
             ctx.usage = estimate_usage(payload, streamed_bytes)
-        await upstream.aclose()
-        await ctx.settle()
+        try:
+            await upstream.aclose()
+        finally:
+            # A client that hangs up right after its last chunk gets this task cancelled while
+            # the usage event is being written; shielded, the write completes anyway.
+            await asyncio.shield(ctx.settle())

@@ -1,0 +1,92 @@
+"""End-to-end fixtures: the real gateway ASGI app and a fake OpenAI upstream, both on sockets.
+
+Both servers live for the whole session (starting uvicorn per test would dominate the run
+time); each test gets a reset upstream, freshly loaded configuration and a new key. The gateway
+serves from another thread, so tests that call it use `transactional_db`: only committed data
+is visible to the server thread.
+"""
+
+import asyncio
+import socket
+from pathlib import Path
+
+import pytest
+from asgiref.sync import sync_to_async
+from django.db import connections
+
+from routing.config import config_load
+from tenants.models import Team
+from tenants.services import api_key_issue
+from tests.fake_upstream import FakeUpstream, ServerThread
+
+from .support import CONFIG, PROVIDER_SECRET, TEAM, Gateway
+
+
+@pytest.fixture(scope="session")
+def closed_port():
+    """A port that refuses connections: bound (so nothing else takes it) but never listening."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    yield sock.getsockname()[1]
+    sock.close()
+
+
+@pytest.fixture(scope="session")
+def fake_upstream_server():
+    fake = FakeUpstream(api_key=PROVIDER_SECRET).start()
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture
+def upstream(fake_upstream_server):
+    fake_upstream_server.reset()
+    yield fake_upstream_server
+    fake_upstream_server.reset()
+
+
+@pytest.fixture(scope="session")
+def gateway_server(django_db_setup, django_db_blocker):
+    # Depending on django_db_setup makes this stop before the test database is dropped.
+    from gateway.asgi import application
+
+    server = ServerThread(application)
+    server.start()
+    yield server.url
+    server.stop()
+    # The server's database work ran on asgiref's shared executor thread; close what it left
+    # open there, or the test database cannot be dropped at the end of the session.
+    with django_db_blocker.unblock():
+        asyncio.run(sync_to_async(connections.close_all)())
+
+
+@pytest.fixture
+def gateway(gateway_server, upstream, closed_port, transactional_db) -> Gateway:
+    config_load(
+        text=CONFIG.format(
+            base=upstream.base_url,
+            secret=PROVIDER_SECRET,
+            closed=f"http://127.0.0.1:{closed_port}/v1",
+            team=TEAM,
+        )
+    )
+    team = Team.objects.get(slug=TEAM)
+    issued = api_key_issue(team=team, name="e2e")
+    return Gateway(url=gateway_server, key=issued.secret, api_key=issued.api_key, team=team)
+
+
+# After each transactional test Django empties the tables and re-runs post_migrate (content types,
+# permissions) for the available apps; limited to the gateway's own apps that takes a fraction of
+# the time. Tests that need more (the admin) carry their own django_db marker.
+GATEWAY_APPS = ["tenants", "routing", "billing"]
+
+
+def pytest_collection_modifyitems(items):
+    here = Path(__file__).parent
+    for item in items:
+        if (
+            here in Path(item.fspath).parents
+            and "gateway" in item.fixturenames
+            and item.get_closest_marker("django_db") is None
+        ):
+            item.add_marker(pytest.mark.django_db(transaction=True, available_apps=GATEWAY_APPS))

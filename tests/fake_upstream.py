@@ -1,0 +1,399 @@
+"""A fake OpenAI upstream: a real HTTP server speaking OpenAI's wire format.
+
+End-to-end tests point an `openai_compatible` provider at it and assert on what it received;
+the benchmark runs it as the fast upstream (`python -m tests.fake_upstream --port PORT`). It is
+a raw ASGI app under uvicorn, so the gateway talks to it over real sockets exactly as it talks
+to a vendor. Response bodies are built once per model and reused, keeping the fake's own cost
+out of benchmark numbers.
+
+Behaviour is set per test: `delay_s` (before response headers), `chunk_delay_s` (between
+stream events) and faults (`fail`, `hang`, `drop_stream`), each optionally for the next N
+matching requests only.
+"""
+
+import argparse
+import asyncio
+import base64
+import json
+import socket
+import struct
+import threading
+import time
+from dataclasses import dataclass
+
+import uvicorn
+
+PROMPT_TOKENS = 12
+COMPLETION_TOKENS = 5
+EMBEDDING_TOKENS_PER_INPUT = 4
+EMBEDDING_DIMS = 8
+REPLY = "Hello from the fake upstream."
+MODELS = ("fake-chat", "fake-embed")
+# OpenAI's token breakdowns; the fake has nothing to break down.
+_COMPLETION_DETAILS = {
+    f"{k}_tokens": 0 for k in ("reasoning", "audio", "accepted_prediction", "rejected_prediction")
+}
+_JSON_HEADERS = [(b"content-type", b"application/json")]
+_SSE_HEADERS = [
+    (b"content-type", b"text/event-stream; charset=utf-8"),
+    (b"cache-control", b"no-cache"),
+]
+# Quiet, and no lifespan: the apps served here have no startup or shutdown work.
+_UVICORN = {"lifespan": "off", "access_log": False, "log_level": "warning"}
+
+# OpenAI's error `type` and `code` for the statuses tests inject.
+_ERRORS = {
+    400: ("invalid_request_error", None, "Invalid request."),
+    401: ("invalid_request_error", "invalid_api_key", "Incorrect API key provided."),
+    404: ("invalid_request_error", "model_not_found", "The model does not exist."),
+    429: ("requests", "rate_limit_exceeded", "Rate limit reached for requests."),
+    500: ("server_error", None, "The server had an error while processing your request."),
+    503: ("server_error", None, "The engine is currently overloaded, please try again later."),
+}
+
+
+@dataclass(frozen=True)
+class ReceivedRequest:
+    method: str
+    path: str
+    headers: dict[str, str]  # lower-cased names
+    body: object  # parsed JSON, or None when the body was empty or not JSON
+
+
+@dataclass
+class Fault:
+    """What to do instead of answering normally. `times=None` means every matching request."""
+
+    status: int | None = None
+    error: dict | None = None
+    hang: bool = False
+    drop_after_chunks: int | None = None
+    times: int | None = None
+    model: str | None = None  # only requests for this model, when set
+
+
+class _DropConnection(Exception):
+    """Raised after the response started: uvicorn then closes the socket mid-body."""
+
+
+def _error_body(status: int, **overrides) -> bytes:
+    kind, code, message = _ERRORS.get(status, ("server_error", None, f"HTTP {status}"))
+    error = {"message": message, "type": kind, "param": None, "code": code}
+    error.update({k: v for k, v in overrides.items() if v is not None})
+    return json.dumps({"error": error}).encode()
+
+
+def _sse(data: dict) -> bytes:
+    return b"data: " + json.dumps(data, separators=(",", ":")).encode() + b"\n\n"
+
+
+class FakeUpstream:
+    def __init__(
+        self,
+        *,
+        api_key: str | None = None,
+        reply: str = REPLY,
+        prompt_tokens: int = PROMPT_TOKENS,
+        completion_tokens: int = COMPLETION_TOKENS,
+        record: bool = True,
+    ) -> None:
+        # When set, requests without this bearer credential get OpenAI's 401, like the real API.
+        self.api_key = api_key
+        self.reply = reply
+        self.prompt_tokens = prompt_tokens
+        self.completion_tokens = completion_tokens
+        self.record = record
+        self.requests: list[ReceivedRequest] = []
+        self.delay_s = 0.0
+        self.chunk_delay_s = 0.0
+        # Requests whose client went away before the response was complete.
+        self.disconnects = 0
+        self._faults: list[Fault] = []
+        self._lock = threading.Lock()  # faults are set by the test thread, used by the server's
+        self._bodies: dict[tuple, object] = {}
+        self._server: ServerThread | None = None
+        self._created = int(time.time())
+
+    # --- test controls --------------------------------------------------------------------------
+
+    def reset(self) -> None:
+        with self._lock:
+            self._faults.clear()
+        self.requests.clear()
+        self.delay_s = 0.0
+        self.chunk_delay_s = 0.0
+        self.disconnects = 0
+
+    def fail(self, status: int, *, times: int | None = None, model: str | None = None, **error):
+        """Answer `status` with OpenAI's error body; `error` overrides message/type/param/code."""
+        self._add(Fault(status=status, error=error, times=times, model=model))
+
+    def hang(self, *, times: int | None = None, model: str | None = None) -> None:
+        """Never answer; the request ends when the client gives up and disconnects."""
+        self._add(Fault(hang=True, times=times, model=model))
+
+    def drop_stream(
+        self, *, after_chunks: int = 1, times: int | None = None, model: str | None = None
+    ) -> None:
+        """Start a stream, send `after_chunks` events, then close the connection."""
+        self._add(Fault(drop_after_chunks=after_chunks, times=times, model=model))
+
+    def _add(self, fault: Fault) -> None:
+        with self._lock:
+            self._faults.append(fault)
+
+    def _take_fault(self, model: str | None) -> Fault | None:
+        if not self._faults:  # the benchmark's hot path: no lock when nothing is injected
+            return None
+        with self._lock:
+            for fault in self._faults:
+                if fault.model is not None and fault.model != model:
+                    continue
+                if fault.times is not None:
+                    if fault.times <= 0:
+                        continue
+                    fault.times -= 1
+                return fault
+        return None
+
+    def received(self, path: str) -> list[ReceivedRequest]:
+        return [r for r in self.requests if r.path == path]
+
+    # --- serving ------------------------------------------------------------------------------
+
+    @property
+    def base_url(self) -> str:
+        if self._server is None:
+            raise RuntimeError("the fake upstream is not running")
+        return f"{self._server.url}/v1"
+
+    def start(self) -> "FakeUpstream":
+        self._server = ServerThread(self)
+        self._server.start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.stop()
+            self._server = None
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            return
+        raw = b""
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            raw += message.get("body", b"")
+            if not message.get("more_body"):
+                break
+        try:
+            body = json.loads(raw) if raw else None
+        except ValueError:
+            await _respond(send, 400, _error_body(400, message="We could not parse the JSON."))
+            return
+        method, path = scope["method"], scope["path"]
+        if self.record or self.api_key is not None:
+            headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+            if self.record:
+                self.requests.append(ReceivedRequest(method, path, headers, body))
+            if (
+                self.api_key is not None
+                and headers.get("authorization") != f"Bearer {self.api_key}"
+            ):
+                await _respond(send, 401, _error_body(401))
+                return
+        model = body.get("model") if isinstance(body, dict) else None
+        fault = self._take_fault(model)
+        if self.delay_s and await _sleep_or_disconnect(receive, self.delay_s):
+            self.disconnects += 1
+            return
+        if fault is not None and fault.hang:
+            await _until_disconnect(receive)
+            self.disconnects += 1
+            return
+        if fault is not None and fault.status is not None:
+            await _respond(send, fault.status, _error_body(fault.status, **(fault.error or {})))
+            return
+
+        if path == "/v1/chat/completions" and method == "POST" and isinstance(body, dict):
+            await self._chat(body, receive, send, fault)
+        elif path == "/v1/embeddings" and method == "POST" and isinstance(body, dict):
+            await _respond(send, 200, self._embeddings(body))
+        elif path == "/v1/models" and method == "GET":
+            await _respond(send, 200, self._models())
+        else:
+            await _respond(send, 404, _error_body(404, message=f"Unknown URL: {method} {path}"))
+
+    # --- bodies (built once per shape, then reused) ---------------------------------------------
+
+    def _cached(self, key: tuple, build):
+        found = self._bodies.get(key)
+        if found is None:
+            found = self._bodies[key] = build()
+        return found
+
+    def _envelope(self, kind: str, model: str) -> dict:
+        return {
+            "id": "chatcmpl-fake",
+            "object": kind,
+            "created": self._created,
+            "model": model,
+            "service_tier": "default",
+            "system_fingerprint": "fp_fake",
+        }
+
+    def _usage(self) -> dict:
+        return {
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens,
+            "total_tokens": self.prompt_tokens + self.completion_tokens,
+            "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
+            "completion_tokens_details": _COMPLETION_DETAILS,
+        }
+
+    def _completion(self, model: str) -> bytes:
+        def build() -> bytes:
+            message = dict(role="assistant", content=self.reply, refusal=None, annotations=[])
+            choice = {"index": 0, "message": message, "logprobs": None, "finish_reason": "stop"}
+            body = {**self._envelope("chat.completion", model), "choices": [choice]}
+            return json.dumps({**body, "usage": self._usage()}).encode()
+
+        return self._cached(("chat", model), build)
+
+    def _events(self, model: str, include_usage: bool) -> list[bytes]:
+        def build() -> list[bytes]:
+            base = self._envelope("chat.completion.chunk", model)
+            # With include_usage, OpenAI puts "usage": null on every chunk before the last.
+            if include_usage:
+                base["usage"] = None
+            words = self.reply.split(" ")
+            deltas = [{"role": "assistant", "content": "", "refusal": None}]
+            deltas += [{"content": w + " "} for w in words[:-1]] + [{"content": words[-1]}]
+            choices = [dict(index=0, delta=d, logprobs=None, finish_reason=None) for d in deltas]
+            choices.append(dict(index=0, delta={}, logprobs=None, finish_reason="stop"))
+            events = [_sse({**base, "choices": [c]}) for c in choices]
+            if include_usage:
+                events.append(_sse({**base, "choices": [], "usage": self._usage()}))
+            return [*events, b"data: [DONE]\n\n"]
+
+        return self._cached(("stream", model, include_usage), build)
+
+    async def _chat(self, body: dict, receive, send, fault: Fault | None) -> None:
+        model = str(body.get("model", ""))
+        if not body.get("stream"):
+            await _respond(send, 200, self._completion(model))
+            return
+        options = body.get("stream_options") or {}
+        events = self._events(model, bool(options.get("include_usage")))
+        await send({"type": "http.response.start", "status": 200, "headers": _SSE_HEADERS})
+        drop_after = fault.drop_after_chunks if fault is not None else None
+        if not self.chunk_delay_s and drop_after is None:
+            # Nothing to observe between events: one write is cheapest for the benchmark.
+            await send({"type": "http.response.body", "body": b"".join(events)})
+            return
+        for index, event in enumerate(events):
+            if drop_after is not None and index == drop_after:
+                raise _DropConnection("fault injection: connection closed mid-stream")
+            pause = self.chunk_delay_s if index else 0.0
+            if pause and await _sleep_or_disconnect(receive, pause):
+                self.disconnects += 1
+                return
+            await send({"type": "http.response.body", "body": event, "more_body": True})
+        await send({"type": "http.response.body", "body": b""})
+
+    def _embeddings(self, body: dict) -> bytes:
+        inputs = body.get("input")
+        # A string, or a list of token ids, is one input; otherwise one per list item.
+        many = isinstance(inputs, list) and inputs and not isinstance(inputs[0], int)
+        count = len(inputs) if many else 1
+        as_base64 = body.get("encoding_format") == "base64"  # the openai SDK's default
+        model = str(body.get("model", ""))
+
+        def build() -> bytes:
+            vector = [round((i + 1) / (EMBEDDING_DIMS + 1), 6) for i in range(EMBEDDING_DIMS)]
+            if as_base64:
+                vector = base64.b64encode(struct.pack(f"<{EMBEDDING_DIMS}f", *vector)).decode()
+            data = [{"object": "embedding", "index": i, "embedding": vector} for i in range(count)]
+            tokens = EMBEDDING_TOKENS_PER_INPUT * count
+            usage = {"prompt_tokens": tokens, "total_tokens": tokens}
+            body = {"object": "list", "data": data, "model": model, "usage": usage}
+            return json.dumps(body).encode()
+
+        return self._cached(("embed", model, count, as_base64), build)
+
+    def _models(self) -> bytes:
+        def build() -> bytes:
+            created = self._created
+            data = [dict(id=m, object="model", created=created, owned_by="fake") for m in MODELS]
+            return json.dumps({"object": "list", "data": data}).encode()
+
+        return self._cached(("models",), build)
+
+
+async def _respond(send, status: int, body: bytes) -> None:
+    await send({"type": "http.response.start", "status": status, "headers": _JSON_HEADERS})
+    await send({"type": "http.response.body", "body": body})
+
+
+async def _until_disconnect(receive) -> None:
+    # The body has been read, so the next message is the client's disconnect.
+    while (await receive())["type"] != "http.disconnect":
+        pass
+
+
+async def _sleep_or_disconnect(receive, seconds: float) -> bool:
+    """Sleep, but wake early (returning True) if the client goes away meanwhile."""
+    try:
+        await asyncio.wait_for(_until_disconnect(receive), timeout=seconds)
+    except TimeoutError:
+        return False
+    return True
+
+
+class ServerThread:
+    """Any ASGI app under uvicorn in a daemon thread, on a port the OS picked."""
+
+    def __init__(self, app, *, host: str = "127.0.0.1", port: int = 0) -> None:
+        # Binding here, before the thread starts, means the port is known and reserved at once.
+        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._sock.bind((host, port))
+        self.host, self.port = self._sock.getsockname()[:2]
+        # A short graceful shutdown: hanging requests must not hold up the end of the session.
+        config = uvicorn.Config(app, timeout_graceful_shutdown=1, **_UVICORN)
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(
+            target=self._server.run, kwargs={"sockets": [self._sock]}, daemon=True
+        )
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def start(self, timeout_s: float = 10.0) -> None:
+        self._thread.start()
+        deadline = time.monotonic() + timeout_s
+        while not self._server.started:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError(f"server on {self.url} did not start")
+            time.sleep(0.01)
+
+    def stop(self) -> None:
+        self._server.should_exit = True
+        self._thread.join(timeout=10)
+        self._sock.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="Serve the fake OpenAI upstream (no delays).")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=9100)
+    args = parser.parse_args()
+    # Not recording: a benchmark sends far more requests than anyone will inspect.
+    uvicorn.run(FakeUpstream(record=False), host=args.host, port=args.port, **_UVICORN)
+
+
+if __name__ == "__main__":
+    main()
