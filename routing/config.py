@@ -72,7 +72,39 @@ def _section(doc: dict, name: str) -> list[dict]:
     return items
 
 
-def _check_keys(item: dict, allowed: set[str], required: set[str], where: str) -> None:
+# Every field the file may contain, per level (docs/configuration.md documents each one).
+FIELDS: dict[str, frozenset[str]] = {
+    "providers": frozenset(
+        {"name", "kind", "api_base", "api_key", "region", "timeout_s", "enabled"}
+    ),
+    "models": frozenset({"name", "mode", "deployments"}),
+    "deployments": frozenset(
+        {
+            "provider",
+            "model",
+            "input_cost_per_mtok",
+            "output_cost_per_mtok",
+            "context_window",
+            "region",
+            "enabled",
+        }
+    ),
+    "teams": frozenset(
+        {"slug", "name", "organization", "cost_center", "allowed_models", "is_active", "projects"}
+    ),
+    "projects": frozenset({"slug", "name"}),
+}
+REQUIRED: dict[str, frozenset[str]] = {
+    "providers": frozenset({"name", "kind"}),
+    "models": frozenset({"name", "deployments"}),
+    "deployments": frozenset({"provider", "model"}),
+    "teams": frozenset({"slug"}),
+    "projects": frozenset({"slug"}),
+}
+
+
+def _check_keys(item: dict, level: str, where: str) -> None:
+    allowed, required = FIELDS[level], REQUIRED[level]
     unknown = set(item) - allowed
     if unknown:
         raise ConfigError(f"{where}: unknown field(s) {', '.join(sorted(unknown))}")
@@ -122,12 +154,7 @@ def _apply(obj, values: dict, secret_fields: frozenset[str] = frozenset()) -> li
 
 def _load_provider(item: dict, report: ConfigReport) -> None:
     where = f"provider {item.get('name', '?')}"
-    _check_keys(
-        item,
-        {"name", "kind", "api_base", "api_key", "region", "timeout_s", "enabled"},
-        {"name", "kind"},
-        where,
-    )
+    _check_keys(item, "providers", where)
     if item["kind"] not in known_kinds():
         raise ConfigError(f"{where}: kind must be one of {', '.join(known_kinds())}")
     if item["kind"] == Provider.Kind.OPENAI_COMPATIBLE and not item.get("api_base"):
@@ -157,26 +184,13 @@ def _load_provider(item: dict, report: ConfigReport) -> None:
 
 def _load_model(item: dict, report: ConfigReport) -> None:
     where = f"model {item.get('name', '?')}"
-    _check_keys(item, {"name", "mode", "deployments"}, {"name", "deployments"}, where)
+    _check_keys(item, "models", where)
     mode = item.get("mode", Deployment.Mode.CHAT)
     if mode not in Deployment.Mode.values:
         raise ConfigError(f"{where}: mode must be one of {', '.join(Deployment.Mode.values)}")
     for index, dep in enumerate(_section(item, "deployments")):
         dwhere = f"{where} deployment {index}"
-        _check_keys(
-            dep,
-            {
-                "provider",
-                "model",
-                "input_cost_per_mtok",
-                "output_cost_per_mtok",
-                "context_window",
-                "region",
-                "enabled",
-            },
-            {"provider", "model"},
-            dwhere,
-        )
+        _check_keys(dep, "deployments", dwhere)
         provider = Provider.objects.filter(name=dep["provider"]).first()
         if provider is None:
             raise ConfigError(f"{dwhere}: unknown provider {dep['provider']!r}")
@@ -210,12 +224,7 @@ def _load_model(item: dict, report: ConfigReport) -> None:
 
 def _load_team(item: dict, report: ConfigReport) -> None:
     where = f"team {item.get('slug', '?')}"
-    _check_keys(
-        item,
-        {"slug", "name", "organization", "cost_center", "allowed_models", "is_active", "projects"},
-        {"slug"},
-        where,
-    )
+    _check_keys(item, "teams", where)
     models = item.get("allowed_models", [])
     if not isinstance(models, list) or not all(isinstance(m, str) for m in models):
         raise ConfigError(f"{where}: allowed_models must be a list of model names")
@@ -244,7 +253,7 @@ def _load_team(item: dict, report: ConfigReport) -> None:
         team.save()
     report.record(where, created, [] if created else changes)
     for proj in _section(item, "projects"):
-        _check_keys(proj, {"slug", "name"}, {"slug"}, f"{where} project")
+        _check_keys(proj, "projects", f"{where} project")
         project = Project.objects.filter(team=team, slug=proj["slug"]).first()
         p_created = project is None
         project = project or Project(team=team, slug=proj["slug"])
