@@ -2,8 +2,9 @@
 
 Django applies settings.MIDDLEWARE to every request. The dashboard needs sessions, CSRF and
 messages; the proxy needs none of them, and under ASGI each sync middleware costs a thread hop.
-So /v1 gets its own handler with an empty middleware chain (the readthedocs pattern of a
-separately tuned serving path), and the proxy views do their own auth and errors.
+So /v1 gets its own handler (gateway/proxy/handler.py: no middleware, no per-request thread;
+the readthedocs pattern of a separately tuned serving path), and the proxy views do their own
+auth and errors.
 """
 
 import os
@@ -16,20 +17,10 @@ from django.core.asgi import get_asgi_application
 dashboard = get_asgi_application()  # sets Django up; must come before the imports below
 
 from django.conf import settings  # noqa: E402
-from django.core.handlers.asgi import ASGIHandler  # noqa: E402
-from django.core.handlers.exception import convert_exception_to_response  # noqa: E402
 
 from gateway.proxy.context import SCOPE_START, new_request_id  # noqa: E402
 from gateway.proxy.errors import RequestTooLarge, error_body  # noqa: E402
-
-
-class ProxyHandler(ASGIHandler):
-    def load_middleware(self, is_async: bool = False) -> None:
-        self._view_middleware = []
-        self._template_response_middleware = []
-        self._exception_middleware = []
-        self._middleware_chain = convert_exception_to_response(self._get_response_async)
-
+from gateway.proxy.handler import ProxyHandler  # noqa: E402
 
 proxy = ProxyHandler()
 

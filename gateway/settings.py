@@ -97,6 +97,10 @@ else:
             "min_size": env.int("DATABASE_POOL_MIN_SIZE", default=2),
             "max_size": env.int("DATABASE_POOL_MAX_SIZE", default=10),
         }
+        # With a pool, Django turns this into psycopg_pool's check on checkout: after a
+        # database restart the pooled connections are dead, and handing one out would fail a
+        # request for nothing.
+        DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # No REDIS_URL: in-process state (key cache, usage queue). One process only (see checks.py).

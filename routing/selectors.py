@@ -9,9 +9,9 @@ import time
 from dataclasses import dataclass
 from decimal import Decimal
 
-from asgiref.sync import sync_to_async
 from django.conf import settings
 
+from gateway.db import db_call
 from gateway.perloop import PerLoop
 
 from .models import Deployment
@@ -116,7 +116,7 @@ class _TableCache:
             return self._table
         async with self._locks.get():  # one rebuild at a time, not one per waiting request
             if not _fresh(self._table):
-                self._table = await sync_to_async(routing_table_build)()
+                self._table = await db_call(routing_table_build)
         return self._table
 
     def invalidate(self) -> None:

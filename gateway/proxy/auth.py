@@ -8,11 +8,11 @@ invalid because a dependency is down.
 import time
 
 import orjson
-from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db import DatabaseError
 from django.http import HttpRequest
 
+from gateway.db import db_call
 from gateway.state import StateUnavailable, get_state
 from tenants.keys import hash_secret
 from tenants.selectors import KeyPrincipal, api_key_principal_get
@@ -76,7 +76,7 @@ async def _lookup(key_hash: str) -> KeyPrincipal | None:
         principal = None if cached == _NEGATIVE else KeyPrincipal.from_dict(orjson.loads(cached))
     else:
         try:
-            principal = await sync_to_async(api_key_principal_get)(key_hash=key_hash)
+            principal = await db_call(api_key_principal_get, key_hash=key_hash)
         except DatabaseError as exc:
             raise ServiceUnavailable(
                 "the gateway's database is unavailable; retry shortly"

@@ -6,10 +6,10 @@ import uuid
 from decimal import Decimal
 
 import orjson
-from asgiref.sync import sync_to_async
 
 from billing.pricing import cost_usd
 from billing.services import usage_records_ingest
+from gateway.db import db_call
 from gateway.state import StateUnavailable, get_state
 from routing.providers import Usage
 from routing.selectors import Route
@@ -119,6 +119,6 @@ class RequestContext:
             # The stream is down: write the row directly rather than lose it.
             log.warning("usage stream unavailable; writing request %s directly", self.request_id)
             try:
-                await sync_to_async(usage_records_ingest)(events=[event])
+                await db_call(usage_records_ingest, events=[event])
             except Exception:
                 log.exception("usage event for request %s lost", self.request_id)

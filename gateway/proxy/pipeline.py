@@ -33,6 +33,7 @@ from .errors import (
     UpstreamRejected,
     error_response,
 )
+from .handler import AFTER_RESPONSE, SCOPE_DEFERS_SETTLE
 from .streaming import relay
 
 log = logging.getLogger("gateway.proxy")
@@ -191,9 +192,15 @@ async def handle(request: HttpRequest, endpoint: str) -> HttpResponse:
         exc = InternalError("the gateway failed to handle this request")
         ctx.fail(exc.status, exc.error_type)
         response = error_response(exc, ctx.request_id)
-    if not response.streaming:
-        await asyncio.shield(ctx.settle())
     _set_headers(response, ctx)
+    if not response.streaming:
+        scope = getattr(request, "scope", {})
+        if scope.get(SCOPE_DEFERS_SETTLE):
+            # The proxy handler records usage once the response is sent: the client does not
+            # wait for the usage event's round trip.
+            setattr(response, AFTER_RESPONSE, ctx.settle)
+        else:
+            await asyncio.shield(ctx.settle())
     return response
 
 

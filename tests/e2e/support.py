@@ -118,8 +118,11 @@ def usage_records() -> list[UsageRecord]:
 
 
 def only_usage_record(request_id: str) -> UsageRecord:
-    """The one row the test's one call produced, asserting that there is no other."""
-    records = usage_records()
+    """The one row the test's one call produced, asserting that there is no other.
+
+    Polls: the gateway records usage just after the response is sent, not before.
+    """
+    records = wait_for_usage_records(1)
     assert [r.request_id for r in records] == [request_id]
     return records[0]
 
