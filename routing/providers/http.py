@@ -5,6 +5,8 @@ handshake every time, which is most of what a gateway can add to latency. Tests 
 with real HTTP servers on 127.0.0.1, so nothing here is patched in tests.
 """
 
+from http.cookiejar import CookieJar, DefaultCookiePolicy
+
 import httpx
 from django.conf import settings
 
@@ -24,6 +26,9 @@ def _new_client() -> httpx.AsyncClient:
         follow_redirects=False,
         # No ambient configuration (HTTP_PROXY, .netrc): outbound traffic is what admins set.
         trust_env=False,
+        # The client is shared by every tenant: a cookie one upstream response sets must not
+        # ride along on another team's request. This jar refuses to store any.
+        cookies=CookieJar(policy=DefaultCookiePolicy(allowed_domains=[])),
     )
 
 
