@@ -5,7 +5,7 @@ import asyncio
 import httpx
 import orjson
 
-from routing.providers import ProviderError, UpstreamStream
+from routing.providers import ProviderError, UpstreamStream, http
 from routing.providers.usage import estimate_usage, usage_from_openai
 
 from .context import RequestContext, log
@@ -79,8 +79,8 @@ async def relay(
                     yield joined
             if buffer.strip():
                 yield buffer
-        except (httpx.TimeoutException, httpx.TransportError, ProviderError) as exc:
-            timed_out = isinstance(exc, httpx.TimeoutException)
+        except (httpx.TransportError, ProviderError) as exc:
+            timed_out = isinstance(exc, httpx.TransportError) and http.is_timeout(exc)
             code = "upstream_timeout" if timed_out else "upstream_disconnected"
             ctx.fail(504 if timed_out else 502, code)
             log.warning("request %s: upstream stream broke: %s", ctx.request_id, code)

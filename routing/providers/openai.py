@@ -72,21 +72,22 @@ class OpenAICompatibleAdapter(ProviderAdapter):
         started = time.perf_counter()
         try:
             response = await client.send(request, stream=stream)
-        except httpx.TimeoutException as exc:
-            raise ProviderError(
-                f"timed out calling {route.provider_name}",
-                retryable=True,
-                kind="upstream_timeout",
-                status=504,
-                upstream_ms=(time.perf_counter() - started) * 1000,
-            ) from exc
         except httpx.TransportError as exc:
+            elapsed_ms = (time.perf_counter() - started) * 1000
+            if http.is_timeout(exc):
+                raise ProviderError(
+                    f"timed out calling {route.provider_name}",
+                    retryable=True,
+                    kind="upstream_timeout",
+                    status=504,
+                    upstream_ms=elapsed_ms,
+                ) from exc
             raise ProviderError(
                 f"could not reach {route.provider_name}",
                 retryable=True,
                 kind="upstream_unavailable",
                 status=503,
-                upstream_ms=(time.perf_counter() - started) * 1000,
+                upstream_ms=elapsed_ms,
             ) from exc
         if response.status_code >= 400:
             try:
