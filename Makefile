@@ -32,6 +32,7 @@ migrate: $(VENV_OK) .env var
 	$(PY) manage.py migrate --no-input -v0
 
 run: migrate
+	$(PY) manage.py collectstatic --no-input -v0
 	@$(PY) manage.py seeddemo --base-url http://$(HOST):$(PORT)
 	$(PY) -m uvicorn gateway.asgi:application --host $(HOST) --port $(PORT) --lifespan off \
 		--no-access-log
@@ -44,8 +45,8 @@ serve: $(VENV_OK)
 worker: $(VENV_OK)
 	.venv/bin/celery -A gateway worker -Q default,usage --loglevel INFO
 
-beat: $(VENV_OK)
-	.venv/bin/celery -A gateway beat --loglevel INFO
+beat: $(VENV_OK) var
+	.venv/bin/celery -A gateway beat --loglevel INFO --schedule var/celerybeat-schedule
 
 # Test-only secrets: fixed so failures reproduce; never used outside the test run.
 test: $(VENV_OK)

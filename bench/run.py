@@ -143,7 +143,7 @@ def start_services(env: dict, logs: Path, state_dir: Path, services: list[Servic
     serve_env = {**env, "PORT": str(gateway_port), "WEB_CONCURRENCY": str(WEB_CONCURRENCY)}
     web = Service("serve", ["make", "--no-print-directory", "serve"], serve_env, ROOT, logs)
     worker = Service("worker", ["make", "--no-print-directory", "worker"], env, ROOT, logs)
-    # `make beat` would leave its schedule file in the checkout; same command, schedule in tmp.
+    # The command of `make beat`, with the schedule file in this run's temporary directory.
     beat_argv = [str(ROOT / ".venv" / "bin" / "celery"), "-A", "gateway", "beat"]
     beat_argv += ["--loglevel", "INFO", "--schedule", str(state_dir / "celerybeat-schedule")]
     beat = Service("beat", beat_argv, env, ROOT, logs)

@@ -27,7 +27,10 @@ def embedded(tmp_path_factory):
         CELERY_TASK_ALWAYS_EAGER=None,
         WEB_CONCURRENCY="1",
         SQLITE_PATH=str(db_path),
+        STATIC_ROOT=str(tmp / "static"),
     )
+    collected = manage("collectstatic", "--no-input", "-v0", env=env)
+    assert collected.returncode == 0, collected.stderr
     migrated = manage("migrate", "--no-input", "-v0", env=env)
     assert migrated.returncode == 0, migrated.stderr
     assert db_path.exists()  # proof that it really runs on the SQLite file
@@ -145,3 +148,10 @@ def test_embedded_gateway_is_ready_without_redis(embedded):
     response = httpx.get(f"{base_url}/readyz", timeout=10)
     assert response.status_code == 200
     assert response.json() == {"status": "ok", "database": True, "state": True}
+
+
+def test_embedded_gateway_serves_the_admin_static_files_with_debug_off(embedded):
+    base_url, _, _ = embedded
+    response = httpx.get(f"{base_url}/static/admin/css/base.css", timeout=10)
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/css")
