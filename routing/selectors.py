@@ -5,6 +5,7 @@ GATEWAY_ROUTING_CACHE_TTL_S seconds (so an admin change takes effect within that
 """
 
 import asyncio
+import logging
 import time
 from dataclasses import dataclass
 from decimal import Decimal
@@ -15,6 +16,8 @@ from gateway.db import db_call
 from gateway.perloop import PerLoop
 
 from .models import Deployment
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,20 +110,38 @@ def _fresh(table: RoutingTable | None) -> bool:
 
 
 class _TableCache:
+    """Stale-while-revalidate: only the very first request waits for a build.
+
+    A stale table is served while one background task rebuilds it, so the periodic database
+    query and credential decryption never sit in a request's latency, and a database outage
+    keeps the last good table in service instead of failing every request.
+    """
+
     def __init__(self) -> None:
         self._table: RoutingTable | None = None
         self._locks: PerLoop[asyncio.Lock] = PerLoop(asyncio.Lock)
+        self._refresh: asyncio.Task | None = None
 
     async def get(self) -> RoutingTable:
-        if _fresh(self._table):
+        table = self._table
+        if table is None:
+            async with self._locks.get():  # one build at a time, not one per waiting request
+                if self._table is None:
+                    self._table = await db_call(routing_table_build)
             return self._table
-        async with self._locks.get():  # one rebuild at a time, not one per waiting request
-            if not _fresh(self._table):
-                self._table = await db_call(routing_table_build)
-        return self._table
+        if not _fresh(table) and (self._refresh is None or self._refresh.done()):
+            self._refresh = asyncio.create_task(self._rebuild())
+        return table
+
+    async def _rebuild(self) -> None:
+        try:
+            self._table = await db_call(routing_table_build)
+        except Exception:
+            log.exception("routing table rebuild failed; serving the previous table")
 
     def invalidate(self) -> None:
         self._table = None
+        self._refresh = None
 
 
 routing_table_cache = _TableCache()
