@@ -11,30 +11,10 @@ from django.core.management import CommandError, call_command
 from routing.config import FIELDS, ConfigError, config_load
 from routing.models import Deployment, Provider
 from tenants.models import Organization, Project, Team
+from tests.helpers_config import MINIMAL_CONFIG
 
 ROOT = Path(__file__).resolve().parent.parent
 UPSTREAM_KEY = "sk-upstream-example-0123456789"
-
-# The example from the configuration issue.
-ISSUE_EXAMPLE = """
-providers:
-  - name: openai-eu
-    kind: openai_compatible
-    api_base: https://eu.api.openai.com/v1
-    api_key: ${EXAMPLE_API_KEY}
-    region: eu
-models:
-  - name: small
-    deployments:
-      - provider: openai-eu
-        model: gpt-4o-mini
-        input_cost_per_mtok: 0.15
-        output_cost_per_mtok: 0.60
-        context_window: 128000
-teams:
-  - slug: search
-    allowed_models: [small]
-"""
 
 
 @pytest.fixture
@@ -69,11 +49,11 @@ def _snapshot() -> list:
     ]
 
 
-# --- The issue's example -------------------------------------------------------------------------
+# --- The minimal example -------------------------------------------------------------------------
 
 
-def test_issue_example_loads(db, example_key, load):
-    output = load(ISSUE_EXAMPLE)
+def test_minimal_example_loads(db, example_key, load):
+    output = load(MINIMAL_CONFIG)
     provider = Provider.objects.get(name="openai-eu")
     assert provider.kind == Provider.Kind.OPENAI_COMPATIBLE
     assert provider.api_base == "https://eu.api.openai.com/v1"
@@ -92,9 +72,9 @@ def test_issue_example_loads(db, example_key, load):
 
 
 def test_second_run_reports_nothing_created_or_updated_and_changes_nothing(db, example_key, load):
-    load(ISSUE_EXAMPLE)
+    load(MINIMAL_CONFIG)
     before = _snapshot()
-    output = load(ISSUE_EXAMPLE)
+    output = load(MINIMAL_CONFIG)
     assert "0 created, 0 updated" in output
     assert "updated" not in output.replace("0 updated", "")
     # Same rows, same timestamps, and the credential was not even re-encrypted.
@@ -102,8 +82,8 @@ def test_second_run_reports_nothing_created_or_updated_and_changes_nothing(db, e
 
 
 def test_changed_price_is_reported_as_update_with_old_and_new_value(db, example_key, load):
-    load(ISSUE_EXAMPLE)
-    output = load(ISSUE_EXAMPLE.replace("input_cost_per_mtok: 0.15", "input_cost_per_mtok: 0.2"))
+    load(MINIMAL_CONFIG)
+    output = load(MINIMAL_CONFIG.replace("input_cost_per_mtok: 0.15", "input_cost_per_mtok: 0.2"))
     line = next(line for line in output.splitlines() if line.startswith("updated"))
     assert "deployment small -> openai-eu/gpt-4o-mini" in line
     assert re.search(r"input_cost_per_mtok .*0\.15.* -> .*0\.2", line)
@@ -113,10 +93,10 @@ def test_changed_price_is_reported_as_update_with_old_and_new_value(db, example_
 
 
 def test_changed_api_key_is_reported_by_name_only(db, monkeypatch, example_key, load):
-    load(ISSUE_EXAMPLE)
+    load(MINIMAL_CONFIG)
     new_key = "sk-upstream-rotated-9876543210"
     monkeypatch.setenv("EXAMPLE_API_KEY", new_key)
-    output = load(ISSUE_EXAMPLE)
+    output = load(MINIMAL_CONFIG)
     assert "updated   provider openai-eu: api_key" in output
     assert new_key not in output
     assert UPSTREAM_KEY not in output
@@ -125,8 +105,8 @@ def test_changed_api_key_is_reported_by_name_only(db, monkeypatch, example_key, 
 
 def test_omitted_api_key_removes_the_stored_credential(db, example_key, load):
     # The file is the whole truth for the fields it manages, credentials included.
-    load(ISSUE_EXAMPLE)
-    output = load(ISSUE_EXAMPLE.replace("    api_key: ${EXAMPLE_API_KEY}\n", ""))
+    load(MINIMAL_CONFIG)
+    output = load(MINIMAL_CONFIG.replace("    api_key: ${EXAMPLE_API_KEY}\n", ""))
     assert "updated   provider openai-eu: api_key" in output
     assert not Provider.objects.get(name="openai-eu").has_api_key
 
@@ -134,12 +114,12 @@ def test_omitted_api_key_removes_the_stored_credential(db, example_key, load):
 def test_missing_environment_variable_is_an_error_and_changes_nothing(db, monkeypatch, load):
     monkeypatch.delenv("EXAMPLE_API_KEY", raising=False)
     with pytest.raises(CommandError, match=r"EXAMPLE_API_KEY is not set.*nothing was changed"):
-        load(ISSUE_EXAMPLE)
+        load(MINIMAL_CONFIG)
     assert _snapshot() == [[], [], [], [], []]
 
 
 def test_error_late_in_file_rolls_back_earlier_items(db, example_key, load):
-    bad = ISSUE_EXAMPLE + "  - slug: broken\n    allowed_models: small\n"
+    bad = MINIMAL_CONFIG + "  - slug: broken\n    allowed_models: small\n"
     with pytest.raises(CommandError, match="team broken: allowed_models must be a list"):
         load(bad)
     # The provider, deployment and first team were written before the error; none remain.
@@ -147,9 +127,9 @@ def test_error_late_in_file_rolls_back_earlier_items(db, example_key, load):
 
 
 def test_failed_update_keeps_the_previous_configuration(db, example_key, load):
-    load(ISSUE_EXAMPLE)
+    load(MINIMAL_CONFIG)
     before = _snapshot()
-    changed = ISSUE_EXAMPLE.replace("region: eu", "region: us").replace(
+    changed = MINIMAL_CONFIG.replace("region: eu", "region: us").replace(
         "output_cost_per_mtok: 0.60", "output_cost_per_mtok: -1"
     )
     with pytest.raises(CommandError, match="must be >= 0"):

@@ -5,37 +5,17 @@ from io import StringIO
 from django.core.management import call_command
 
 from tests.fake_upstream import REPLY
+from tests.helpers_config import MINIMAL_CONFIG, MINIMAL_CONFIG_API_BASE
 
 from .support import MESSAGES, PROVIDER_SECRET, wait_for_usage_records
-
-CONFIG_FILE = """
-providers:
-  - name: openai-eu
-    kind: openai_compatible
-    api_base: {base}
-    api_key: ${{OPERATOR_FLOW_API_KEY}}
-    region: eu
-models:
-  - name: small
-    deployments:
-      - provider: openai-eu
-        model: gpt-4o-mini
-        input_cost_per_mtok: 0.15
-        output_cost_per_mtok: 0.60
-        context_window: 128000
-teams:
-  - slug: search
-    name: Search
-    allowed_models: [small]
-"""
 
 
 def test_configured_by_loadconfig_and_keyed_by_createapikey_the_sdk_gets_completions(
     gateway, upstream, tmp_path, monkeypatch
 ):
-    monkeypatch.setenv("OPERATOR_FLOW_API_KEY", PROVIDER_SECRET)
+    monkeypatch.setenv("EXAMPLE_API_KEY", PROVIDER_SECRET)
     config = tmp_path / "gateway.yaml"
-    config.write_text(CONFIG_FILE.format(base=upstream.base_url))
+    config.write_text(MINIMAL_CONFIG.replace(MINIMAL_CONFIG_API_BASE, upstream.base_url))
     loaded = StringIO()
     call_command("loadconfig", str(config), stdout=loaded)
     assert "created   provider openai-eu" in loaded.getvalue()
