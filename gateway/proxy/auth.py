@@ -56,8 +56,7 @@ def presented_key(request: HttpRequest) -> str | None:
         scheme, _, token = header.partition(" ")
         if scheme.lower() == "bearer" and token.strip():
             return token.strip()
-        return None
-    # Azure OpenAI clients send the key in `api-key`.
+    # Azure OpenAI clients send the key in `api-key` (some with an empty Authorization beside).
     token = request.headers.get("api-key")
     return token.strip() if token and token.strip() else None
 

@@ -94,6 +94,13 @@ def test_azure_style_api_key_header_is_accepted(gateway, upstream):
     assert "api-key" not in sent.headers
 
 
+def test_api_key_header_is_used_when_authorization_carries_no_bearer_token(gateway, upstream):
+    response = _post_chat(gateway, {"authorization": "Bearer", "api-key": gateway.key})
+
+    assert response.status_code == 200
+    assert only_usage_record(response.headers["x-request-id"]).api_key_id == gateway.api_key.pk
+
+
 def test_model_not_allowed_for_the_team_is_forbidden(gateway, upstream):
     response = _post_chat(gateway, gateway.auth(), {**CHAT, "model": "chat-restricted"})
 
