@@ -34,13 +34,13 @@ migrate: $(VENV_OK) .env var
 run: migrate
 	$(PY) manage.py collectstatic --no-input -v0
 	@$(PY) manage.py seeddemo --base-url http://$(HOST):$(PORT)
-	$(PY) -m uvicorn gateway.asgi:application --host $(HOST) --port $(PORT) --lifespan off \
+	$(PY) -m uvicorn gateway.asgi:application --host $(HOST) --port $(PORT) \
 		--no-access-log
 
 # Production mode: needs DATABASE_URL and REDIS_URL (and the worker + beat below).
 serve: $(VENV_OK)
 	$(PY) -m uvicorn gateway.asgi:application --host 0.0.0.0 --port $(PORT) \
-		--workers $(WEB_CONCURRENCY) --lifespan off --no-access-log --loop uvloop --http httptools
+		--workers $(WEB_CONCURRENCY) --no-access-log --loop uvloop --http httptools
 
 worker: $(VENV_OK)
 	.venv/bin/celery -A gateway worker -Q default,usage --loglevel INFO

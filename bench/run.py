@@ -312,7 +312,7 @@ def main() -> int:
         "settings": {
             "web_concurrency": WEB_CONCURRENCY,
             "serve": "make serve (uvicorn --workers WEB_CONCURRENCY --loop uvloop --http "
-            "httptools --lifespan off --no-access-log)",
+            "httptools --no-access-log)",
             "celery_worker": f"make worker, prefork concurrency {NPROC}",
             "usage_ingest_interval_s": USAGE_INGEST_INTERVAL_S,
             "duration_s": args.duration,

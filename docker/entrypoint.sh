@@ -11,7 +11,7 @@ serve() {
     # The same server and flags as `make serve`; exec so the server gets SIGTERM directly.
     exec python -m uvicorn gateway.asgi:application \
         --host 0.0.0.0 --port "${PORT:-8000}" --workers "${WEB_CONCURRENCY:-2}" \
-        --lifespan off --no-access-log --loop uvloop --http httptools
+        --no-access-log --loop uvloop --http httptools
 }
 
 role="${1:-web}"

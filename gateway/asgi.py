@@ -21,6 +21,7 @@ from django.conf import settings  # noqa: E402
 from gateway.proxy.context import SCOPE_START, new_request_id  # noqa: E402
 from gateway.proxy.errors import RequestTooLarge, error_body  # noqa: E402
 from gateway.proxy.handler import ProxyHandler  # noqa: E402
+from routing.providers import http as upstream_http  # noqa: E402
 
 proxy = ProxyHandler()
 
@@ -53,7 +54,22 @@ async def _reject_too_large(send) -> None:
     await send({"type": "http.response.body", "body": error_body(exc, request_id)})
 
 
+async def _lifespan(receive, send) -> None:
+    """Startup has nothing to do; shutdown closes the upstream connection pool cleanly."""
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            await upstream_http.aclose()
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+
+
 async def application(scope, receive, send):
+    if scope["type"] == "lifespan":
+        await _lifespan(receive, send)
+        return
     if scope["type"] == "http" and scope["path"].startswith("/v1/"):
         scope[SCOPE_START] = time.perf_counter()
         length = _declared_length(scope)

@@ -28,5 +28,9 @@ class PerLoop(Generic[T]):
             instance = self._instances[loop] = self._factory()
         return instance
 
+    def pop(self) -> T | None:
+        """Forget (and return) the running loop's instance, e.g. to close it at shutdown."""
+        return self._instances.pop(asyncio.get_running_loop(), None)
+
     def clear(self) -> None:
         self._instances.clear()

@@ -355,14 +355,14 @@ async def _sleep_or_disconnect(receive, seconds: float) -> bool:
 class ServerThread:
     """Any ASGI app under uvicorn in a daemon thread, on a port the OS picked."""
 
-    def __init__(self, app, *, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(self, app, *, host: str = "127.0.0.1", port: int = 0, **config) -> None:
         # Binding here, before the thread starts, means the port is known and reserved at once.
         self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self._sock.bind((host, port))
         self.host, self.port = self._sock.getsockname()[:2]
         # A short graceful shutdown: hanging requests must not hold up the end of the session.
-        config = uvicorn.Config(app, timeout_graceful_shutdown=1, **_UVICORN)
+        config = uvicorn.Config(app, timeout_graceful_shutdown=1, **{**_UVICORN, **config})
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(
             target=self._server.run, kwargs={"sockets": [self._sock]}, daemon=True

@@ -52,8 +52,6 @@ def embedded(tmp_path_factory):
             "127.0.0.1",
             "--port",
             str(port),
-            "--lifespan",
-            "off",
         ],
         env=env,
         log_path=log,

@@ -71,3 +71,28 @@ def test_redirects_are_not_followed():
     finally:
         server.stop()
     assert status == 307
+
+
+def test_lifespan_shutdown_closes_the_loops_upstream_client():
+    from gateway.asgi import application
+
+    async def run() -> tuple[list[str], bool, bool]:
+        client = http.client()
+        inbox = [{"type": "lifespan.startup"}, {"type": "lifespan.shutdown"}]
+        sent: list[str] = []
+
+        async def receive():
+            return inbox.pop(0)
+
+        async def send(message):
+            sent.append(message["type"])
+
+        await application({"type": "lifespan"}, receive, send)
+        replacement = http.client()
+        await replacement.aclose()
+        return sent, client.is_closed, replacement is client
+
+    sent, closed, reused = asyncio.run(run())
+    assert sent == ["lifespan.startup.complete", "lifespan.shutdown.complete"]
+    assert closed
+    assert not reused

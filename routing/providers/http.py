@@ -55,6 +55,13 @@ def client() -> httpx.AsyncClient:
     return _clients.get()
 
 
+async def aclose() -> None:
+    """Close this event loop's client and its connections (server shutdown)."""
+    current = _clients.pop()
+    if current is not None:
+        await current.aclose()
+
+
 def timeout_for(seconds: float) -> httpx.Timeout:
     return httpx.Timeout(seconds, connect=settings.GATEWAY_UPSTREAM_CONNECT_TIMEOUT_S)
 

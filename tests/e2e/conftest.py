@@ -50,7 +50,8 @@ def gateway_server(django_db_setup, django_db_blocker):
     # Depending on django_db_setup makes this stop before the test database is dropped.
     from gateway.asgi import application
 
-    server = ServerThread(application)
+    # With lifespan, as `make serve` runs it: shutdown closes the upstream connection pool.
+    server = ServerThread(application, lifespan="on")
     server.start()
     yield server.url
     server.stop()
