@@ -70,24 +70,20 @@ async def _lookup(key_hash: str) -> KeyPrincipal | None:
     try:
         cached = await state.aget(name)
     except StateUnavailable as exc:
-        raise ServiceUnavailable("the gateway's state store is unavailable; retry shortly") from exc
+        raise ServiceUnavailable.of("state store") from exc
     if cached is not None:
         principal = None if cached == _NEGATIVE else KeyPrincipal.from_dict(orjson.loads(cached))
     else:
         try:
             principal = await db_call(api_key_principal_get, key_hash=key_hash)
         except DatabaseError as exc:
-            raise ServiceUnavailable(
-                "the gateway's database is unavailable; retry shortly"
-            ) from exc
+            raise ServiceUnavailable.of("database") from exc
         value = _NEGATIVE if principal is None else orjson.dumps(principal.to_dict())
         ttl = _NEGATIVE_TTL_S if principal is None else settings.GATEWAY_SHARED_KEY_CACHE_TTL_S
         try:
             await state.aset(name, value, ttl)
         except StateUnavailable as exc:
-            raise ServiceUnavailable(
-                "the gateway's state store is unavailable; retry shortly"
-            ) from exc
+            raise ServiceUnavailable.of("state store") from exc
     local_cache.put(key_hash, principal)
     return principal
 

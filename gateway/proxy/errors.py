@@ -61,6 +61,11 @@ class ServiceUnavailable(GatewayError):
     type = "service_unavailable"
     code = "dependency_unavailable"
 
+    @classmethod
+    def of(cls, dependency: str) -> "ServiceUnavailable":
+        """The one wording for an unreachable dependency ("database", "state store")."""
+        return cls(f"the gateway's {dependency} is unavailable; retry shortly")
+
 
 class UpstreamFailed(GatewayError):
     """The upstream failed (after fallbacks); status is 502, 503 or 504 depending on how."""

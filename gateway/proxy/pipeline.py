@@ -17,7 +17,7 @@ from django.db import DatabaseError
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 
 from routing.providers import ProviderError, get_adapter
-from routing.selectors import Route, routing_table_cache
+from routing.selectors import Route, RoutingTable, routing_table_cache
 
 from . import parsing
 from .auth import authenticate
@@ -53,11 +53,15 @@ def _forward_headers(request: HttpRequest, ctx: RequestContext) -> dict[str, str
     return headers
 
 
-async def _candidates(ctx: RequestContext, mode: str) -> tuple[Route, ...]:
+async def _routing_table() -> RoutingTable:
     try:
-        table = await routing_table_cache.get()
+        return await routing_table_cache.get()
     except DatabaseError as exc:
-        raise ServiceUnavailable("the gateway's database is unavailable; retry shortly") from exc
+        raise ServiceUnavailable.of("database") from exc
+
+
+async def _candidates(ctx: RequestContext, mode: str) -> tuple[Route, ...]:
+    table = await _routing_table()
     model = ctx.requested_model
     routes = table.candidates(mode, model)
     if not routes:
@@ -171,7 +175,8 @@ def _set_headers(response: HttpResponse, ctx: RequestContext) -> None:
 
 
 async def handle(request: HttpRequest, endpoint: str) -> HttpResponse:
-    ctx = RequestContext(endpoint, getattr(request, "scope", {}).get(SCOPE_START))
+    scope = getattr(request, "scope", {})
+    ctx = RequestContext(endpoint, scope.get(SCOPE_START))
     try:
         body = parsing.read_body(request)
         ctx.principal = await authenticate(request)
@@ -194,7 +199,6 @@ async def handle(request: HttpRequest, endpoint: str) -> HttpResponse:
         response = error_response(exc, ctx.request_id)
     _set_headers(response, ctx)
     if not response.streaming:
-        scope = getattr(request, "scope", {})
         if scope.get(SCOPE_DEFERS_SETTLE):
             # The proxy handler records usage once the response is sent: the client does not
             # wait for the usage event's round trip.
@@ -208,10 +212,7 @@ async def list_models(request: HttpRequest) -> HttpResponse:
     ctx = RequestContext("models", getattr(request, "scope", {}).get(SCOPE_START))
     try:
         principal = await authenticate(request)
-        try:
-            table = await routing_table_cache.get()
-        except DatabaseError as exc:
-            raise ServiceUnavailable("the gateway's database is unavailable") from exc
+        table = await _routing_table()
         names = sorted(m for m in table.model_names() if principal.may_use(m))
     except GatewayError as exc:
         return error_response(exc, ctx.request_id)
