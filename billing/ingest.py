@@ -1,6 +1,6 @@
 """Production usage ingestion: Redis stream -> Postgres, at least once, counted exactly once.
 
-Web processes XADD one event per request (gateway/state/redis.py). This consumer, run by the
+Web processes XADD one event per request (infra/state/redis.py). This consumer, run by the
 Celery task billing.tasks.ingest_usage, reads them through a consumer group:
 
 1. claim events another consumer read but never acknowledged for GATEWAY_USAGE_CLAIM_IDLE_MS
@@ -13,12 +13,13 @@ A crash between 2 and 3 replays the batch, and step 2 makes the replay a no-op.
 
 import logging
 
-import orjson
 import redis
 from django.conf import settings
 from django.db import DataError, IntegrityError
 
-from gateway.state import get_state
+from infra import usage_event
+from infra.state import get_state
+from infra.usage_event import UsageEvent
 
 from .services import usage_records_ingest
 
@@ -41,31 +42,29 @@ def ensure_group(client: redis.Redis) -> None:
             raise
 
 
-def _decode(entries: list) -> tuple[list[bytes], list[dict]]:
+def _decode(entries: list) -> tuple[list[bytes], list[UsageEvent]]:
     ids, events = [], []
     for entry_id, fields in entries:
         ids.append(entry_id)
         if not fields:  # deleted while pending; nothing to store
             continue
         try:
-            event = orjson.loads(fields[b"e"])
-        except (KeyError, orjson.JSONDecodeError):
-            event = None
-        if isinstance(event, dict):
-            events.append(event)
-        else:
-            # A malformed event would be replayed forever; log its id and let it go.
-            log.error("dropping malformed usage event %s", entry_id)
+            # Extra fields (a newer web process during a rolling upgrade) are tolerated; a
+            # missing or mistyped field is not.
+            events.append(usage_event.decode(fields[b"e"], tolerate_unknown=True))
+        except (KeyError, usage_event.DecodeError, usage_event.ValidationError) as exc:
+            # A malformed event would be replayed forever; log its id and why, and let it go.
+            log.error("dropping malformed usage event %s: %s", entry_id, exc)
     return ids, events
 
 
-def _store(events: list[dict]) -> None:
+def _store(events: list[UsageEvent]) -> None:
     """Store the batch; if one event spoils it, store the others one by one and drop that one."""
     try:
         usage_records_ingest(events=events)  # commits
     except _BAD_EVENT:
         if len(events) == 1:
-            log.exception("dropping malformed usage event %s", events[0].get("request_id"))
+            log.exception("dropping malformed usage event %s", events[0].request_id)
             return
         for event in events:
             _store([event])

@@ -1,10 +1,10 @@
 """Writes for billing: turning usage events into rows, idempotently."""
 
 from datetime import UTC, datetime
-from decimal import Decimal
 
 from django.db import transaction
 
+from infra.usage_event import UsageEvent
 from tenants.services import api_keys_mark_used
 
 from .models import UsageRecord
@@ -12,14 +12,13 @@ from .models import UsageRecord
 _FIELDS = {f.attname for f in UsageRecord._meta.concrete_fields} - {"id"}
 
 
-def _record(event: dict) -> UsageRecord:
-    data = {k: v for k, v in event.items() if k in _FIELDS}
-    data["created_at"] = datetime.fromtimestamp(event["created_at"], tz=UTC)
-    data["cost_usd"] = Decimal(event.get("cost_usd") or "0")
+def _record(event: UsageEvent) -> UsageRecord:
+    data = {name: getattr(event, name) for name in event.__struct_fields__ if name in _FIELDS}
+    data["created_at"] = datetime.fromtimestamp(event.created_at, tz=UTC)
     return UsageRecord(**data)
 
 
-def usage_records_ingest(*, events: list[dict]) -> int:
+def usage_records_ingest(*, events: list[UsageEvent]) -> int:
     """Insert the events' rows; rows whose request id is already stored are skipped.
 
     That makes a replay after a crash (events committed, not yet acknowledged) harmless.

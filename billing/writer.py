@@ -10,8 +10,9 @@ import logging
 import queue
 import threading
 
-import orjson
 from django.db import close_old_connections
+
+from infra import usage_event
 
 from .services import usage_records_ingest
 
@@ -46,7 +47,7 @@ class UsageWriter:
                 return
             batch = self._drain(item)
             stop = _STOP in batch
-            events = [orjson.loads(e) for e in batch if e is not _STOP]
+            events = [usage_event.decode(e) for e in batch if e is not _STOP]
             try:
                 close_old_connections()
                 usage_records_ingest(events=events)
@@ -79,3 +80,7 @@ def get_writer() -> UsageWriter:
             if _writer is None:
                 _writer = UsageWriter()
     return _writer
+
+
+def submit_event(event: bytes) -> None:
+    get_writer().submit(event)

@@ -21,7 +21,7 @@ from django.conf import settings  # noqa: E402
 from gateway.proxy.context import SCOPE_START, new_request_id  # noqa: E402
 from gateway.proxy.errors import RequestTooLarge, error_body  # noqa: E402
 from gateway.proxy.handler import ProxyHandler  # noqa: E402
-from routing.providers import http as upstream_http  # noqa: E402
+from infra import http as upstream_http  # noqa: E402
 
 proxy = ProxyHandler()
 

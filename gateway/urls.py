@@ -13,7 +13,7 @@ def healthz(request):
 def readyz(request):
     from django.db import connection
 
-    from gateway.state import get_state
+    from infra.state import get_state
 
     checks = {"database": True, "state": get_state().ping()}
     try:

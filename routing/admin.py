@@ -1,6 +1,7 @@
 from django import forms
 from django.contrib import admin
 
+from .kinds import needs_api_base
 from .models import Deployment, Provider
 
 
@@ -25,8 +26,8 @@ class ProviderForm(forms.ModelForm):
 
     def clean(self):
         data = super().clean()
-        if data.get("kind") == Provider.Kind.OPENAI_COMPATIBLE and not data.get("api_base"):
-            self.add_error("api_base", "OpenAI-compatible providers need a base URL.")
+        if needs_api_base(data.get("kind", "")) and not data.get("api_base"):
+            self.add_error("api_base", "This kind of provider needs a base URL.")
         return data
 
     def save(self, commit=True):

@@ -6,13 +6,12 @@ from django.core.validators import MinValueValidator
 from django.db import models
 
 from . import crypto
+from .kinds import KINDS
 
 
 class Provider(models.Model):
-    class Kind(models.TextChoices):
-        OPENAI = "openai", "OpenAI"
-        OPENAI_COMPATIBLE = "openai_compatible", "OpenAI-compatible (vLLM, Ollama, Mistral, Groq…)"
-        MOCK = "mock", "Mock (built-in fake model for demos and tests)"
+    # Built from the one table of kinds (routing/kinds.py): Provider.Kind.OPENAI, ...
+    Kind = models.TextChoices("Kind", {k.value.upper(): (k.value, k.label) for k in KINDS})
 
     name = models.SlugField(max_length=100, unique=True)
     kind = models.CharField(max_length=32, choices=Kind.choices)

@@ -12,8 +12,8 @@ from decimal import Decimal
 
 from django.conf import settings
 
-from gateway.db import db_call
-from gateway.perloop import PerLoop
+from infra.db import db_call
+from infra.perloop import PerLoop
 
 from .models import Deployment
 

@@ -6,7 +6,7 @@ from datetime import datetime, timedelta
 from django.db import transaction
 from django.utils import timezone
 
-from gateway.state import get_state
+from infra.state import get_state
 
 from . import keys
 from .models import ApiKey, Project, Team

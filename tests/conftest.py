@@ -4,7 +4,7 @@ import pytest
 from django.conf import settings
 
 from gateway.proxy.auth import local_cache
-from gateway.state import get_state
+from infra.state import get_state
 from routing.selectors import routing_table_cache
 from tenants.services import api_key_issue
 

@@ -2,17 +2,20 @@
 
 import itertools
 import time
+from decimal import Decimal
 
-import orjson
 from django.conf import settings
 
-from gateway.state import get_state
+from infra import usage_event as schema
+from infra.state import get_state
+from infra.usage_event import UsageEvent
 
 _ids = itertools.count()
 
 
-def usage_event(api_key=None, **overrides) -> dict:
-    event = {
+def usage_event(api_key=None, **overrides) -> UsageEvent:
+    """An event as a web process builds it; an unknown field in `overrides` is a TypeError."""
+    fields = {
         "request_id": f"req-{next(_ids)}-{time.time_ns()}",
         "created_at": time.time(),
         "organization_id": api_key.team.organization_id if api_key else None,
@@ -40,17 +43,17 @@ def usage_event(api_key=None, **overrides) -> dict:
         "attempts": 1,
         "status_code": 200,
         "error_type": "",
-        "cost_usd": "0.000022200000",
+        "cost_usd": Decimal("0.000022200000"),
     }
-    event.update(overrides)
-    return event
+    fields.update(overrides)
+    return UsageEvent(**fields)
 
 
 def redis():
     return get_state().sync_client
 
 
-def xadd(event: dict | bytes) -> bytes:
+def xadd(event: UsageEvent | bytes) -> bytes:
     """Append to the usage stream exactly as RedisStateStore.append_usage does."""
-    payload = event if isinstance(event, bytes) else orjson.dumps(event)
+    payload = event if isinstance(event, bytes) else schema.encode(event)
     return redis().xadd(settings.GATEWAY_USAGE_STREAM, {"e": payload})

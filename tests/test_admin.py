@@ -247,7 +247,7 @@ def test_openai_compatible_provider_without_base_url_is_rejected(admin_client, p
     data = _provider_form(provider, kind=Provider.Kind.OPENAI_COMPATIBLE, api_base="")
     response = admin_client.post(_url(Provider, "change", provider.pk), data)
     assert response.status_code == 200
-    assert "OpenAI-compatible providers need a base URL." in response.content.decode()
+    assert "This kind of provider needs a base URL." in response.content.decode()
     provider.refresh_from_db()
     assert provider.kind == Provider.Kind.OPENAI
 

@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from gateway.proxy.auth import authenticate, local_cache
 from gateway.proxy.errors import AuthenticationFailed
-from gateway.state import get_state
+from infra.state import get_state
 from tenants.keys import KEY_PREFIX, hash_secret
 from tenants.models import ApiKey, Team
 from tenants.selectors import api_key_principal_get, effective_allowed_models

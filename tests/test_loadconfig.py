@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from django.core.management import CommandError, call_command
 
-from routing.config import FIELDS, ConfigError, config_load
+from gateway.config import FIELDS, ConfigError, config_load
 from routing.models import Deployment, Provider
 from tenants.models import Organization, Project, Team
 from tests.helpers_config import MINIMAL_CONFIG

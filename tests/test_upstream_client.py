@@ -1,8 +1,8 @@
-"""The shared upstream client (routing/providers/http.py), against a real local server."""
+"""The shared upstream client (infra/http.py), against a real local server."""
 
 import asyncio
 
-from routing.providers import http
+from infra import http
 from tests.fake_upstream import ServerThread
 
 

@@ -11,6 +11,7 @@ from billing.ingest import GROUP, ensure_group, ingest_usage_stream
 from billing.models import UsageRecord
 from billing.services import usage_records_ingest
 from billing.tasks import ingest_usage
+from infra.usage_event import UsageEvent, decode
 from tenants.models import ApiKey
 from tenants.services import api_key_issue
 
@@ -32,13 +33,11 @@ def _stream_is_drained() -> bool:
     return redis().xlen(STREAM) == 0 and _pending() == 0
 
 
-def _crashed_consumer_reads(count: int) -> list[dict]:
+def _crashed_consumer_reads(count: int) -> list[UsageEvent]:
     """A consumer reads a batch through the group and dies before acknowledging it."""
-    import orjson
-
     ensure_group(redis())
     response = redis().xreadgroup(GROUP, "crashed", {STREAM: ">"}, count=count)
-    return [orjson.loads(fields[b"e"]) for _, fields in response[0][1]]
+    return [decode(fields[b"e"]) for _, fields in response[0][1]]
 
 
 def test_streamed_events_are_stored_once_and_removed_from_stream(api_key):
@@ -47,7 +46,7 @@ def test_streamed_events_are_stored_once_and_removed_from_stream(api_key):
         xadd(event)
     assert ingest_usage_stream(consumer="c1") == 5
     assert set(UsageRecord.objects.values_list("request_id", flat=True)) == {
-        e["request_id"] for e in events
+        e.request_id for e in events
     }
     assert _stream_is_drained()
     # Nothing left to do: a second run stores nothing more.
@@ -59,12 +58,12 @@ def test_stored_row_carries_the_event_fields(api_key):
     event = usage_event(api_key, stream=True, ttft_ms=12.5, cost_usd="0.000123456789")
     xadd(event)
     ingest_usage_stream(consumer="c1")
-    row = UsageRecord.objects.get(request_id=event["request_id"])
+    row = UsageRecord.objects.get(request_id=event.request_id)
     assert row.api_key_id == api_key.pk
     assert row.team_id == api_key.team_id
     assert row.team_slug == api_key.team.slug
     assert row.key_prefix == api_key.prefix
-    assert row.created_at == datetime.fromtimestamp(event["created_at"], tz=UTC)
+    assert row.created_at == datetime.fromtimestamp(event.created_at, tz=UTC)
     assert row.cost_usd == Decimal("0.000123456789")
     assert (row.input_tokens, row.output_tokens) == (12, 34)
     assert row.stream is True
@@ -76,7 +75,7 @@ def test_same_event_delivered_twice_is_one_row(api_key):
     xadd(event)
     xadd(event)
     ingest_usage_stream(consumer="c1")
-    assert UsageRecord.objects.filter(request_id=event["request_id"]).count() == 1
+    assert UsageRecord.objects.filter(request_id=event.request_id).count() == 1
     assert _stream_is_drained()
 
 
@@ -125,7 +124,7 @@ def test_replay_of_committed_but_unacked_batch_adds_no_duplicates(api_key):
     xadd(fresh)
     ingest_usage_stream(consumer="c2")
     assert UsageRecord.objects.count() == 5
-    assert UsageRecord.objects.filter(request_id=fresh["request_id"]).exists()
+    assert UsageRecord.objects.filter(request_id=fresh.request_id).exists()
     assert _stream_is_drained()
 
 
@@ -151,8 +150,8 @@ def test_malformed_event_is_dropped_without_blocking_the_others(api_key, payload
     xadd(good_after)
     ingest_usage_stream(consumer="c1")
     assert set(UsageRecord.objects.values_list("request_id", flat=True)) == {
-        good_before["request_id"],
-        good_after["request_id"],
+        good_before.request_id,
+        good_after.request_id,
     }
     # Dropped, not parked: a malformed event would otherwise be replayed forever.
     assert _stream_is_drained()
@@ -163,7 +162,7 @@ def test_entry_without_event_field_is_dropped(api_key):
     redis().xadd(STREAM, {"other": b"x"})
     xadd(good)
     ingest_usage_stream(consumer="c1")
-    assert list(UsageRecord.objects.values_list("request_id", flat=True)) == [good["request_id"]]
+    assert list(UsageRecord.objects.values_list("request_id", flat=True)) == [good.request_id]
     assert _stream_is_drained()
 
 

@@ -79,7 +79,7 @@ def test_real_worker_ingests_streamed_usage(worker):
 
     assert worker.poll() is None
     rows = UsageRecord.objects.filter(api_key=key)
-    assert set(rows.values_list("request_id", flat=True)) == {e["request_id"] for e in events}
+    assert set(rows.values_list("request_id", flat=True)) == {e.request_id for e in events}
     assert redis().xlen(settings.GATEWAY_USAGE_STREAM) == 0
     key = ApiKey.objects.get(pk=key.pk)
     assert key.last_used_at is not None
@@ -94,5 +94,5 @@ def test_real_worker_run_twice_does_not_double_count(worker):
     # The same event delivered again (a web process retried its XADD): still one row.
     xadd(event)
     assert _wait(ingest_usage.delay()) == 1
-    assert UsageRecord.objects.filter(request_id=event["request_id"]).count() == 1
+    assert UsageRecord.objects.filter(request_id=event.request_id).count() == 1
     assert _wait(ingest_usage.delay()) == 0

@@ -12,8 +12,8 @@ from django.conf import settings
 from django.db import DatabaseError
 from django.http import HttpRequest
 
-from gateway.db import db_call
-from gateway.state import StateUnavailable, get_state
+from infra.db import db_call
+from infra.state import StateUnavailable, get_state
 from tenants.keys import hash_secret
 from tenants.selectors import KeyPrincipal, api_key_principal_get
 from tenants.services import key_cache_name

@@ -5,12 +5,11 @@ import time
 import uuid
 from decimal import Decimal
 
-import orjson
-
 from billing.pricing import cost_usd
 from billing.services import usage_records_ingest
-from gateway.db import db_call
-from gateway.state import StateUnavailable, get_state
+from infra import usage_event
+from infra.db import db_call
+from infra.state import StateUnavailable, get_state
 from routing.providers import Usage
 from routing.selectors import Route
 from tenants.selectors import KeyPrincipal
@@ -74,38 +73,40 @@ class RequestContext:
         self.status = status
         self.error_type = error_type
 
-    def event(self) -> dict:
+    def event(self) -> usage_event.UsageEvent:
         p, r, u = self.principal, self.route, self.usage
-        return {
-            "request_id": self.request_id,
-            "created_at": self.created_at,
-            "organization_id": p.org_id,
-            "team_id": p.team_id,
-            "team_slug": p.team_slug,
-            "project_id": p.project_id,
-            "api_key_id": p.key_id,
-            "key_prefix": p.key_prefix,
-            "user_id": p.user_id,
-            "endpoint": self.endpoint,
-            "requested_model": self.requested_model,
-            "deployment_id": r.deployment_id if r else None,
-            "provider_id": r.provider_id if r else None,
-            "provider_name": r.provider_name if r else "",
-            "upstream_model": r.upstream_model if r else "",
-            "region": r.region if r else "",
-            "stream": self.stream,
-            "input_tokens": u.input_tokens,
-            "output_tokens": u.output_tokens,
-            "cached_tokens": u.cached_tokens,
-            "usage_estimated": u.estimated,
-            "latency_ms": round(self.elapsed_ms(), 3),
-            "upstream_ms": round(self.upstream_ms, 3),
-            "ttft_ms": None if self.ttft_ms is None else round(self.ttft_ms, 3),
-            "attempts": self.attempts,
-            "status_code": self.status,
-            "error_type": self.error_type,
-            "cost_usd": str(self.cost()),
-        }
+        return usage_event.UsageEvent(
+            **{
+                "request_id": self.request_id,
+                "created_at": self.created_at,
+                "organization_id": p.org_id,
+                "team_id": p.team_id,
+                "team_slug": p.team_slug,
+                "project_id": p.project_id,
+                "api_key_id": p.key_id,
+                "key_prefix": p.key_prefix,
+                "user_id": p.user_id,
+                "endpoint": self.endpoint,
+                "requested_model": self.requested_model,
+                "deployment_id": r.deployment_id if r else None,
+                "provider_id": r.provider_id if r else None,
+                "provider_name": r.provider_name if r else "",
+                "upstream_model": r.upstream_model if r else "",
+                "region": r.region if r else "",
+                "stream": self.stream,
+                "input_tokens": u.input_tokens,
+                "output_tokens": u.output_tokens,
+                "cached_tokens": u.cached_tokens,
+                "usage_estimated": u.estimated,
+                "latency_ms": round(self.elapsed_ms(), 3),
+                "upstream_ms": round(self.upstream_ms, 3),
+                "ttft_ms": None if self.ttft_ms is None else round(self.ttft_ms, 3),
+                "attempts": self.attempts,
+                "status_code": self.status,
+                "error_type": self.error_type,
+                "cost_usd": self.cost(),
+            }
+        )
 
     async def settle(self) -> None:
         """Emit the usage event, once. Unauthenticated requests have no tenant and no row."""
@@ -114,7 +115,7 @@ class RequestContext:
         self.settled = True
         event = self.event()
         try:
-            await get_state().append_usage(orjson.dumps(event))
+            await get_state().append_usage(usage_event.encode(event))
         except StateUnavailable:
             # The stream is down: write the row directly rather than lose it.
             log.warning("usage stream unavailable; writing request %s directly", self.request_id)

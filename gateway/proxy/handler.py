@@ -10,7 +10,7 @@ Django's ASGIHandler is built for views that may call sync code. Per request it
 
 Profiling `make bench` showed the thread start/join and hops at 11-17% of the event loop's time.
 The proxy needs none of it: it has no middleware, touches the database only on cache misses
-(through gateway.db.db_call, which also does the connection hygiene those signals exist for),
+(through infra.db.db_call, which also does the connection hygiene those signals exist for),
 and owns its errors. So this handler keeps Django's body reading, request building, URL routing
 and response sending, and drops the rest. It also runs the usage settlement after the response
 is on the wire, so the client never waits for it.

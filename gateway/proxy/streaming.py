@@ -5,7 +5,8 @@ import asyncio
 import httpx
 import orjson
 
-from routing.providers import ProviderError, UpstreamStream, http
+from infra import http
+from routing.providers import ProviderError, UpstreamStream
 from routing.providers.usage import estimate_usage, usage_from_openai
 
 from .context import RequestContext, log

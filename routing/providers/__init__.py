@@ -1,19 +1,15 @@
-"""Provider adapters, one module per kind, looked up by a fixed string registry.
+"""Provider adapters, one module per kind, looked up through the kinds table (routing/kinds.py).
 
-The registry maps a Provider.kind to a module path that only ever comes from this file, never from
-request or config data; modules are imported on first use so a deployment only loads what it uses.
+Adapter modules are imported on first use, so a deployment only loads what it uses; the module
+path only ever comes from kinds.py, never from request or config data.
 """
 
 from functools import cache
 from importlib import import_module
 
-from .base import ProviderAdapter, ProviderError, UpstreamResponse, UpstreamStream, Usage
+from routing.kinds import BY_VALUE, KINDS, needs_api_base
 
-_REGISTRY: dict[str, str] = {
-    "openai": "routing.providers.openai:OpenAIAdapter",
-    "openai_compatible": "routing.providers.openai:OpenAICompatibleAdapter",
-    "mock": "routing.providers.mock:MockAdapter",
-}
+from .base import ProviderAdapter, ProviderError, UpstreamResponse, UpstreamStream, Usage
 
 __all__ = [
     "ProviderAdapter",
@@ -23,14 +19,15 @@ __all__ = [
     "Usage",
     "get_adapter",
     "known_kinds",
+    "needs_api_base",
 ]
 
 
 def known_kinds() -> list[str]:
-    return sorted(_REGISTRY)
+    return sorted(k.value for k in KINDS)
 
 
 @cache
 def get_adapter(kind: str) -> ProviderAdapter:
-    module_path, _, class_name = _REGISTRY[kind].partition(":")
+    module_path, _, class_name = BY_VALUE[kind].adapter.partition(":")
     return getattr(import_module(module_path), class_name)()

@@ -9,9 +9,9 @@ import time
 import httpx
 import orjson
 
+from infra import http
 from routing.selectors import Route
 
-from . import http
 from .base import ProviderAdapter, ProviderError, UpstreamResponse, UpstreamStream
 from .usage import estimate_usage, usage_from_openai
 

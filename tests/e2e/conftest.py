@@ -14,7 +14,7 @@ import pytest
 from asgiref.sync import sync_to_async
 from django.db import connections
 
-from routing.config import config_load
+from gateway.config import config_load
 from tenants.models import Team
 from tenants.services import api_key_issue
 from tests.fake_upstream import FakeUpstream, ServerThread
@@ -79,7 +79,7 @@ def gateway(gateway_server, upstream, closed_port, transactional_db) -> Gateway:
 # After each transactional test Django empties the tables and re-runs post_migrate (content types,
 # permissions) for the available apps; limited to the gateway's own apps that takes a fraction of
 # the time. Tests that need more (the admin) carry their own django_db marker.
-GATEWAY_APPS = ["tenants", "routing", "billing"]
+GATEWAY_APPS = ["gateway", "tenants", "routing", "billing"]
 
 
 def pytest_collection_modifyitems(items):

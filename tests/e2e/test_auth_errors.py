@@ -6,7 +6,7 @@ import openai
 import pytest
 from django.utils import timezone
 
-from gateway.state import get_state
+from infra.state import get_state
 from tenants.models import ApiKey
 from tenants.services import api_key_revoke
 from tests.fake_upstream import REPLY

@@ -16,7 +16,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 
 from routing.models import Deployment, Provider
-from routing.providers import known_kinds
+from routing.providers import known_kinds, needs_api_base
 from tenants.models import Organization, Project, Team
 
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -157,8 +157,8 @@ def _load_provider(item: dict, report: ConfigReport) -> None:
     _check_keys(item, "providers", where)
     if item["kind"] not in known_kinds():
         raise ConfigError(f"{where}: kind must be one of {', '.join(known_kinds())}")
-    if item["kind"] == Provider.Kind.OPENAI_COMPATIBLE and not item.get("api_base"):
-        raise ConfigError(f"{where}: openai_compatible providers need api_base")
+    if needs_api_base(item["kind"]) and not item.get("api_base"):
+        raise ConfigError(f"{where}: {item['kind']} providers need api_base")
     provider = Provider.objects.filter(name=item["name"]).first()
     created = provider is None
     provider = provider or Provider(name=item["name"])

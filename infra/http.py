@@ -17,7 +17,7 @@ import httpx
 from django.conf import settings
 from httpx_aiohttp import AiohttpTransport
 
-from gateway.perloop import PerLoop
+from infra.perloop import PerLoop
 
 _KEEPALIVE_S = 30.0
 

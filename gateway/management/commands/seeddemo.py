@@ -3,7 +3,7 @@
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
-from routing.config import config_load
+from gateway.config import config_load
 from tenants.models import Team
 from tenants.services import api_key_issue, api_key_revoke
 

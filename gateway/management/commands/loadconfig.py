@@ -2,7 +2,7 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
-from routing.config import ConfigError, config_load
+from gateway.config import ConfigError, config_load
 
 
 class Command(BaseCommand):

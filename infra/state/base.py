@@ -1,0 +1,65 @@
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+
+class StateUnavailable(Exception):
+    """The state store cannot be reached. The proxy answers 503, never 401 or 429."""
+
+
+class ScriptView(Protocol):
+    """What a script's Python twin may do to the in-process store (all under one lock)."""
+
+    def get(self, key: str) -> bytes | None: ...
+    def set(self, key: str, value: bytes, ttl_s: float | None = None) -> None: ...
+    def incrby(self, key: str, amount: int) -> int: ...
+    def expire(self, key: str, ttl_s: float) -> None: ...
+    def delete(self, key: str) -> None: ...
+
+
+@dataclass(frozen=True)
+class Script:
+    """An atomic operation over several keys, written twice on purpose.
+
+    Redis runs `lua` (EVALSHA, one round trip, atomic on the server). The in-process store runs
+    `py` under its lock: the embedded default has no Redis, and a second interpreter (Lua in
+    Python) would cost more than the few lines of each twin. Tests run both against the same
+    cases (tests/test_state_store.py), so the twins cannot drift.
+    """
+
+    name: str
+    lua: str
+    py: Callable[[ScriptView, Sequence[str], Sequence[Any]], Any]
+
+
+class StateStore(ABC):
+    """Key/value with TTL, counters, atomic scripts, plus an append-only usage event log."""
+
+    @abstractmethod
+    async def aget(self, key: str) -> bytes | None: ...
+
+    @abstractmethod
+    async def aset(self, key: str, value: bytes, ttl_s: int) -> None: ...
+
+    @abstractmethod
+    async def adelete(self, *keys: str) -> None: ...
+
+    @abstractmethod
+    async def aincrby(self, key: str, amount: int, ttl_s: int) -> int:
+        """Add to a counter; the TTL is set when the counter is created."""
+
+    @abstractmethod
+    async def run_script(self, script: Script, keys: Sequence[str], args: Sequence[Any]) -> Any:
+        """Run `script` atomically: no other operation on the store interleaves with it."""
+
+    @abstractmethod
+    def delete(self, *keys: str) -> None:
+        """Synchronous: called by services (admin actions, commands) to invalidate."""
+
+    @abstractmethod
+    async def append_usage(self, event: bytes) -> None:
+        """Hand one usage event to durable ingestion (stream or in-process writer)."""
+
+    def ping(self) -> bool:
+        return True

@@ -1,0 +1,87 @@
+"""Redis state: shared by every web process and worker."""
+
+from collections.abc import Sequence
+from typing import Any
+
+import redis
+import redis.asyncio as aioredis
+from django.conf import settings
+
+from infra.perloop import PerLoop
+
+from .base import Script, StateStore, StateUnavailable
+
+# Short timeouts: a hung Redis must turn into a quick 503, not a pile of waiting requests.
+_TIMEOUTS = {"socket_timeout": 2.0, "socket_connect_timeout": 2.0}
+
+# Increment, and set the TTL only when the counter is new: one round trip, atomic.
+_INCR_LUA = """
+local v = redis.call('INCRBY', KEYS[1], ARGV[1])
+if v == tonumber(ARGV[1]) then redis.call('EXPIRE', KEYS[1], ARGV[2]) end
+return v
+"""
+
+
+class RedisStateStore(StateStore):
+    def __init__(self, url: str) -> None:
+        self._url = url
+        self._async = PerLoop(lambda: aioredis.Redis.from_url(url, **_TIMEOUTS))
+        self._sync = redis.Redis.from_url(url, **_TIMEOUTS)
+        self._shas: dict[str, str] = {}
+
+    async def aget(self, key: str) -> bytes | None:
+        try:
+            return await self._async.get().get(key)
+        except redis.RedisError as exc:
+            raise StateUnavailable(str(exc)) from exc
+
+    async def aset(self, key: str, value: bytes, ttl_s: int) -> None:
+        try:
+            await self._async.get().set(key, value, ex=ttl_s)
+        except redis.RedisError as exc:
+            raise StateUnavailable(str(exc)) from exc
+
+    async def adelete(self, *keys: str) -> None:
+        try:
+            await self._async.get().delete(*keys)
+        except redis.RedisError as exc:
+            raise StateUnavailable(str(exc)) from exc
+
+    async def aincrby(self, key: str, amount: int, ttl_s: int) -> int:
+        try:
+            return int(await self._async.get().eval(_INCR_LUA, 1, key, amount, ttl_s))
+        except redis.RedisError as exc:
+            raise StateUnavailable(str(exc)) from exc
+
+    async def run_script(self, script: Script, keys: Sequence[str], args: Sequence[Any]) -> Any:
+        client = self._async.get()
+        try:
+            sha = self._shas.get(script.name)
+            if sha is not None:
+                try:
+                    return await client.evalsha(sha, len(keys), *keys, *args)
+                except redis.exceptions.NoScriptError:
+                    pass  # Redis restarted and forgot it: load it again below
+            sha = self._shas[script.name] = await client.script_load(script.lua)
+            return await client.evalsha(sha, len(keys), *keys, *args)
+        except redis.RedisError as exc:
+            raise StateUnavailable(str(exc)) from exc
+
+    def delete(self, *keys: str) -> None:
+        self._sync.delete(*keys)
+
+    async def append_usage(self, event: bytes) -> None:
+        try:
+            await self._async.get().xadd(settings.GATEWAY_USAGE_STREAM, {"e": event})
+        except redis.RedisError as exc:
+            raise StateUnavailable(str(exc)) from exc
+
+    def ping(self) -> bool:
+        try:
+            return bool(self._sync.ping())
+        except redis.RedisError:
+            return False
+
+    @property
+    def sync_client(self) -> redis.Redis:
+        return self._sync

@@ -1,0 +1,72 @@
+"""The layers of docs/architecture.md, checked on the import statements of the code.
+
+Each package may import only the packages below it; a cycle between apps, or infrastructure
+that knows an app, fails here rather than in a reviewer's head.
+"""
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+# package -> the first-party packages it may import (besides itself).
+ALLOWED: dict[str, set[str]] = {
+    "infra": set(),
+    "tenants": {"infra"},
+    "routing": {"infra", "tenants"},
+    "billing": {"infra", "tenants", "routing"},
+    "gateway.proxy": {"infra", "tenants", "routing", "billing"},
+    # The project level (settings, ASGI entry, URLs, config loader, commands) sits on top.
+    "gateway": {"infra", "tenants", "routing", "billing", "gateway.proxy"},
+}
+FIRST_PARTY = {"infra", "tenants", "routing", "billing", "gateway"}
+
+
+def _package_of(module: str) -> str | None:
+    if module.startswith("gateway.proxy"):
+        return "gateway.proxy"
+    top = module.split(".")[0]
+    return top if top in FIRST_PARTY else None
+
+
+def _imports(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(), filename=str(path))
+    found = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.add(node.module)
+            found.update(f"{node.module}.{alias.name}" for alias in node.names)
+    return found
+
+
+def _sources():
+    for package in ALLOWED:
+        folder = ROOT / package.replace(".", "/")
+        for path in sorted(folder.rglob("*.py")):
+            rel = path.relative_to(ROOT)
+            if "migrations" in rel.parts:
+                continue
+            owner = _package_of(".".join(rel.with_suffix("").parts))
+            if owner == package:
+                yield package, path
+
+
+@pytest.mark.parametrize(
+    ("package", "path"),
+    list(_sources()),
+    ids=lambda v: str(v.relative_to(ROOT)) if isinstance(v, Path) else v,
+)
+def test_module_imports_only_lower_layers(package, path):
+    wrong = set()
+    for module in _imports(path):
+        target = _package_of(module)
+        if target is not None and target != package and target not in ALLOWED[package]:
+            wrong.add(module)
+    assert not wrong, f"{path.relative_to(ROOT)} ({package}) imports {sorted(wrong)}"
+
+
+def test_every_package_is_checked():
+    assert {package for package, _ in _sources()} == set(ALLOWED)
