@@ -131,6 +131,12 @@ CELERY_BEAT_SCHEDULE = {
 GATEWAY_ENCRYPTION_KEYS = env.list("GATEWAY_ENCRYPTION_KEYS")
 GATEWAY_MAX_BODY_BYTES = env.int("GATEWAY_MAX_BODY_BYTES", default=4 * 1024 * 1024)
 DATA_UPLOAD_MAX_MEMORY_SIZE = GATEWAY_MAX_BODY_BYTES
+# --- Inbound /v1 requests: body reading, refusals ---------------------------------------------
+# A request body that has not fully arrived this many seconds after the headers is refused with
+# 408 and its connection closed: a client that sends half a body and stalls must not hold a
+# connection (and its buffer) forever. A deadline for the whole body, not per read, so trickling
+# a byte at a time does not extend it. 30 s carries a 4 MiB body over a link of ~1.2 Mbit/s.
+GATEWAY_BODY_READ_TIMEOUT_S = env.float("GATEWAY_BODY_READ_TIMEOUT_S", default=30.0)
 # How long a process trusts its own copy of a key / the routing table before asking Redis or the
 # database again. This bounds how late a revocation or a config change takes effect.
 GATEWAY_KEY_CACHE_TTL_S = env.float("GATEWAY_KEY_CACHE_TTL_S", default=5.0)

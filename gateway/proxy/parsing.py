@@ -1,11 +1,10 @@
 """Request bodies: size, JSON, shape, and fields that try to pick the upstream."""
 
 import orjson
-from django.conf import settings
 from django.http import HttpRequest
 from django.http.request import RawPostDataException
 
-from .errors import BadRequest, RequestTooLarge
+from .errors import BadRequest
 
 # Outbound URLs and credentials come only from admin configuration. A client that names them
 # (LiteLLM-style per-request overrides) is refused, at any depth of the body.
@@ -15,14 +14,11 @@ FORBIDDEN_FIELDS = frozenset(
 
 
 def read_body(request: HttpRequest) -> bytes:
+    """The body the handler already read, bounded in size and time (handler.read_body)."""
     try:
-        body = request.body
+        return request.body
     except RawPostDataException as exc:  # pragma: no cover - body consumed elsewhere
         raise BadRequest("request body could not be read") from exc
-    limit = settings.GATEWAY_MAX_BODY_BYTES
-    if len(body) > limit:
-        raise RequestTooLarge(f"request body is larger than the limit of {limit} bytes")
-    return body
 
 
 def _find_forbidden(value, path: str) -> str | None:
