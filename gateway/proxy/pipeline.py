@@ -19,7 +19,7 @@ from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from routing.providers import ProviderError, get_adapter
 from routing.selectors import Route, RoutingTable, routing_table_cache
 
-from . import parsing
+from . import parsing, validation
 from .auth import authenticate
 from .context import SCOPE_START, RequestContext
 from .errors import (
@@ -142,8 +142,6 @@ async def _chat(ctx: RequestContext, request: HttpRequest, data: dict) -> HttpRe
 
 
 async def _embeddings(ctx: RequestContext, request: HttpRequest, data: dict) -> HttpResponse:
-    if "input" not in data:
-        raise BadRequest("'input' is required", param="input")
     routes = await _candidates(ctx, "embedding")
     headers = _forward_headers(request, ctx)
     result = await _call(
@@ -159,6 +157,7 @@ async def _embeddings(ctx: RequestContext, request: HttpRequest, data: dict) -> 
 
 
 _HANDLERS = {CHAT: _chat, EMBEDDINGS: _embeddings}
+_VALIDATORS = {CHAT: validation.validate_chat, EMBEDDINGS: validation.validate_embeddings}
 
 
 def _set_headers(response: HttpResponse, ctx: RequestContext) -> None:
@@ -181,7 +180,10 @@ async def handle(request: HttpRequest, endpoint: str) -> HttpResponse:
         body = parsing.read_body(request)
         ctx.principal = await authenticate(request)
         data = parsing.parse_json_object(body)
-        ctx.requested_model = parsing.require_model(data)
+        model = data.get("model")
+        # Known before validation, so even a refused request is logged with the model it named.
+        ctx.requested_model = model if isinstance(model, str) else ""
+        _VALIDATORS[endpoint](data)
         response = await _HANDLERS[endpoint](ctx, request, data)
     except GatewayError as exc:
         ctx.fail(exc.status, exc.error_type)
