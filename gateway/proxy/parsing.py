@@ -1,6 +1,8 @@
-"""Request bodies: JSON, and fields that try to pick the upstream (their shape: validation.py)."""
+"""Request bodies: JSON, and fields that try to pick the upstream (their shape: validation.py);
+the headers the gateway forwards."""
 
 import orjson
+from django.conf import settings
 from django.http import HttpRequest
 from django.http.request import RawPostDataException
 
@@ -102,3 +104,19 @@ def require_stream_flag(data: dict) -> bool:
     if not isinstance(stream, bool):
         raise BadRequest("'stream' must be a boolean", param="stream")
     return stream
+
+
+def check_forwarded_headers(request: HttpRequest) -> None:
+    """The allowlisted headers the upstream will receive must be ASCII.
+
+    HTTP lets a client send any byte above 0x7F in a header value (Django decodes them as
+    latin-1), but the upstream client encodes header values as ASCII: forwarding one would fail
+    deep inside the call. Refused here instead, as the client's error.
+    """
+    for name in settings.GATEWAY_FORWARD_HEADERS:
+        value = request.headers.get(name)
+        if value is not None and not value.isascii():
+            raise BadRequest(
+                f"header '{name}' contains non-ASCII characters; it cannot be forwarded",
+                code="invalid_header",
+            )

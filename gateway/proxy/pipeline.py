@@ -179,6 +179,7 @@ async def handle(request: HttpRequest, endpoint: str) -> HttpResponse:
     try:
         body = parsing.read_body(request)
         ctx.principal = await authenticate(request)
+        parsing.check_forwarded_headers(request)
         data = parsing.parse_json_object(body)
         model = data.get("model")
         # Known before validation, so even a refused request is logged with the model it named.
