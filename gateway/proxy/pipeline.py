@@ -211,6 +211,16 @@ async def handle(request: HttpRequest, endpoint: str) -> HttpResponse:
     return response
 
 
+def _model_object(name: str, created: int) -> dict:
+    return {"id": name, "object": "model", "created": created, "owned_by": "gateway"}
+
+
+def _json(body: dict, ctx: RequestContext) -> HttpResponse:
+    response = HttpResponse(orjson.dumps(body), content_type="application/json")
+    response["x-request-id"] = ctx.request_id
+    return response
+
+
 async def list_models(request: HttpRequest) -> HttpResponse:
     ctx = RequestContext("models", getattr(request, "scope", {}).get(SCOPE_START))
     try:
@@ -220,13 +230,20 @@ async def list_models(request: HttpRequest) -> HttpResponse:
     except GatewayError as exc:
         return error_response(exc, ctx.request_id)
     created = int(ctx.created_at)
-    body = {
-        "object": "list",
-        "data": [
-            {"id": name, "object": "model", "created": created, "owned_by": "gateway"}
-            for name in names
-        ],
-    }
-    response = HttpResponse(orjson.dumps(body), content_type="application/json")
-    response["x-request-id"] = ctx.request_id
-    return response
+    return _json({"object": "list", "data": [_model_object(n, created) for n in names]}, ctx)
+
+
+async def retrieve_model(request: HttpRequest, model: str) -> HttpResponse:
+    ctx = RequestContext("models", getattr(request, "scope", {}).get(SCOPE_START))
+    try:
+        principal = await authenticate(request)
+        table = await _routing_table()
+        # One answer for "no such model" and "not for this key", as the list shows neither.
+        if model not in table.model_names() or not principal.may_use(model):
+            raise ModelNotFound(
+                f"the model '{model}' does not exist or this key has no access to it",
+                param="model",
+            )
+    except GatewayError as exc:
+        return error_response(exc, ctx.request_id)
+    return _json(_model_object(model, int(ctx.created_at)), ctx)

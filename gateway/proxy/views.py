@@ -45,6 +45,12 @@ async def models(request: HttpRequest) -> HttpResponse:
     return await pipeline.list_models(request)
 
 
+async def model(request: HttpRequest, model: str) -> HttpResponse:
+    if request.method != "GET":
+        return _method_not_allowed(request, "GET")
+    return await pipeline.retrieve_model(request, model)
+
+
 @csrf_exempt
 async def unknown(request: HttpRequest, path: str = "") -> HttpResponse:
     exc = UnknownEndpoint(f"unknown endpoint: {request.method} {request.path}")
