@@ -18,6 +18,7 @@ from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 
 from routing.providers import ProviderError, get_adapter
 from routing.selectors import Route, RoutingTable, routing_table_cache
+from tenants.selectors import KeyPrincipal
 
 from . import parsing, validation
 from .auth import authenticate
@@ -60,17 +61,36 @@ async def _routing_table() -> RoutingTable:
         raise ServiceUnavailable.of("database") from exc
 
 
+# Where each mode's models are served, to point a caller at the right endpoint.
+_ENDPOINT_FOR_MODE = {
+    "chat": ("a chat", "/v1/chat/completions"),
+    "embedding": ("an embedding", "/v1/embeddings"),
+}
+
+
+def _model_not_found(table: RoutingTable, mode: str, model: str) -> ModelNotFound:
+    for other, (kind, endpoint) in _ENDPOINT_FOR_MODE.items():
+        if other != mode and table.candidates(other, model):
+            return ModelNotFound(f"'{model}' is {kind} model; use {endpoint}", param="model")
+    return ModelNotFound(f"the model '{model}' does not exist", param="model")
+
+
+def _model_not_allowed(principal: KeyPrincipal, model: str) -> PermissionDenied:
+    if principal.refused_by_team(model):
+        reason = f"team '{principal.team_slug}' does not allow model '{model}'"
+    else:
+        reason = f"key '{principal.key_name}' does not allow model '{model}'"
+    return PermissionDenied(reason, param="model")
+
+
 async def _candidates(ctx: RequestContext, mode: str) -> tuple[Route, ...]:
     table = await _routing_table()
     model = ctx.requested_model
     routes = table.candidates(mode, model)
     if not routes:
-        raise ModelNotFound(f"the model '{model}' does not exist", param="model")
+        raise _model_not_found(table, mode, model)
     if not ctx.principal.may_use(model):
-        raise PermissionDenied(
-            f"the model '{model}' is not allowed for team '{ctx.principal.team_slug}'",
-            param="model",
-        )
+        raise _model_not_allowed(ctx.principal, model)
     return routes
 
 
