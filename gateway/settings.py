@@ -5,6 +5,7 @@ misbehaving later. Combinations are validated by the system checks in gateway/ch
 docs/configuration.md lists every variable.
 """
 
+import ipaddress
 from pathlib import Path
 
 import environ
@@ -137,6 +138,14 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = GATEWAY_MAX_BODY_BYTES
 # connection (and its buffer) forever. A deadline for the whole body, not per read, so trickling
 # a byte at a time does not extend it. 30 s carries a 4 MiB body over a link of ~1.2 Mbit/s.
 GATEWAY_BODY_READ_TIMEOUT_S = env.float("GATEWAY_BODY_READ_TIMEOUT_S", default=30.0)
+# Proxies (CIDRs) whose X-Forwarded-For is believed when logging a refused request's client
+# address. Empty: the socket peer is the client, and X-Forwarded-For (which anyone can write) is
+# ignored. A value that is not a CIDR or an address stops start-up.
+GATEWAY_TRUSTED_PROXIES = env.list(
+    "GATEWAY_TRUSTED_PROXIES",
+    cast=lambda cidr: str(ipaddress.ip_network(cidr.strip(), strict=False)),
+    default=[],
+)
 # How long a process trusts its own copy of a key / the routing table before asking Redis or the
 # database again. This bounds how late a revocation or a config change takes effect.
 GATEWAY_KEY_CACHE_TTL_S = env.float("GATEWAY_KEY_CACHE_TTL_S", default=5.0)

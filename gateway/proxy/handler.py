@@ -30,6 +30,7 @@ from django.core.exceptions import RequestAborted
 from django.core.handlers.asgi import ASGIHandler
 from django.core.handlers.exception import convert_exception_to_response
 
+from . import refusals
 from .context import new_request_id
 from .errors import BadRequest, GatewayError, RequestTimeout, RequestTooLarge, error_body
 
@@ -143,6 +144,7 @@ async def send_refusal(scope, send, exc: GatewayError) -> None:
     """An error sent before a request object exists. The connection is closed after it: the
     client may still be sending a body nobody will read, so the connection cannot be reused."""
     request_id = new_request_id()
+    refusals.record(scope, exc, request_id)
     body = error_body(exc, request_id)
     await send(
         {

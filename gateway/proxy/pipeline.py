@@ -20,7 +20,7 @@ from routing.providers import ProviderError, get_adapter
 from routing.selectors import Route, RoutingTable, routing_table_cache
 from tenants.selectors import KeyPrincipal
 
-from . import parsing, validation
+from . import parsing, refusals, validation
 from .auth import authenticate
 from .context import SCOPE_START, RequestContext
 from .errors import (
@@ -208,6 +208,8 @@ async def handle(request: HttpRequest, endpoint: str) -> HttpResponse:
         response = await _HANDLERS[endpoint](ctx, request, data)
     except GatewayError as exc:
         ctx.fail(exc.status, exc.error_type)
+        if ctx.principal is None:  # no usage row will tell of it
+            refusals.record(scope, exc, ctx.request_id)
         response = error_response(exc, ctx.request_id)
     except asyncio.CancelledError:
         # The client went away (Django cancels the view); the upstream may already have been
@@ -219,6 +221,8 @@ async def handle(request: HttpRequest, endpoint: str) -> HttpResponse:
         log.exception("request %s: unexpected error", ctx.request_id)
         exc = InternalError("the gateway failed to handle this request")
         ctx.fail(exc.status, exc.error_type)
+        if ctx.principal is None:
+            refusals.record(scope, exc, ctx.request_id)
         response = error_response(exc, ctx.request_id)
     _set_headers(response, ctx)
     if not response.streaming:
@@ -241,6 +245,12 @@ def _json(body: dict, ctx: RequestContext) -> HttpResponse:
     return response
 
 
+def _models_refused(request: HttpRequest, exc: GatewayError, ctx: RequestContext) -> HttpResponse:
+    # Listing models is not billable, so no refusal of it has a usage row.
+    refusals.record(getattr(request, "scope", {}), exc, ctx.request_id)
+    return error_response(exc, ctx.request_id)
+
+
 async def list_models(request: HttpRequest) -> HttpResponse:
     ctx = RequestContext("models", getattr(request, "scope", {}).get(SCOPE_START))
     try:
@@ -248,7 +258,7 @@ async def list_models(request: HttpRequest) -> HttpResponse:
         table = await _routing_table()
         names = sorted(m for m in table.model_names() if principal.may_use(m))
     except GatewayError as exc:
-        return error_response(exc, ctx.request_id)
+        return _models_refused(request, exc, ctx)
     created = int(ctx.created_at)
     return _json({"object": "list", "data": [_model_object(n, created) for n in names]}, ctx)
 
@@ -265,5 +275,5 @@ async def retrieve_model(request: HttpRequest, model: str) -> HttpResponse:
                 param="model",
             )
     except GatewayError as exc:
-        return error_response(exc, ctx.request_id)
+        return _models_refused(request, exc, ctx)
     return _json(_model_object(model, int(ctx.created_at)), ctx)

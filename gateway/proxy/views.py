@@ -3,7 +3,7 @@
 from django.http import HttpRequest, HttpResponse
 from django.views.decorators.csrf import csrf_exempt
 
-from . import pipeline
+from . import pipeline, refusals
 from .context import new_request_id
 from .errors import GatewayError, error_response
 
@@ -18,9 +18,15 @@ class UnknownEndpoint(GatewayError):
     code = "unknown_url"
 
 
+def _refuse(request: HttpRequest, exc: GatewayError) -> HttpResponse:
+    request_id = new_request_id()
+    refusals.record(request.scope, exc, request_id)
+    return error_response(exc, request_id)
+
+
 def _method_not_allowed(request: HttpRequest, allowed: str) -> HttpResponse:
     exc = MethodNotAllowed(f"{request.method} is not allowed here; use {allowed}")
-    response = error_response(exc, new_request_id())
+    response = _refuse(request, exc)
     response["allow"] = allowed
     return response
 
@@ -54,4 +60,4 @@ async def model(request: HttpRequest, model: str) -> HttpResponse:
 @csrf_exempt
 async def unknown(request: HttpRequest, path: str = "") -> HttpResponse:
     exc = UnknownEndpoint(f"unknown endpoint: {request.method} {request.path}")
-    return error_response(exc, new_request_id())
+    return _refuse(request, exc)
