@@ -6,6 +6,7 @@ docs/configuration.md lists every variable.
 """
 
 import ipaddress
+import logging
 from pathlib import Path
 
 import environ
@@ -178,16 +179,38 @@ STATIC_URL = "static/"
 STATIC_ROOT = env.str("STATIC_ROOT", default=str(BASE_DIR / "var" / "static"))
 
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
+# json: one JSON object per line, for a log pipeline (gateway/logformat.py); console: readable
+# lines for a person at a terminal. The default follows the mode: console for the embedded
+# default (`make run`, no DATABASE_URL and no REDIS_URL), json once either service is configured.
+LOG_FORMAT = env.str("LOG_FORMAT", default="console" if EMBEDDED_DB and not REDIS_URL else "json")
+if LOG_FORMAT not in ("json", "console"):
+    raise ImproperlyConfigured(f"LOG_FORMAT has an invalid value: {LOG_FORMAT!r} (json or console)")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "formatters": {
+        "json": {"()": "gateway.logformat.JsonFormatter"},
+        "console": {"()": "gateway.logformat.ConsoleFormatter"},
+    },
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT}},
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {
         "httpx": {"level": "WARNING"},
         "httpcore": {"level": "WARNING"},
         # 4xx on /v1 are the callers' business and already in the usage log; 5xx still log.
         "django.request": {"level": "ERROR"},
+        # uvicorn configures its loggers with its own plain formatter before it imports the app;
+        # this replaces that handler so its start-up lines and errors come out in LOG_FORMAT
+        # too. No level: uvicorn's --log-level stays in charge. Not the parent "uvicorn": that
+        # would reset its child "uvicorn.access" and turn the access log back on, which every
+        # command here turns off (--no-access-log; the usage log records each request).
+        "uvicorn.error": {"handlers": ["console"], "propagate": False},
+        # Django's defaults give this one a DEBUG-only handler of their own.
+        "py.warnings": {"handlers": ["console"], "propagate": False},
     },
 }
+# Python warnings (deprecations, misconfiguration notices) through logging, in LOG_FORMAT, rather
+# than as bare text on stderr.
+logging.captureWarnings(True)
+# Celery's worker would otherwise put its own plain handler on the root logger.
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
