@@ -1,7 +1,11 @@
 """The hot path: the one place a /v1 request is authenticated, checked, routed, sent, settled.
 
-    read body -> authenticate -> parse -> policy (allowed models) -> candidates (routing table)
-    -> call upstream, falling back before the first byte -> respond -> settle (usage event)
+    read body (handler.py: bounded) -> authenticate -> parse and validate (parsing.py,
+    validation.py) -> policy (allowed models) -> candidates (routing table) -> call upstream,
+    falling back before the first byte -> respond -> settle (usage event)
+
+A request refused before authentication has no tenant and so no usage row; refusals.py counts
+and logs it instead.
 
 Coming issues slot in here: the policy engine and one-round-trip admission (rate limits,
 budgets) between candidates and the call, health/circuit filters inside candidate selection.

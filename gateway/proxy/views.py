@@ -20,7 +20,7 @@ class UnknownEndpoint(GatewayError):
 
 def _refuse(request: HttpRequest, exc: GatewayError) -> HttpResponse:
     request_id = new_request_id()
-    refusals.record(request.scope, exc, request_id)
+    refusals.record(getattr(request, "scope", {}), exc, request_id)
     return error_response(exc, request_id)
 
 
