@@ -5,6 +5,8 @@ misbehaving later. Combinations are validated by the system checks in gateway/ch
 docs/configuration.md lists every variable.
 """
 
+import ipaddress
+import logging
 from pathlib import Path
 
 import environ
@@ -131,6 +133,20 @@ CELERY_BEAT_SCHEDULE = {
 GATEWAY_ENCRYPTION_KEYS = env.list("GATEWAY_ENCRYPTION_KEYS")
 GATEWAY_MAX_BODY_BYTES = env.int("GATEWAY_MAX_BODY_BYTES", default=4 * 1024 * 1024)
 DATA_UPLOAD_MAX_MEMORY_SIZE = GATEWAY_MAX_BODY_BYTES
+# --- Inbound /v1 requests: body reading, refusals ---------------------------------------------
+# A request body that has not fully arrived this many seconds after the headers is refused with
+# 408 and its connection closed: a client that sends half a body and stalls must not hold a
+# connection (and its buffer) forever. A deadline for the whole body, not per read, so trickling
+# a byte at a time does not extend it. 30 s carries a 4 MiB body over a link of ~1.2 Mbit/s.
+GATEWAY_BODY_READ_TIMEOUT_S = env.float("GATEWAY_BODY_READ_TIMEOUT_S", default=30.0)
+# Proxies (CIDRs) whose X-Forwarded-For is believed when logging a refused request's client
+# address. Empty: the socket peer is the client, and X-Forwarded-For (which anyone can write) is
+# ignored. A value that is not a CIDR or an address stops start-up.
+GATEWAY_TRUSTED_PROXIES = env.list(
+    "GATEWAY_TRUSTED_PROXIES",
+    cast=lambda cidr: str(ipaddress.ip_network(cidr.strip(), strict=False)),
+    default=[],
+)
 # How long a process trusts its own copy of a key / the routing table before asking Redis or the
 # database again. This bounds how late a revocation or a config change takes effect.
 GATEWAY_KEY_CACHE_TTL_S = env.float("GATEWAY_KEY_CACHE_TTL_S", default=5.0)
@@ -163,16 +179,38 @@ STATIC_URL = "static/"
 STATIC_ROOT = env.str("STATIC_ROOT", default=str(BASE_DIR / "var" / "static"))
 
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
+# json: one JSON object per line, for a log pipeline (gateway/logformat.py); console: readable
+# lines for a person at a terminal. The default follows the mode: console for the embedded
+# default (`make run`, no DATABASE_URL and no REDIS_URL), json once either service is configured.
+LOG_FORMAT = env.str("LOG_FORMAT", default="console" if EMBEDDED_DB and not REDIS_URL else "json")
+if LOG_FORMAT not in ("json", "console"):
+    raise ImproperlyConfigured(f"LOG_FORMAT has an invalid value: {LOG_FORMAT!r} (json or console)")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "formatters": {
+        "json": {"()": "gateway.logformat.JsonFormatter"},
+        "console": {"()": "gateway.logformat.ConsoleFormatter"},
+    },
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT}},
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {
         "httpx": {"level": "WARNING"},
         "httpcore": {"level": "WARNING"},
         # 4xx on /v1 are the callers' business and already in the usage log; 5xx still log.
         "django.request": {"level": "ERROR"},
+        # uvicorn configures its loggers with its own plain formatter before it imports the app;
+        # this replaces that handler so its start-up lines and errors come out in LOG_FORMAT
+        # too. No level: uvicorn's --log-level stays in charge. Not the parent "uvicorn": that
+        # would reset its child "uvicorn.access" and turn the access log back on, which every
+        # command here turns off (--no-access-log; the usage log records each request).
+        "uvicorn.error": {"handlers": ["console"], "propagate": False},
+        # Django's defaults give this one a DEBUG-only handler of their own.
+        "py.warnings": {"handlers": ["console"], "propagate": False},
     },
 }
+# Python warnings (deprecations, misconfiguration notices) through logging, in LOG_FORMAT, rather
+# than as bare text on stderr.
+logging.captureWarnings(True)
+# Celery's worker would otherwise put its own plain handler on the root logger.
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False

@@ -30,6 +30,8 @@ urlpatterns = [
     path("v1/chat/completions", proxy.chat_completions),
     path("v1/embeddings", proxy.embeddings),
     path("v1/models", proxy.models),
+    # <path:>: a model name may hold slashes ("meta-llama/Llama-3.1-8B").
+    path("v1/models/<path:model>", proxy.model),
     re_path(r"^v1/(?P<path>.*)$", proxy.unknown),
     path("admin/", admin.site.urls),
     path("healthz", healthz),

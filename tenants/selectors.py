@@ -16,24 +16,39 @@ class KeyPrincipal:
     org_id: int
     project_id: int | None
     user_id: int | None
-    # Public model names this key may call; None means every model.
+    # Public model names this key may call (the team's list narrowed by the key's); None means
+    # every model.
     allowed_models: frozenset[str] | None
     expires_at: float | None  # epoch seconds
     revoked: bool
+    key_name: str = ""
+    # The team's own list, before the key narrowed it: says who refused a model, team or key.
+    team_models: frozenset[str] | None = None
 
     def to_dict(self) -> dict:
         data = asdict(self)
-        if self.allowed_models is not None:
-            data["allowed_models"] = sorted(self.allowed_models)
+        for name in ("allowed_models", "team_models"):
+            if data[name] is not None:
+                data[name] = sorted(data[name])
         return data
 
     @classmethod
     def from_dict(cls, data: dict) -> "KeyPrincipal":
-        models = data["allowed_models"]
-        return cls(**{**data, "allowed_models": None if models is None else frozenset(models)})
+        data = dict(data)
+        # A snapshot cached by an older version has neither key_name nor team_models; until it
+        # expires, its merged list stands in for the team's (refusals name the team, as before).
+        data.setdefault("team_models", data["allowed_models"])
+        for name in ("allowed_models", "team_models"):
+            if data[name] is not None:
+                data[name] = frozenset(data[name])
+        return cls(**data)
 
     def may_use(self, model: str) -> bool:
         return self.allowed_models is None or model in self.allowed_models
+
+    def refused_by_team(self, model: str) -> bool:
+        """Whether the team's list (rather than the key's narrowing of it) excludes `model`."""
+        return self.team_models is not None and model not in self.team_models
 
 
 def _model_set(names: list[str]) -> frozenset[str] | None:
@@ -68,4 +83,6 @@ def api_key_principal_get(*, key_hash: str) -> KeyPrincipal | None:
         expires_at=key.expires_at.timestamp() if key.expires_at else None,
         # An inactive team's keys stop working like revoked ones.
         revoked=key.revoked_at is not None or not team.is_active,
+        key_name=key.name,
+        team_models=_model_set(team.allowed_models),
     )

@@ -117,6 +117,9 @@ def test_valid_environment_starts(tmp_path):
         ("WEB_CONCURRENCY", "many"),
         ("GATEWAY_KEY_CACHE_TTL_S", "soon"),
         ("DATABASE_POOL_MAX_SIZE", "ten"),
+        ("GATEWAY_BODY_READ_TIMEOUT_S", "slow"),
+        ("GATEWAY_TRUSTED_PROXIES", "10.0.0.0/8,not-a-network"),
+        ("LOG_FORMAT", "xml"),
     ],
 )
 def test_malformed_value_stops_startup_naming_the_variable(tmp_path, name, value):

@@ -39,6 +39,11 @@ class RequestTooLarge(GatewayError):
     code = "request_too_large"
 
 
+class RequestTimeout(GatewayError):
+    status = 408
+    code = "request_timeout"
+
+
 class AuthenticationFailed(GatewayError):
     status = 401
     type = "authentication_error"

@@ -11,17 +11,28 @@ Django's ASGIHandler is built for views that may call sync code. Per request it
 Profiling `make bench` showed the thread start/join and hops at 11-17% of the event loop's time.
 The proxy needs none of it: it has no middleware, touches the database only on cache misses
 (through infra.db.db_call, which also does the connection hygiene those signals exist for),
-and owns its errors. So this handler keeps Django's body reading, request building, URL routing
-and response sending, and drops the rest. It also runs the usage settlement after the response
-is on the wire, so the client never waits for it.
+and owns its errors. So this handler keeps Django's request building, URL routing and response
+sending, and drops the rest. It also runs the usage settlement after the response is on the
+wire, so the client never waits for it.
+
+It reads the body itself, instead of Django's `read_body` (which spools whatever arrives to a
+temporary file and only then lets anyone look at it): bytes are counted as they arrive, so an
+oversized chunked body is refused at the first chunk past the limit, and the whole read has a
+deadline, so a client that stalls half-way gets a 408 instead of holding the connection.
 """
 
 import asyncio
 import contextlib
+import io
 
+from django.conf import settings
 from django.core.exceptions import RequestAborted
 from django.core.handlers.asgi import ASGIHandler
 from django.core.handlers.exception import convert_exception_to_response
+
+from . import refusals
+from .context import new_request_id
+from .errors import BadRequest, GatewayError, RequestTimeout, RequestTooLarge, error_body
 
 # Set by the pipeline on a non-streaming response: the coroutine function that records usage.
 AFTER_RESPONSE = "_gateway_after_response"
@@ -42,17 +53,18 @@ class ProxyHandler(ASGIHandler):
     async def __call__(self, scope, receive, send) -> None:
         scope[SCOPE_DEFERS_SETTLE] = True
         try:
-            body_file = await self.read_body(receive)
+            body = await read_body(scope, receive)
         except RequestAborted:
             return
-        try:
-            request, error_response = self.create_request(scope, body_file)
-            if request is None:
-                await self.send_response(error_response, send)
-                return
-            await self._serve_until_disconnect(request, receive, send)
-        finally:
-            body_file.close()
+        except GatewayError as exc:
+            await send_refusal(scope, send, exc)
+            return
+        request, _ = self.create_request(scope, io.BytesIO(body))
+        if request is None:
+            # Django could not build a request (a query string that is not UTF-8).
+            await send_refusal(scope, send, BadRequest("the request URL is not valid UTF-8"))
+            return
+        await self._serve_until_disconnect(request, receive, send)
 
     async def _serve_until_disconnect(self, request, receive, send) -> None:
         # As Django does: a client that goes away cancels the view (or the stream), so the
@@ -80,3 +92,70 @@ class ProxyHandler(ASGIHandler):
                 _settling.add(task)
                 task.add_done_callback(_settling.discard)
                 await asyncio.shield(task)
+
+
+def _declared_length(scope) -> int | None:
+    for name, value in scope.get("headers", ()):
+        if name == b"content-length":
+            try:
+                return int(value)
+            except ValueError:
+                return None
+    return None
+
+
+def _too_large() -> RequestTooLarge:
+    limit = settings.GATEWAY_MAX_BODY_BYTES
+    return RequestTooLarge(f"request body is larger than the limit of {limit} bytes")
+
+
+async def read_body(scope, receive) -> bytes:
+    """The request body, refused (RequestTooLarge, RequestTimeout) as soon as it is known to be
+    too large or too slow; RequestAborted when the client disconnects first."""
+    limit = settings.GATEWAY_MAX_BODY_BYTES
+    declared = _declared_length(scope)
+    if declared is not None and declared > limit:
+        raise _too_large()  # refused before a byte of it is read
+    chunks: list[bytes] = []
+    size = 0
+    try:
+        async with asyncio.timeout(settings.GATEWAY_BODY_READ_TIMEOUT_S):
+            while True:
+                message = await receive()
+                if message["type"] == "http.disconnect":
+                    raise RequestAborted()
+                chunk = message.get("body", b"")
+                if chunk:
+                    size += len(chunk)
+                    if size > limit:
+                        raise _too_large()  # a chunked body has no length to check up front
+                    chunks.append(chunk)
+                if not message.get("more_body", False):
+                    break
+    except TimeoutError:
+        raise RequestTimeout(
+            f"the request body did not arrive within {settings.GATEWAY_BODY_READ_TIMEOUT_S:g} s"
+        ) from None
+    # Usually the whole body comes in one message: no copy then.
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+async def send_refusal(scope, send, exc: GatewayError) -> None:
+    """An error sent before a request object exists. The connection is closed after it: the
+    client may still be sending a body nobody will read, so the connection cannot be reused."""
+    request_id = new_request_id()
+    refusals.record(scope, exc, request_id)
+    body = error_body(exc, request_id)
+    await send(
+        {
+            "type": "http.response.start",
+            "status": exc.status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                (b"x-request-id", request_id.encode()),
+                (b"connection", b"close"),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})

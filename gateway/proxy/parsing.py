@@ -1,45 +1,80 @@
-"""Request bodies: size, JSON, shape, and fields that try to pick the upstream."""
+"""Request bodies: JSON, and fields that try to pick the upstream (their shape: validation.py);
+the headers the gateway forwards."""
 
 import orjson
 from django.conf import settings
 from django.http import HttpRequest
 from django.http.request import RawPostDataException
 
-from .errors import BadRequest, RequestTooLarge
+from .errors import BadRequest
 
 # Outbound URLs and credentials come only from admin configuration. A client that names them
-# (LiteLLM-style per-request overrides) is refused, at any depth of the body.
+# (LiteLLM-style per-request overrides) is refused where an upstream or a proxy in front of one
+# would read them: at the top level, and anywhere inside `metadata` and `extra_body`. Not inside
+# messages, tool schemas or response formats: there they are the caller's data (a tool may well
+# take an `api_key` argument), and no upstream reads them as settings.
 FORBIDDEN_FIELDS = frozenset(
-    {"api_base", "base_url", "api_key", "api_version", "azure_endpoint", "custom_llm_provider"}
+    {
+        "api_base",
+        "base_url",
+        "api_key",
+        "api_version",
+        "api_type",
+        "organization",
+        "azure_endpoint",
+        "azure_deployment",
+        "azure_ad_token",
+        "custom_llm_provider",
+        "extra_headers",
+    }
 )
+# Families of per-request credentials: aws_access_key_id, aws_secret_access_key, aws_region_name,
+# vertex_project, vertex_credentials, ...
+FORBIDDEN_PREFIXES = ("aws_", "vertex_")
+_CONTAINERS = ("metadata", "extra_body")
+
+
+def _forbidden(key: str) -> bool:
+    return key in FORBIDDEN_FIELDS or key.startswith(FORBIDDEN_PREFIXES)
 
 
 def read_body(request: HttpRequest) -> bytes:
+    """The body the handler already read, bounded in size and time (handler.read_body)."""
     try:
-        body = request.body
+        return request.body
     except RawPostDataException as exc:  # pragma: no cover - body consumed elsewhere
         raise BadRequest("request body could not be read") from exc
-    limit = settings.GATEWAY_MAX_BODY_BYTES
-    if len(body) > limit:
-        raise RequestTooLarge(f"request body is larger than the limit of {limit} bytes")
-    return body
 
 
-def _find_forbidden(value, path: str) -> str | None:
+def _find_forbidden_within(value, path: str) -> str | None:
     # Iterative walk: a hostile body nested 100k levels deep must not hit the recursion limit.
     stack = [(value, path)]
     while stack:
         node, where = stack.pop()
         if isinstance(node, dict):
             for key, child in node.items():
-                if key in FORBIDDEN_FIELDS:
-                    return f"{where}.{key}" if where else key
+                if _forbidden(key):
+                    return f"{where}.{key}"
                 if isinstance(child, dict | list):
-                    stack.append((child, f"{where}.{key}" if where else key))
+                    stack.append((child, f"{where}.{key}"))
         elif isinstance(node, list):
             for index, child in enumerate(node):
                 if isinstance(child, dict | list):
                     stack.append((child, f"{where}[{index}]"))
+    return None
+
+
+def find_forbidden(data: dict) -> str | None:
+    """The path of the first field that tries to choose the upstream, or None."""
+    for key in data:
+        if _forbidden(key):
+            return key
+    for container in _CONTAINERS:
+        value = data.get(container)
+        if isinstance(value, dict | list):
+            found = _find_forbidden_within(value, container)
+            if found is not None:
+                return found
     return None
 
 
@@ -52,7 +87,7 @@ def parse_json_object(body: bytes) -> dict:
         raise BadRequest(f"request body is not valid JSON: {exc}") from exc
     if not isinstance(data, dict):
         raise BadRequest("request body must be a JSON object")
-    forbidden = _find_forbidden(data, "")
+    forbidden = find_forbidden(data)
     if forbidden is not None:
         raise BadRequest(
             f"'{forbidden}' is not accepted: the gateway chooses the upstream and its credentials",
@@ -62,13 +97,6 @@ def parse_json_object(body: bytes) -> dict:
     return data
 
 
-def require_model(data: dict) -> str:
-    model = data.get("model")
-    if not isinstance(model, str) or not model:
-        raise BadRequest("'model' is required and must be a non-empty string", param="model")
-    return model
-
-
 def require_stream_flag(data: dict) -> bool:
     stream = data.get("stream", False)
     if stream is None:
@@ -76,3 +104,19 @@ def require_stream_flag(data: dict) -> bool:
     if not isinstance(stream, bool):
         raise BadRequest("'stream' must be a boolean", param="stream")
     return stream
+
+
+def check_forwarded_headers(request: HttpRequest) -> None:
+    """The allowlisted headers the upstream will receive must be ASCII.
+
+    HTTP lets a client send any byte above 0x7F in a header value (Django decodes them as
+    latin-1), but the upstream client encodes header values as ASCII: forwarding one would fail
+    deep inside the call. Refused here instead, as the client's error.
+    """
+    for name in settings.GATEWAY_FORWARD_HEADERS:
+        value = request.headers.get(name)
+        if value is not None and not value.isascii():
+            raise BadRequest(
+                f"header '{name}' contains non-ASCII characters; it cannot be forwarded",
+                code="invalid_header",
+            )

@@ -1,7 +1,11 @@
 """The hot path: the one place a /v1 request is authenticated, checked, routed, sent, settled.
 
-    read body -> authenticate -> parse -> policy (allowed models) -> candidates (routing table)
-    -> call upstream, falling back before the first byte -> respond -> settle (usage event)
+    read body (handler.py: bounded) -> authenticate -> parse and validate (parsing.py,
+    validation.py) -> policy (allowed models) -> candidates (routing table) -> call upstream,
+    falling back before the first byte -> respond -> settle (usage event)
+
+A request refused before authentication has no tenant and so no usage row; refusals.py counts
+and logs it instead.
 
 Coming issues slot in here: the policy engine and one-round-trip admission (rate limits,
 budgets) between candidates and the call, health/circuit filters inside candidate selection.
@@ -18,8 +22,9 @@ from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 
 from routing.providers import ProviderError, get_adapter
 from routing.selectors import Route, RoutingTable, routing_table_cache
+from tenants.selectors import KeyPrincipal
 
-from . import parsing
+from . import parsing, refusals, validation
 from .auth import authenticate
 from .context import SCOPE_START, RequestContext
 from .errors import (
@@ -60,17 +65,36 @@ async def _routing_table() -> RoutingTable:
         raise ServiceUnavailable.of("database") from exc
 
 
+# Where each mode's models are served, to point a caller at the right endpoint.
+_ENDPOINT_FOR_MODE = {
+    "chat": ("a chat", "/v1/chat/completions"),
+    "embedding": ("an embedding", "/v1/embeddings"),
+}
+
+
+def _model_not_found(table: RoutingTable, mode: str, model: str) -> ModelNotFound:
+    for other, (kind, endpoint) in _ENDPOINT_FOR_MODE.items():
+        if other != mode and table.candidates(other, model):
+            return ModelNotFound(f"'{model}' is {kind} model; use {endpoint}", param="model")
+    return ModelNotFound(f"the model '{model}' does not exist", param="model")
+
+
+def _model_not_allowed(principal: KeyPrincipal, model: str) -> PermissionDenied:
+    if principal.refused_by_team(model):
+        reason = f"team '{principal.team_slug}' does not allow model '{model}'"
+    else:
+        reason = f"key '{principal.key_name}' does not allow model '{model}'"
+    return PermissionDenied(reason, param="model")
+
+
 async def _candidates(ctx: RequestContext, mode: str) -> tuple[Route, ...]:
     table = await _routing_table()
     model = ctx.requested_model
     routes = table.candidates(mode, model)
     if not routes:
-        raise ModelNotFound(f"the model '{model}' does not exist", param="model")
+        raise _model_not_found(table, mode, model)
     if not ctx.principal.may_use(model):
-        raise PermissionDenied(
-            f"the model '{model}' is not allowed for team '{ctx.principal.team_slug}'",
-            param="model",
-        )
+        raise _model_not_allowed(ctx.principal, model)
     return routes
 
 
@@ -142,8 +166,6 @@ async def _chat(ctx: RequestContext, request: HttpRequest, data: dict) -> HttpRe
 
 
 async def _embeddings(ctx: RequestContext, request: HttpRequest, data: dict) -> HttpResponse:
-    if "input" not in data:
-        raise BadRequest("'input' is required", param="input")
     routes = await _candidates(ctx, "embedding")
     headers = _forward_headers(request, ctx)
     result = await _call(
@@ -159,6 +181,7 @@ async def _embeddings(ctx: RequestContext, request: HttpRequest, data: dict) -> 
 
 
 _HANDLERS = {CHAT: _chat, EMBEDDINGS: _embeddings}
+_VALIDATORS = {CHAT: validation.validate_chat, EMBEDDINGS: validation.validate_embeddings}
 
 
 def _set_headers(response: HttpResponse, ctx: RequestContext) -> None:
@@ -180,11 +203,17 @@ async def handle(request: HttpRequest, endpoint: str) -> HttpResponse:
     try:
         body = parsing.read_body(request)
         ctx.principal = await authenticate(request)
+        parsing.check_forwarded_headers(request)
         data = parsing.parse_json_object(body)
-        ctx.requested_model = parsing.require_model(data)
+        model = data.get("model")
+        # Known before validation, so even a refused request is logged with the model it named.
+        ctx.requested_model = model if isinstance(model, str) else ""
+        _VALIDATORS[endpoint](data)
         response = await _HANDLERS[endpoint](ctx, request, data)
     except GatewayError as exc:
         ctx.fail(exc.status, exc.error_type)
+        if ctx.principal is None:  # no usage row will tell of it
+            refusals.record(scope, exc, ctx.request_id)
         response = error_response(exc, ctx.request_id)
     except asyncio.CancelledError:
         # The client went away (Django cancels the view); the upstream may already have been
@@ -196,6 +225,8 @@ async def handle(request: HttpRequest, endpoint: str) -> HttpResponse:
         log.exception("request %s: unexpected error", ctx.request_id)
         exc = InternalError("the gateway failed to handle this request")
         ctx.fail(exc.status, exc.error_type)
+        if ctx.principal is None:
+            refusals.record(scope, exc, ctx.request_id)
         response = error_response(exc, ctx.request_id)
     _set_headers(response, ctx)
     if not response.streaming:
@@ -208,6 +239,22 @@ async def handle(request: HttpRequest, endpoint: str) -> HttpResponse:
     return response
 
 
+def _model_object(name: str, created: int) -> dict:
+    return {"id": name, "object": "model", "created": created, "owned_by": "gateway"}
+
+
+def _json(body: dict, ctx: RequestContext) -> HttpResponse:
+    response = HttpResponse(orjson.dumps(body), content_type="application/json")
+    response["x-request-id"] = ctx.request_id
+    return response
+
+
+def _models_refused(request: HttpRequest, exc: GatewayError, ctx: RequestContext) -> HttpResponse:
+    # Listing models is not billable, so no refusal of it has a usage row.
+    refusals.record(getattr(request, "scope", {}), exc, ctx.request_id)
+    return error_response(exc, ctx.request_id)
+
+
 async def list_models(request: HttpRequest) -> HttpResponse:
     ctx = RequestContext("models", getattr(request, "scope", {}).get(SCOPE_START))
     try:
@@ -215,15 +262,22 @@ async def list_models(request: HttpRequest) -> HttpResponse:
         table = await _routing_table()
         names = sorted(m for m in table.model_names() if principal.may_use(m))
     except GatewayError as exc:
-        return error_response(exc, ctx.request_id)
+        return _models_refused(request, exc, ctx)
     created = int(ctx.created_at)
-    body = {
-        "object": "list",
-        "data": [
-            {"id": name, "object": "model", "created": created, "owned_by": "gateway"}
-            for name in names
-        ],
-    }
-    response = HttpResponse(orjson.dumps(body), content_type="application/json")
-    response["x-request-id"] = ctx.request_id
-    return response
+    return _json({"object": "list", "data": [_model_object(n, created) for n in names]}, ctx)
+
+
+async def retrieve_model(request: HttpRequest, model: str) -> HttpResponse:
+    ctx = RequestContext("models", getattr(request, "scope", {}).get(SCOPE_START))
+    try:
+        principal = await authenticate(request)
+        table = await _routing_table()
+        # One answer for "no such model" and "not for this key", as the list shows neither.
+        if model not in table.model_names() or not principal.may_use(model):
+            raise ModelNotFound(
+                f"the model '{model}' does not exist or this key has no access to it",
+                param="model",
+            )
+    except GatewayError as exc:
+        return _models_refused(request, exc, ctx)
+    return _json(_model_object(model, int(ctx.created_at)), ctx)

@@ -3,7 +3,7 @@
 from django.http import HttpRequest, HttpResponse
 from django.views.decorators.csrf import csrf_exempt
 
-from . import pipeline
+from . import pipeline, refusals
 from .context import new_request_id
 from .errors import GatewayError, error_response
 
@@ -18,9 +18,15 @@ class UnknownEndpoint(GatewayError):
     code = "unknown_url"
 
 
+def _refuse(request: HttpRequest, exc: GatewayError) -> HttpResponse:
+    request_id = new_request_id()
+    refusals.record(getattr(request, "scope", {}), exc, request_id)
+    return error_response(exc, request_id)
+
+
 def _method_not_allowed(request: HttpRequest, allowed: str) -> HttpResponse:
     exc = MethodNotAllowed(f"{request.method} is not allowed here; use {allowed}")
-    response = error_response(exc, new_request_id())
+    response = _refuse(request, exc)
     response["allow"] = allowed
     return response
 
@@ -45,7 +51,13 @@ async def models(request: HttpRequest) -> HttpResponse:
     return await pipeline.list_models(request)
 
 
+async def model(request: HttpRequest, model: str) -> HttpResponse:
+    if request.method != "GET":
+        return _method_not_allowed(request, "GET")
+    return await pipeline.retrieve_model(request, model)
+
+
 @csrf_exempt
 async def unknown(request: HttpRequest, path: str = "") -> HttpResponse:
     exc = UnknownEndpoint(f"unknown endpoint: {request.method} {request.path}")
-    return error_response(exc, new_request_id())
+    return _refuse(request, exc)

@@ -51,7 +51,10 @@ def gateway_server(django_db_setup, django_db_blocker):
     from gateway.asgi import application
 
     # With lifespan, as `make serve` runs it: shutdown closes the upstream connection pool.
-    server = ServerThread(application, lifespan="on")
+    # Without uvicorn's own X-Forwarded-For handling (on by default for peers on 127.0.0.1,
+    # which every test client is): the gateway resolves client addresses itself, from
+    # GATEWAY_TRUSTED_PROXIES, and tests must see the peer address it starts from.
+    server = ServerThread(application, lifespan="on", proxy_headers=False)
     server.start()
     yield server.url
     server.stop()

@@ -22,20 +22,21 @@ def _upstream_models(upstream) -> list[str]:
 
 
 def test_upstream_bad_request_is_passed_through_in_our_shape(gateway, upstream):
+    # Within the API's range (the gateway's own check passes it), beyond this upstream's.
     upstream.fail(
         400,
-        message="Invalid value for 'temperature': must be at most 2.",
+        message="Invalid value for 'temperature': must be at most 1.",
         type="invalid_request_error",
         param="temperature",
         code="invalid_value",
     )
 
     with pytest.raises(openai.BadRequestError) as caught:
-        gateway.client().chat.completions.create(**HA, temperature=3)
+        gateway.client().chat.completions.create(**HA, temperature=1.5)
 
     response = caught.value.response
     error = assert_openai_error(response, 400, "invalid_value")
-    assert error["message"] == "Invalid value for 'temperature': must be at most 2."
+    assert error["message"] == "Invalid value for 'temperature': must be at most 1."
     assert error["param"] == "temperature"
     assert error["type"] == "invalid_request_error"
     # The caller's own mistake: another deployment would refuse it too, so none is tried.

@@ -1,0 +1,114 @@
+"""Requests that end without a usage row: counted and logged here instead.
+
+A usage row needs a tenant. A request refused before the gateway knows who is calling (no key,
+a bad key, a body too large or too slow, an unknown path, a wrong method) has none, yet these are
+exactly what an operator wants to see when a client is misconfigured or someone is probing. Each
+gets one structured log line (request id, status, reason, client address) and a count in
+`REFUSALS`, a process-local tally by (status, reason) that a metrics exporter can read.
+
+The key is never logged: only its visible prefix (`sk-gw-` and 6 characters, as shown in the
+portal), and only when it has our format; anything else a client sends as a key might be a
+credential for some other system.
+"""
+
+import ipaddress
+import logging
+from collections import Counter
+from functools import lru_cache
+
+from django.conf import settings
+
+from tenants.keys import KEY_PREFIX, SHOWN_PREFIX_LEN
+
+from .errors import GatewayError
+
+log = logging.getLogger("gateway.refusals")
+
+# (status, reason) -> refusals since this process started.
+REFUSALS: Counter[tuple[int, str]] = Counter()
+
+# Refusals that may be abuse (or a dependency down) rather than a client's honest mistake.
+_WARN = frozenset({408, 413})
+_MAX_ADDRESS_LEN = 64  # whatever a proxy relayed, it does not get to fill the log line
+
+
+def _header(scope, name: bytes) -> str | None:
+    values = [value for key, value in scope.get("headers", ()) if key == name]
+    return b",".join(values).decode("latin-1") if values else None
+
+
+@lru_cache(maxsize=8)
+def _networks(cidrs: tuple[str, ...]) -> tuple:
+    return tuple(ipaddress.ip_network(cidr, strict=False) for cidr in cidrs)
+
+
+def _trusted(address: str, networks: tuple) -> bool:
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return any(ip in network for network in networks)
+
+
+def client_address(scope) -> str:
+    """The caller's address: the socket peer, or, when that peer is a trusted proxy
+    (GATEWAY_TRUSTED_PROXIES), the nearest X-Forwarded-For hop that is not one.
+
+    Read from the right: each trusted proxy appends the address it saw, so the right-most
+    untrusted entry is the first one no trusted party vouches for. Entries left of it may be
+    anything the client wrote.
+    """
+    client = scope.get("client")
+    peer = client[0] if client else ""
+    networks = _networks(tuple(settings.GATEWAY_TRUSTED_PROXIES))
+    if not networks or not _trusted(peer, networks):
+        return peer
+    hops = [hop.strip() for hop in (_header(scope, b"x-forwarded-for") or "").split(",")]
+    hops = [hop for hop in hops if hop]
+    for hop in reversed(hops):
+        if not _trusted(hop, networks):
+            return hop[:_MAX_ADDRESS_LEN]
+    return hops[0][:_MAX_ADDRESS_LEN] if hops else peer
+
+
+def shown_key_prefix(scope) -> str:
+    """The presented key's visible prefix if it is one of ours, else ""."""
+    token = ""
+    authorization = _header(scope, b"authorization")
+    if authorization:
+        scheme, _, token = authorization.partition(" ")
+        token = token.strip() if scheme.lower() == "bearer" else ""
+    if not token:
+        token = (_header(scope, b"api-key") or "").strip()
+    if token.startswith(KEY_PREFIX) and len(token) > SHOWN_PREFIX_LEN:
+        return token[:SHOWN_PREFIX_LEN]
+    return ""
+
+
+def record(scope, exc: GatewayError, request_id: str) -> None:
+    """Count and log one refused request."""
+    reason = exc.error_type
+    REFUSALS[(exc.status, reason)] += 1
+    level = logging.WARNING if exc.status in _WARN or exc.status >= 500 else logging.INFO
+    if not log.isEnabledFor(level):
+        return
+    fields = {
+        "event": "request_refused",
+        "request_id": request_id,
+        "status": exc.status,
+        "reason": reason,
+        "client": client_address(scope),
+        "method": scope.get("method", ""),
+        "path": scope.get("path", ""),
+        "key_prefix": shown_key_prefix(scope),
+    }
+    log.log(
+        level,
+        "refused %s %s with %s (%s): %s",
+        fields["method"],
+        fields["path"],
+        exc.status,
+        reason,
+        exc.message,
+        extra=fields,
+    )
