@@ -8,7 +8,7 @@ WEB_CONCURRENCY ?= 2
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/gateway
 TEST_REDIS_URL    ?= redis://127.0.0.1:6379/15
 
-.PHONY: install run serve worker beat test lint fmt bench migrate clean preflight
+.PHONY: install run serve worker beat test lint fmt bench migrate clean port-free preflight
 
 $(VENV_OK): pyproject.toml
 	test -d .venv || python3 -m venv .venv
@@ -33,7 +33,8 @@ migrate: $(VENV_OK) .env var
 
 # The embedded demo is one process: its state (key cache, usage queue) is not shared.
 run: export WEB_CONCURRENCY := 1
-run: migrate
+# The port first: a second `make run` stops here, before it touches the running demo.
+run: port-free migrate
 	$(PY) manage.py collectstatic --no-input -v0
 	@$(PY) manage.py seeddemo --base-url http://$(HOST):$(PORT)
 	$(PY) -m uvicorn gateway.asgi:application --host $(HOST) --port $(PORT) \
@@ -80,3 +81,6 @@ serve: preflight
 
 preflight: $(VENV_OK)
 	@$(PY) -m gateway.startup
+
+port-free: $(VENV_OK)
+	@$(PY) -m gateway.portcheck $(HOST) $(PORT)
