@@ -100,3 +100,14 @@ def test_unreachable_rate_limit_store_refuses_login_with_503(client, staff):
     assert response.status_code == 503
     assert "cannot reach its shared store (Redis)" in response.content.decode()
     assert "_auth_user_id" not in client.session
+
+
+def test_production_mode_cookies_are_secure_and_http_only(client, staff):
+    # The test run is production mode (DATABASE_URL is set): a browser would only ever send
+    # these cookies back over HTTPS, and never to scripts.
+    response = _attempt(client, "operator", PASSWORD)
+    assert response.status_code == 302
+    session = response.cookies["sessionid"]
+    assert session["secure"] is True
+    assert session["httponly"] is True
+    assert response.cookies["csrftoken"]["secure"] is True
