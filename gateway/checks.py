@@ -1,4 +1,10 @@
-"""System checks: combinations of settings that would misbehave, caught at start-up."""
+"""System checks: combinations of settings that would misbehave, caught at start-up.
+
+Every server process runs them before serving (gateway/startup.py): errors stop it, warnings are
+logged. The production-safety checks apply in production mode (DATABASE_URL set) with DEBUG off;
+the Redis eviction check is a deployment check (`manage.py check --deploy`, and start-up in
+production mode), because it asks the Redis server.
+"""
 
 import re
 from urllib.parse import urlsplit
@@ -130,8 +136,9 @@ def check_production_security(app_configs, **kwargs):
     if "*" in settings.ALLOWED_HOSTS:
         errors.append(
             Error(
-                "ALLOWED_HOSTS contains '*' in production: any Host header is accepted, so "
-                "links in password-reset mails and redirects can point at another site.",
+                "ALLOWED_HOSTS contains '*' in production: any Host header is accepted, so the "
+                "absolute URLs Django builds from it (redirects, links) can be made to point at "
+                "another site.",
                 hint="List the names the gateway is reached by, e.g. "
                 "ALLOWED_HOSTS=gateway.example.com,127.0.0.1",
                 id="gateway.E013",
@@ -160,7 +167,7 @@ def check_admin_login_rate(app_configs, **kwargs):
 # hold: a policy that may evict them loses usage rows (requests nobody is billed for) and tasks.
 # volatile-* policies evict only keys with an expiry (cached keys, rate-limit windows), so the
 # stream and the queues are safe, but limits can loosen under memory pressure: a milder warning.
-# noeviction makes writes fail at the limit instead, which the gateway reports, never hides.
+# noeviction makes writes fail at the limit instead: a loud failure rather than a silent loss.
 
 
 def _redis_urls() -> dict[str, str]:

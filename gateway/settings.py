@@ -79,8 +79,8 @@ SECURE_PROXY_SSL_HEADER = _proxy_ssl_header(env.list("SECURE_PROXY_SSL_HEADER", 
 SILENCED_SYSTEM_CHECKS = env.list("SILENCED_SYSTEM_CHECKS", default=["security.W021"])
 
 # The cache holds the admin login throttle's counters (django-ratelimit), so it must be shared by
-# every web process: Redis when there is one. Django's own RedisCache increments atomically
-# (INCRBY); django-ratelimit's list of supported backends predates it, hence its W001 is silenced.
+# every web process: Redis when there is one. Django's own RedisCache counts atomically (SET NX,
+# INCRBY); django-ratelimit's list of supported backends predates it, hence its W001 is silenced.
 # Without Redis there is one process (see checks.py), and process memory is shared enough.
 if env.str("REDIS_URL", default=""):
     CACHES = {
