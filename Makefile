@@ -8,7 +8,7 @@ WEB_CONCURRENCY ?= 2
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/gateway
 TEST_REDIS_URL    ?= redis://127.0.0.1:6379/15
 
-.PHONY: install run serve worker beat test lint fmt bench migrate clean
+.PHONY: install run serve worker beat test lint fmt bench migrate clean port-free preflight
 
 $(VENV_OK): pyproject.toml
 	test -d .venv || python3 -m venv .venv
@@ -31,7 +31,10 @@ var:
 migrate: $(VENV_OK) .env var
 	$(PY) manage.py migrate --no-input -v0
 
-run: migrate
+# The embedded demo is one process: its state (key cache, usage queue) is not shared.
+run: export WEB_CONCURRENCY := 1
+# The port first: a second `make run` stops here, before it touches the running demo.
+run: port-free migrate
 	$(PY) manage.py collectstatic --no-input -v0
 	@$(PY) manage.py seeddemo --base-url http://$(HOST):$(PORT)
 	$(PY) -m uvicorn gateway.asgi:application --host $(HOST) --port $(PORT) \
@@ -68,3 +71,16 @@ bench: $(VENV_OK)
 
 clean:
 	rm -rf .venv var .pytest_cache .ruff_cache
+
+# WEB_CONCURRENCY reaches the server's environment, so its system checks see the worker count
+# (uvicorn reads it too, as the default for --workers).
+serve: export WEB_CONCURRENCY := $(WEB_CONCURRENCY)
+# uvicorn's multi-worker supervisor exits 0 when its workers refuse to start; the same checks run
+# once before it, so a bad configuration fails `make serve` with a non-zero status.
+serve: preflight
+
+preflight: $(VENV_OK)
+	@$(PY) -m gateway.startup
+
+port-free: $(VENV_OK)
+	@$(PY) -m gateway.portcheck $(HOST) $(PORT)

@@ -14,6 +14,9 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "gateway.settings")
 
 from django.core.asgi import get_asgi_application
 
+from gateway.startup import check_or_exit
+
+check_or_exit()  # refuses to serve on a configuration error; see gateway/startup.py
 dashboard = get_asgi_application()  # sets Django up; must come before the imports below
 
 from gateway.proxy.context import SCOPE_START  # noqa: E402

@@ -1,5 +1,15 @@
-"""System checks: combinations of settings that would misbehave, caught at start-up."""
+"""System checks: combinations of settings that would misbehave, caught at start-up.
 
+Every server process runs them before serving (gateway/startup.py): errors stop it, warnings are
+logged. The production-safety checks apply in production mode (DATABASE_URL set) with DEBUG off;
+the Redis eviction check is a deployment check (`manage.py check --deploy`, and start-up in
+production mode), because it asks the Redis server.
+"""
+
+import re
+from urllib.parse import urlsplit
+
+import redis
 from cryptography.fernet import Fernet
 from django.conf import settings
 from django.core.checks import Error, Tags, Warning, register
@@ -69,4 +79,155 @@ def check_state_and_processes(app_configs, **kwargs):
                 id="gateway.W002",
             )
         )
+    return issues
+
+
+# --- Production safety ---------------------------------------------------------------------------
+# Values that are public (startproject's prefix, placeholders in examples, the Dockerfile's
+# build-time value): a key anyone can read signs sessions anyone can forge.
+_PUBLIC_SECRET_KEYS = frozenset(
+    {"changeme", "change-me", "secret", "secret-key", "secretkey", "collectstatic-only"}
+)
+_MIN_SECRET_KEY_LENGTH = 16
+_RATE = re.compile(r"\d+/\d*[smhd]")
+_HTTPS_HINT = (
+    "Serve the gateway over HTTPS (behind a TLS proxy, set SECURE_PROXY_SSL_HEADER="
+    "HTTP_X_FORWARDED_PROTO,https or list the proxy in FORWARDED_ALLOW_IPS). For a local, "
+    "non-production setup, unset DATABASE_URL (embedded mode) or set DEBUG=true."
+)
+
+
+def _secret_key_problem(key: str) -> str | None:
+    if key.strip().lower() in _PUBLIC_SECRET_KEYS or key.startswith("django-insecure-"):
+        return "is a well-known placeholder"
+    if len(key) < _MIN_SECRET_KEY_LENGTH:
+        return f"is shorter than {_MIN_SECRET_KEY_LENGTH} characters"
+    if len(set(key)) < 5:
+        return "has fewer than 5 different characters"
+    return None
+
+
+@register(Tags.security)
+def check_production_security(app_configs, **kwargs):
+    """Production mode (DATABASE_URL set) with DEBUG off is a server on the internet: refuse
+    settings that would hand out sessions over plain http or accept forged ones."""
+    if not settings.GATEWAY_PRODUCTION or settings.DEBUG:
+        return []
+    errors = []
+    for name, check_id in (("SESSION_COOKIE_SECURE", "E010"), ("CSRF_COOKIE_SECURE", "E011")):
+        if not getattr(settings, name):
+            errors.append(
+                Error(
+                    f"{name} is off in production (DATABASE_URL is set, DEBUG is off): the "
+                    "browser would send the admin's cookie over plain http.",
+                    hint=f"Unset {name} (it defaults to on). {_HTTPS_HINT}",
+                    id=f"gateway.{check_id}",
+                )
+            )
+    problem = _secret_key_problem(settings.SECRET_KEY)
+    if problem:
+        errors.append(
+            Error(
+                f"SECRET_KEY {problem}: sessions and CSRF tokens signed with it can be forged.",
+                hint="Generate one: python -c 'import secrets; print(secrets.token_urlsafe(50))'",
+                id="gateway.E012",
+            )
+        )
+    if "*" in settings.ALLOWED_HOSTS:
+        errors.append(
+            Error(
+                "ALLOWED_HOSTS contains '*' in production: any Host header is accepted, so the "
+                "absolute URLs Django builds from it (redirects, links) can be made to point at "
+                "another site.",
+                hint="List the names the gateway is reached by, e.g. "
+                "ALLOWED_HOSTS=gateway.example.com,127.0.0.1",
+                id="gateway.E013",
+            )
+        )
+    return errors
+
+
+@register(Tags.security)
+def check_admin_login_rate(app_configs, **kwargs):
+    rate = settings.GATEWAY_ADMIN_LOGIN_RATE
+    # django-ratelimit's syntax: attempts / optional multiplier + unit (5/m, 100/h, 10/5m).
+    if not _RATE.fullmatch(rate) or int(rate.partition("/")[0]) == 0:
+        return [
+            Error(
+                f"GATEWAY_ADMIN_LOGIN_RATE {rate!r} is not a rate.",
+                hint="Attempts per period: 5/m (minute), 20/h (hour), 100/d (day).",
+                id="gateway.E014",
+            )
+        ]
+    return []
+
+
+# --- Redis eviction ------------------------------------------------------------------------------
+# The usage stream and Celery's queues are keys without an expiry, and the only copy of what they
+# hold: a policy that may evict them loses usage rows (requests nobody is billed for) and tasks.
+# volatile-* policies evict only keys with an expiry (cached keys, rate-limit windows), so the
+# stream and the queues are safe, but limits can loosen under memory pressure: a milder warning.
+# noeviction makes writes fail at the limit instead: a loud failure rather than a silent loss.
+
+
+def _redis_urls() -> dict[str, str]:
+    """Setting name -> URL for each Redis server the gateway writes to, one entry per server
+    (named by setting in messages: the URL may carry a password)."""
+    found: dict[str, str] = {}
+    servers = set()
+    for name in ("REDIS_URL", "CELERY_BROKER_URL"):
+        url = getattr(settings, name, "") or ""
+        server = urlsplit(url)._replace(path="", query="").geturl()  # the server, not the db
+        if url.startswith(("redis://", "rediss://")) and server not in servers:
+            servers.add(server)
+            found[name] = url
+    return found
+
+
+def _eviction_settings(url: str) -> tuple[int, str] | None:
+    """(maxmemory, maxmemory-policy), or None when Redis cannot tell us: unreachable (readiness
+    and the first request report that) or CONFIG disabled, as on some managed services."""
+    client = redis.Redis.from_url(url, socket_connect_timeout=1, socket_timeout=1)
+    try:
+        config = client.config_get("maxmemory*")
+        return int(config["maxmemory"]), config["maxmemory-policy"]
+    except (redis.RedisError, KeyError, ValueError):
+        return None
+    finally:
+        client.close()
+
+
+@register("redis", deploy=True)
+def check_redis_eviction(app_configs, **kwargs):
+    issues = []
+    for name, url in _redis_urls().items():
+        found = _eviction_settings(url)
+        if found is None:
+            continue
+        maxmemory, policy = found
+        if maxmemory == 0 or policy == "noeviction":
+            continue
+        if policy.startswith("volatile-"):
+            issues.append(
+                Warning(
+                    f"Redis at {name} has maxmemory-policy {policy}: at its memory limit it "
+                    "evicts keys that have an expiry, so rate-limit windows and cached keys "
+                    "can vanish early and limits loosen (the usage stream and task queues have "
+                    "no expiry and are safe).",
+                    hint="Prefer maxmemory-policy noeviction, or raise maxmemory. Silence "
+                    "gateway.W011 if this is a deliberate trade-off.",
+                    id="gateway.W011",
+                )
+            )
+        else:
+            issues.append(
+                Warning(
+                    f"Redis at {name} has maxmemory-policy {policy}: at its memory limit it can "
+                    "evict the usage stream (requests that are never recorded or billed) and "
+                    "Celery's queues (lost tasks).",
+                    hint="Set maxmemory-policy noeviction (CONFIG SET maxmemory-policy "
+                    "noeviction, and in redis.conf), or unset maxmemory.",
+                    id="gateway.W010",
+                )
+            )
     return issues

@@ -4,27 +4,38 @@ Idempotent: loading the same file twice changes nothing the second time, and eve
 what it created or changed. It never deletes. The whole file applies in one transaction, or not
 at all. `${NAME}` is replaced by the environment variable NAME at load time; a missing variable
 is an error, never an empty string.
+
+Every problem in the file is reported at once, each naming its item and field, e.g.
+`teams[2] (search).allowed_models[1]: 'smal' names no model (known: large, small)`: fixing a
+file one error per run is slow, and a typo must never be half-applied.
 """
 
-import os
-import re
 from dataclasses import dataclass, field
-from decimal import Decimal, InvalidOperation
 
 import yaml
-from django.core.exceptions import ValidationError
 from django.db import transaction
 
 from routing.models import Deployment, Provider
 from routing.providers import known_kinds, needs_api_base
 from tenants.models import Organization, Project, Team
 
-_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+from . import config_reading as read
+from .config_reading import Problems
+
 DEFAULT_ORG = "default"
+SECTIONS = ("providers", "models", "teams")
 
 
 class ConfigError(ValueError):
-    pass
+    """Everything wrong with a configuration; each entry names its item and field."""
+
+    def __init__(self, errors: list[str]) -> None:
+        self.errors = list(errors)
+        if len(self.errors) == 1:
+            text = self.errors[0]
+        else:
+            text = f"{len(self.errors)} errors:\n" + "\n".join(f"  {e}" for e in self.errors)
+        super().__init__(text)
 
 
 @dataclass
@@ -46,30 +57,6 @@ class ConfigReport:
 
     def summary(self) -> str:
         return f"{self.created} created, {self.updated} updated, {self.unchanged} unchanged"
-
-
-def _interpolate(value, where: str):
-    if isinstance(value, str):
-
-        def replace(match: re.Match) -> str:
-            name = match.group(1)
-            if name not in os.environ:
-                raise ConfigError(f"{where}: environment variable {name} is not set")
-            return os.environ[name]
-
-        return _ENV_REF.sub(replace, value)
-    if isinstance(value, list):
-        return [_interpolate(v, f"{where}[{i}]") for i, v in enumerate(value)]
-    if isinstance(value, dict):
-        return {k: _interpolate(v, f"{where}.{k}") for k, v in value.items()}
-    return value
-
-
-def _section(doc: dict, name: str) -> list[dict]:
-    items = doc.get(name) or []
-    if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
-        raise ConfigError(f"'{name}' must be a list of mappings")
-    return items
 
 
 # Every field the file may contain, per level (docs/configuration.md documents each one).
@@ -103,42 +90,15 @@ REQUIRED: dict[str, frozenset[str]] = {
 }
 
 
-def _check_keys(item: dict, level: str, where: str) -> None:
-    allowed, required = FIELDS[level], REQUIRED[level]
-    unknown = set(item) - allowed
-    if unknown:
-        raise ConfigError(f"{where}: unknown field(s) {', '.join(sorted(unknown))}")
-    missing = required - set(item)
-    if missing:
-        raise ConfigError(f"{where}: missing field(s) {', '.join(sorted(missing))}")
+class _Run(Problems):
+    """One load: its problems, its report, and the names that references may use."""
 
-
-def _price(value, where: str) -> Decimal:
-    try:
-        price = Decimal(str(value))
-    except InvalidOperation as exc:
-        raise ConfigError(f"{where}: not a number: {value!r}") from exc
-    if not price.is_finite():
-        raise ConfigError(f"{where}: not a number: {value!r}")
-    if price < 0 or price != price.quantize(Decimal("0.000001")):
-        raise ConfigError(f"{where}: must be >= 0 with at most 6 decimals")
-    return price
-
-
-def _number(value, cast, where: str, name: str):
-    try:
-        return cast(value)
-    except (TypeError, ValueError) as exc:
-        raise ConfigError(f"{where}: {name} is not a number: {value!r}") from exc
-
-
-def _full_clean(obj, where: str) -> None:
-    """The model's own validation (slugs, URLs, minimums) as a ConfigError naming the item."""
-    try:
-        obj.full_clean()
-    except ValidationError as exc:
-        details = "; ".join(f"{f}: {' '.join(m)}" for f, m in exc.message_dict.items())
-        raise ConfigError(f"{where}: {details}") from exc
+    def __init__(self) -> None:
+        super().__init__()
+        self.report = ConfigReport()
+        self.organizations: set[str] = set()  # recorded once per run, however many teams
+        self.file_providers: set[str] = set()
+        self.known_models: set[str] = set()
 
 
 def _apply(obj, values: dict, secret_fields: frozenset[str] = frozenset()) -> list[str]:
@@ -152,135 +112,200 @@ def _apply(obj, values: dict, secret_fields: frozenset[str] = frozenset()) -> li
     return changes
 
 
-def _load_provider(item: dict, report: ConfigReport) -> None:
-    where = f"provider {item.get('name', '?')}"
-    _check_keys(item, "providers", where)
-    if item["kind"] not in known_kinds():
-        raise ConfigError(f"{where}: kind must be one of {', '.join(known_kinds())}")
-    if needs_api_base(item["kind"]) and not item.get("api_base"):
-        raise ConfigError(f"{where}: {item['kind']} providers need api_base")
-    provider = Provider.objects.filter(name=item["name"]).first()
+# --- Loaders, one per level ----------------------------------------------------------------------
+
+
+def _load_provider(path: str, item: dict, run: _Run) -> None:
+    where = read.label(path, item, "name")
+    failed = run.check()
+    item = read.interpolate(item, where, run)
+    read.check_keys(item, FIELDS["providers"], REQUIRED["providers"], where, run)
+    kind = item.get("kind")
+    if "kind" in item and kind not in known_kinds():
+        run.error(f"{where}.kind", f"{kind!r} is not one of {', '.join(known_kinds())}")
+    elif needs_api_base(kind) and not item.get("api_base"):
+        run.error(f"{where}.api_base", f"missing (required for {kind} providers)")
+    values = {
+        "kind": kind,
+        "api_base": read.text(item, "api_base", where, run),
+        "region": read.text(item, "region", where, run),
+        "timeout_s": read.number(item, "timeout_s", float, where, run, default=600.0),
+        "enabled": read.flag(item, "enabled", where, run),
+    }
+    name = read.text(item, "name", where, run)
+    api_key = read.text(item, "api_key", where, run)
+    if failed():
+        return
+    provider = Provider.objects.filter(name=name).first()
     created = provider is None
-    provider = provider or Provider(name=item["name"])
-    changes = _apply(
-        provider,
-        {
-            "kind": item["kind"],
-            "api_base": item.get("api_base", "") or "",
-            "region": item.get("region", "") or "",
-            "timeout_s": _number(item.get("timeout_s", 600.0), float, where, "timeout_s"),
-            "enabled": bool(item.get("enabled", True)),
-        },
-    )
-    api_key = item.get("api_key", "") or ""
+    provider = provider or Provider(name=name)
+    changes = _apply(provider, values)
     if api_key != (provider.get_api_key() if provider.api_key_encrypted else ""):
         provider.set_api_key(api_key)
         changes.append("api_key")
-    if created or changes:
-        _full_clean(provider, where)
-        provider.save()
-    report.record(where, created, [] if created else changes)
+    if (created or changes) and read.full_clean(
+        provider, where, run, {"api_key_encrypted": f"{where}.api_key"}
+    ):
+        read.save(provider, where, run)
+    run.report.record(f"provider {provider.name}", created, [] if created else changes)
 
 
-def _load_model(item: dict, report: ConfigReport) -> None:
-    where = f"model {item.get('name', '?')}"
-    _check_keys(item, "models", where)
+def _load_model(path: str, item: dict, run: _Run) -> None:
+    where = read.label(path, item, "name")
+    model_failed = run.check()
+    item = read.interpolate(item, where, run)
+    read.check_keys(item, FIELDS["models"], REQUIRED["models"], where, run)
+    name = read.text(item, "name", where, run)
     mode = item.get("mode", Deployment.Mode.CHAT)
     if mode not in Deployment.Mode.values:
-        raise ConfigError(f"{where}: mode must be one of {', '.join(Deployment.Mode.values)}")
-    for index, dep in enumerate(_section(item, "deployments")):
-        dwhere = f"{where} deployment {index}"
-        _check_keys(dep, "deployments", dwhere)
-        provider = Provider.objects.filter(name=dep["provider"]).first()
-        if provider is None:
-            raise ConfigError(f"{dwhere}: unknown provider {dep['provider']!r}")
-        deployment = Deployment.objects.filter(
-            provider=provider, model_name=item["name"], upstream_model=dep["model"]
-        ).first()
-        created = deployment is None
-        deployment = deployment or Deployment(
-            provider=provider, model_name=item["name"], upstream_model=dep["model"]
-        )
-        window = dep.get("context_window")
-        changes = _apply(
-            deployment,
-            {
-                "mode": mode,
-                "input_cost_per_mtok": _price(dep.get("input_cost_per_mtok", 0), dwhere),
-                "output_cost_per_mtok": _price(dep.get("output_cost_per_mtok", 0), dwhere),
-                "context_window": (
-                    _number(window, int, dwhere, "context_window") if window is not None else None
-                ),
-                "region": dep.get("region", "") or "",
-                "enabled": bool(dep.get("enabled", True)),
-            },
-        )
-        if created or changes:
-            _full_clean(deployment, dwhere)
-            deployment.save()
-        label = f"deployment {item['name']} -> {provider.name}/{dep['model']}"
-        report.record(label, created, [] if created else changes)
+        run.error(f"{where}.mode", f"{mode!r} is not one of {', '.join(Deployment.Mode.values)}")
+    deployments = read.items(item, "deployments", f"{where}.deployments", run)
+    for dpath, dep in read.unique(deployments, ("provider", "model"), run):
+        # Deployments of a broken model are still checked, so that all errors show at once.
+        _load_deployment(dpath, dep, name, mode, where, model_failed, run)
 
 
-def _load_team(item: dict, report: ConfigReport) -> None:
-    where = f"team {item.get('slug', '?')}"
-    _check_keys(item, "teams", where)
+def _load_deployment(
+    path: str, dep: dict, name: str, mode: str, model_where: str, model_failed, run: _Run
+) -> None:
+    where = read.label(path, dep, "provider")
+    failed = run.check()
+    read.check_keys(dep, FIELDS["deployments"], REQUIRED["deployments"], where, run)
+    values = {
+        "mode": mode,
+        "input_cost_per_mtok": read.price(dep, "input_cost_per_mtok", where, run),
+        "output_cost_per_mtok": read.price(dep, "output_cost_per_mtok", where, run),
+        "context_window": read.number(dep, "context_window", int, where, run),
+        "region": read.text(dep, "region", where, run),
+        "enabled": read.flag(dep, "enabled", where, run),
+    }
+    provider_name = read.name_of(dep.get("provider"))
+    provider = Provider.objects.filter(name=provider_name).first() if provider_name else None
+    if provider is None and provider_name is not None and provider_name not in run.file_providers:
+        known = sorted(run.file_providers | set(Provider.objects.values_list("name", flat=True)))
+        run.error(f"{where}.provider", f"{provider_name!r} names no provider{read.known(known)}")
+    # A provider of the file that is missing here failed, and has its own error.
+    if failed() or model_failed() or provider is None:
+        return
+    upstream = read.text(dep, "model", where, run)
+    deployment = Deployment.objects.filter(
+        provider=provider, model_name=name, upstream_model=upstream
+    ).first()
+    created = deployment is None
+    deployment = deployment or Deployment(
+        provider=provider, model_name=name, upstream_model=upstream
+    )
+    changes = _apply(deployment, values)
+    paths = {"model_name": f"{model_where}.name", "upstream_model": f"{where}.model"}
+    if (created or changes) and read.full_clean(deployment, where, run, paths):
+        read.save(deployment, where, run)
+    label = f"deployment {name} -> {provider.name}/{upstream}"
+    run.report.record(label, created, [] if created else changes)
+
+
+def _allowed_models(item: dict, where: str, run: _Run) -> list[str]:
     models = item.get("allowed_models", [])
     if not isinstance(models, list) or not all(isinstance(m, str) for m in models):
-        raise ConfigError(f"{where}: allowed_models must be a list of model names")
-    org_slug = str(item.get("organization", DEFAULT_ORG))
-    org = Organization.objects.filter(slug=org_slug).first()
+        run.error(f"{where}.allowed_models", "must be a list of model names")
+        return []
+    for index, model in enumerate(models):
+        # A typo would otherwise leave the team quietly without the model it was meant to get.
+        if model != "*" and model not in run.known_models:
+            message = f"{model!r} names no model{read.known(sorted(run.known_models))}"
+            run.error(f"{where}.allowed_models[{index}]", message)
+    return models
+
+
+def _organization(slug: str, where: str, run: _Run) -> Organization | None:
+    org = Organization.objects.filter(slug=slug).first()
+    created = org is None
+    if created:
+        org = Organization(slug=slug, name=slug.replace("-", " ").title())
+        path = f"{where}.organization"
+        if not read.full_clean(org, path, run, {"slug": path, "name": path}):
+            return None
+        read.save(org, path, run)
+    if slug not in run.organizations:  # counted once per run, created or not, like any item
+        run.organizations.add(slug)
+        run.report.record(f"organization {slug}", created, [])
+    return org
+
+
+def _load_team(path: str, item: dict, run: _Run) -> None:
+    where = read.label(path, item, "slug")
+    failed = run.check()
+    item = read.interpolate(item, where, run)
+    read.check_keys(item, FIELDS["teams"], REQUIRED["teams"], where, run)
+    slug = read.text(item, "slug", where, run)
+    org_slug = read.text(item, "organization", where, run, default=DEFAULT_ORG)
+    values = {
+        "name": read.text(item, "name", where, run, default=slug),
+        "cost_center": read.text(item, "cost_center", where, run),
+        "allowed_models": _allowed_models(item, where, run),
+        "is_active": read.flag(item, "is_active", where, run),
+    }
+    projects = read.unique(read.items(item, "projects", f"{where}.projects", run), ("slug",), run)
+    for ppath, proj in projects:  # checked now, so that a team's errors all show at once
+        read.check_keys(
+            proj, FIELDS["projects"], REQUIRED["projects"], read.label(ppath, proj, "slug"), run
+        )
+    if failed():
+        return
+    org = _organization(org_slug, where, run)
     if org is None:
-        org = Organization(slug=org_slug, name=org_slug.replace("-", " ").title())
-        _full_clean(org, f"{where} organization {org_slug}")
-        org.save()
-        report.record(f"organization {org_slug}", True, [])
-    team = Team.objects.filter(slug=item["slug"]).first()
+        return
+    team = Team.objects.filter(slug=slug).first()
     created = team is None
-    team = team or Team(slug=item["slug"], organization=org)
-    changes = _apply(
-        team,
-        {
-            "name": item.get("name", item["slug"]),
-            "organization": org,
-            "cost_center": item.get("cost_center", "") or "",
-            "allowed_models": models,
-            "is_active": bool(item.get("is_active", True)),
-        },
-    )
-    if created or changes:
-        _full_clean(team, where)
-        team.save()
-    report.record(where, created, [] if created else changes)
-    for proj in _section(item, "projects"):
-        _check_keys(proj, "projects", f"{where} project")
-        project = Project.objects.filter(team=team, slug=proj["slug"]).first()
+    team = team or Team(slug=slug, organization=org)
+    changes = _apply(team, {**values, "organization": org})
+    if (created or changes) and read.full_clean(
+        team, where, run, {"organization": f"{where}.organization"}
+    ):
+        read.save(team, where, run)
+    run.report.record(f"team {slug}", created, [] if created else changes)
+    if team.pk is None:
+        return
+    for ppath, proj in projects:
+        pwhere = read.label(ppath, proj, "slug")
+        p_slug = read.text(proj, "slug", pwhere, run)
+        project = Project.objects.filter(team=team, slug=p_slug).first()
         p_created = project is None
-        project = project or Project(team=team, slug=proj["slug"])
-        p_changes = _apply(project, {"name": proj.get("name", proj["slug"])})
-        if p_created or p_changes:
-            _full_clean(project, f"{where} project {proj['slug']}")
-            project.save()
-        report.record(f"project {team.slug}/{project.slug}", p_created, p_changes)
+        project = project or Project(team=team, slug=p_slug)
+        p_changes = _apply(project, {"name": read.text(proj, "name", pwhere, run, default=p_slug)})
+        if (p_created or p_changes) and read.full_clean(project, pwhere, run):
+            read.save(project, pwhere, run)
+        run.report.record(f"project {team.slug}/{project.slug}", p_created, p_changes)
 
 
-def config_load(*, text: str) -> ConfigReport:
+def _parse(text: str) -> dict:
     try:
         doc = yaml.safe_load(text) or {}
     except yaml.YAMLError as exc:
-        raise ConfigError(f"not valid YAML: {exc}") from exc
+        raise ConfigError([f"not valid YAML: {exc}"]) from exc
     if not isinstance(doc, dict):
-        raise ConfigError("the configuration must be a mapping at the top level")
-    unknown = set(doc) - {"providers", "models", "teams"}
-    if unknown:
-        raise ConfigError(f"unknown top-level section(s): {', '.join(sorted(unknown))}")
-    doc = _interpolate(doc, "config")
-    report = ConfigReport()
+        raise ConfigError(["the configuration must be a mapping at the top level"])
+    return doc
+
+
+def config_load(*, text: str) -> ConfigReport:
+    """Apply a configuration; raise ConfigError listing every problem, with nothing applied."""
+    doc = _parse(text)
+    run = _Run()
+    for name in sorted(str(k) for k in set(doc) - set(SECTIONS)):
+        run.error(name, f"unknown top-level section (known: {', '.join(SECTIONS)})")
+    providers = read.unique(read.items(doc, "providers", "providers", run), ("name",), run)
+    models = read.unique(read.items(doc, "models", "models", run), ("name",), run)
+    teams = read.unique(read.items(doc, "teams", "teams", run), ("slug",), run)
+    run.file_providers = {n for _, p in providers if (n := read.name_of(p.get("name")))}
+    run.known_models = {n for _, m in models if (n := read.name_of(m.get("name")))}
+    run.known_models |= set(Deployment.objects.order_by().values_list("model_name", flat=True))
     with transaction.atomic():
-        for item in _section(doc, "providers"):
-            _load_provider(item, report)
-        for item in _section(doc, "models"):
-            _load_model(item, report)
-        for item in _section(doc, "teams"):
-            _load_team(item, report)
-    return report
+        for path, item in providers:
+            _load_provider(path, item, run)
+        for path, item in models:
+            _load_model(path, item, run)
+        for path, item in teams:
+            _load_team(path, item, run)
+        if run.errors:
+            raise ConfigError(run.errors)  # rolls the whole file back
+    return run.report

@@ -35,6 +35,74 @@ DEBUG = env.bool("DEBUG", default=False)
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 
+# --- Security: cookies, HTTPS, proxies, admin login throttling ----------------------------------
+# Production mode means DATABASE_URL is set. The embedded default (no DATABASE_URL: `make run`,
+# SQLite, one process) is served over plain http://127.0.0.1, where Secure cookies would make the
+# admin login fail; production is served over HTTPS. So the secure defaults follow production
+# mode and DEBUG, and gateway/checks.py refuses to start a production server (DEBUG off) with
+# them turned off (an explicit SILENCED_SYSTEM_CHECKS entry is the escape hatch).
+GATEWAY_PRODUCTION = "DATABASE_URL" in env
+_SECURE = GATEWAY_PRODUCTION and not DEBUG
+SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=_SECURE)
+CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=_SECURE)
+SESSION_COOKIE_HTTPONLY = True
+# HSTS is only sent on HTTPS responses. Preload is off by default: it is a commitment to the
+# browsers' built-in lists that the owner of the domain makes, not something an app turns on.
+SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=31_536_000 if _SECURE else 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=_SECURE)
+SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=False)
+# Off by default: TLS usually ends at a load balancer that redirects http itself, and behind one
+# without SECURE_PROXY_SSL_HEADER every request looks like http, so an app-level redirect would
+# loop forever. Health endpoints are exempt, so plain-http probes keep working when it is on.
+SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=False)
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+
+
+def _proxy_ssl_header(value: list[str]) -> tuple[str, str] | None:
+    """ "X-Forwarded-Proto,https" or "HTTP_X_FORWARDED_PROTO,https" -> Django's (META key, value).
+
+    Only set it behind a proxy that overwrites this header: Django then trusts it from anyone.
+    """
+    if not value:
+        return None
+    if len(value) != 2 or not all(part.strip() for part in value):
+        raise ImproperlyConfigured(
+            "SECURE_PROXY_SSL_HEADER has an invalid value: expected <header>,<value>, "
+            "e.g. HTTP_X_FORWARDED_PROTO,https"
+        )
+    header = value[0].strip().upper().replace("-", "_")
+    return (header if header.startswith("HTTP_") else f"HTTP_{header}", value[1].strip())
+
+
+SECURE_PROXY_SSL_HEADER = _proxy_ssl_header(env.list("SECURE_PROXY_SSL_HEADER", default=[]))
+SILENCED_SYSTEM_CHECKS = env.list("SILENCED_SYSTEM_CHECKS", default=["security.W021"])
+
+# The cache holds the admin login throttle's counters (django-ratelimit), so it must be shared by
+# every web process: Redis when there is one. Django's own RedisCache counts atomically (SET NX,
+# INCRBY); django-ratelimit's list of supported backends predates it, hence its W001 is silenced.
+# Without Redis there is one process (see checks.py), and process memory is shared enough.
+if env.str("REDIS_URL", default=""):
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": env.str("REDIS_URL"),
+            "KEY_PREFIX": "gw-cache",
+            # A dead Redis must fail a login attempt quickly (503), not hang it.
+            "OPTIONS": {"socket_connect_timeout": 2, "socket_timeout": 2},
+        }
+    }
+    SILENCED_SYSTEM_CHECKS += ["django_ratelimit.W001"]
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+    SILENCED_SYSTEM_CHECKS += ["django_ratelimit.E003", "django_ratelimit.W001"]
+# Admin login attempts (POST) allowed per client IP and, separately, per username. The client IP
+# is REMOTE_ADDR: behind a proxy, list it in uvicorn's FORWARDED_ALLOW_IPS so that REMOTE_ADDR is
+# the client's address from X-Forwarded-For, not the proxy's (which would throttle everyone).
+GATEWAY_ADMIN_LOGIN_RATE = env.str("GATEWAY_ADMIN_LOGIN_RATE", default="5/m")
+
 INSTALLED_APPS = [
     "django.contrib.admin",
     "django.contrib.auth",
@@ -42,6 +110,8 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    # No models; registered for its system checks on the cache it counts in.
+    "django_ratelimit",
     "gateway",
     "tenants",
     "routing",

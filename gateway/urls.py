@@ -2,6 +2,7 @@ from django.contrib import admin
 from django.http import JsonResponse
 from django.urls import path, re_path
 
+from gateway.admin_login import admin_login
 from gateway.proxy import views as proxy
 
 
@@ -33,6 +34,8 @@ urlpatterns = [
     # <path:>: a model name may hold slashes ("meta-llama/Llama-3.1-8B").
     path("v1/models/<path:model>", proxy.model),
     re_path(r"^v1/(?P<path>.*)$", proxy.unknown),
+    # Before the admin's own URLs, so that its login (and every link to admin:login) is throttled.
+    path("admin/login/", admin_login),
     path("admin/", admin.site.urls),
     path("healthz", healthz),
     path("readyz", readyz),

@@ -1,4 +1,12 @@
-"""Configuration text shared by tests."""
+"""Configuration text shared by tests, and running loadconfig the way an operator does."""
+
+from io import StringIO
+from pathlib import Path
+
+from django.core.management import call_command
+
+from routing.models import Deployment, Provider
+from tenants.models import Organization, Project, Team
 
 # The smallest useful configuration: one OpenAI-compatible provider (credential from the
 # environment), one model, one team.
@@ -22,3 +30,23 @@ teams:
   - slug: search
     allowed_models: [small]
 """
+
+
+def run_loadconfig(directory: Path, text: str) -> str:
+    """Run the command on a file, as an operator would; returns what it printed."""
+    path = directory / f"config-{len(list(directory.glob('config-*.yaml')))}.yaml"
+    path.write_text(text)
+    out, err = StringIO(), StringIO()
+    call_command("loadconfig", str(path), stdout=out, stderr=err)
+    return out.getvalue() + err.getvalue()
+
+
+def config_rows() -> list:
+    """Every configurable row, to show that a run changed nothing."""
+    return [
+        list(Provider.objects.order_by("pk").values()),
+        list(Deployment.objects.order_by("pk").values()),
+        list(Team.objects.order_by("pk").values()),
+        list(Organization.objects.order_by("pk").values()),
+        list(Project.objects.order_by("pk").values()),
+    ]

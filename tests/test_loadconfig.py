@@ -10,43 +10,22 @@ from django.core.management import CommandError, call_command
 
 from gateway.config import FIELDS, ConfigError, config_load
 from routing.models import Deployment, Provider
-from tenants.models import Organization, Project, Team
-from tests.helpers_config import MINIMAL_CONFIG
+from tenants.models import Team
+from tests.helpers_config import MINIMAL_CONFIG, config_rows, run_loadconfig
 
 ROOT = Path(__file__).resolve().parent.parent
 UPSTREAM_KEY = "sk-upstream-example-0123456789"
 
 
 @pytest.fixture
-def example_key(monkeypatch):
-    monkeypatch.setenv("EXAMPLE_API_KEY", UPSTREAM_KEY)
-    return UPSTREAM_KEY
+def load(tmp_path):
+    return lambda text: run_loadconfig(tmp_path, text)
 
 
 @pytest.fixture
-def load(tmp_path):
-    """Run the command the way an operator would, on a file; returns what it printed."""
-    files = iter(range(10**6))
-
-    def _load(text: str) -> str:
-        path = tmp_path / f"config-{next(files)}.yaml"
-        path.write_text(text)
-        out, err = StringIO(), StringIO()
-        call_command("loadconfig", str(path), stdout=out, stderr=err)
-        return out.getvalue() + err.getvalue()
-
-    return _load
-
-
-def _snapshot() -> list:
-    """Every configurable row, to show that a run changed nothing."""
-    return [
-        list(Provider.objects.order_by("pk").values()),
-        list(Deployment.objects.order_by("pk").values()),
-        list(Team.objects.order_by("pk").values()),
-        list(Organization.objects.order_by("pk").values()),
-        list(Project.objects.order_by("pk").values()),
-    ]
+def example_key(monkeypatch):
+    monkeypatch.setenv("EXAMPLE_API_KEY", UPSTREAM_KEY)
+    return UPSTREAM_KEY
 
 
 # --- The minimal example -------------------------------------------------------------------------
@@ -73,12 +52,12 @@ def test_minimal_example_loads(db, example_key, load):
 
 def test_second_run_reports_nothing_created_or_updated_and_changes_nothing(db, example_key, load):
     load(MINIMAL_CONFIG)
-    before = _snapshot()
+    before = config_rows()
     output = load(MINIMAL_CONFIG)
     assert "0 created, 0 updated" in output
     assert "updated" not in output.replace("0 updated", "")
     # Same rows, same timestamps, and the credential was not even re-encrypted.
-    assert _snapshot() == before
+    assert config_rows() == before
 
 
 def test_changed_price_is_reported_as_update_with_old_and_new_value(db, example_key, load):
@@ -113,28 +92,34 @@ def test_omitted_api_key_removes_the_stored_credential(db, example_key, load):
 
 def test_missing_environment_variable_is_an_error_and_changes_nothing(db, monkeypatch, load):
     monkeypatch.delenv("EXAMPLE_API_KEY", raising=False)
-    with pytest.raises(CommandError, match=r"EXAMPLE_API_KEY is not set.*nothing was changed"):
+    with pytest.raises(
+        CommandError,
+        match=r"providers\[0\] \(openai-eu\)\.api_key: environment variable EXAMPLE_API_KEY is "
+        r"not set; nothing was changed",
+    ):
         load(MINIMAL_CONFIG)
-    assert _snapshot() == [[], [], [], [], []]
+    assert config_rows() == [[], [], [], [], []]
 
 
 def test_error_late_in_file_rolls_back_earlier_items(db, example_key, load):
     bad = MINIMAL_CONFIG + "  - slug: broken\n    allowed_models: small\n"
-    with pytest.raises(CommandError, match="team broken: allowed_models must be a list"):
+    with pytest.raises(
+        CommandError, match=r"teams\[1\] \(broken\)\.allowed_models: must be a list"
+    ):
         load(bad)
     # The provider, deployment and first team were written before the error; none remain.
-    assert _snapshot() == [[], [], [], [], []]
+    assert config_rows() == [[], [], [], [], []]
 
 
 def test_failed_update_keeps_the_previous_configuration(db, example_key, load):
     load(MINIMAL_CONFIG)
-    before = _snapshot()
+    before = config_rows()
     changed = MINIMAL_CONFIG.replace("region: eu", "region: us").replace(
         "output_cost_per_mtok: 0.60", "output_cost_per_mtok: -1"
     )
     with pytest.raises(CommandError, match="must be >= 0"):
         load(changed)
-    assert _snapshot() == before
+    assert config_rows() == before
 
 
 # --- Clear errors --------------------------------------------------------------------------------
@@ -143,44 +128,52 @@ def test_failed_update_keeps_the_previous_configuration(db, example_key, load):
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("routes: []\n", "unknown top-level section(s): routes"),
+        ("routes: []\n", "routes: unknown top-level section (known: providers, models, teams)"),
         (
             "providers:\n  - {name: p, kind: mock, apikey: x}\n",
-            "provider p: unknown field(s) apikey",
+            "providers[0] (p).apikey: unknown field (did you mean api_key?)",
         ),
         (
             "models:\n  - {name: m, deployments: [{provider: p, model: x, price: 1}]}\n",
-            "model m deployment 0: unknown field(s) price",
+            "models[0] (m).deployments[0] (p).price: unknown field (known: context_window,",
         ),
-        ("teams:\n  - {slug: t, members: []}\n", "team t: unknown field(s) members"),
-        ("providers:\n  - {name: p, kind: azure}\n", "provider p: kind must be one of"),
-        ("providers:\n  - {name: p}\n", "provider p: missing field(s) kind"),
+        ("teams:\n  - {slug: t, members: []}\n", "teams[0] (t).members: unknown field"),
+        (
+            "providers:\n  - {name: p, kind: azure}\n",
+            "providers[0] (p).kind: 'azure' is not one of mock, openai",
+        ),
+        ("providers:\n  - {name: p}\n", "providers[0] (p).kind: missing (required)"),
         (
             "providers:\n  - {name: p, kind: openai_compatible}\n",
-            "openai_compatible providers need api_base",
+            "providers[0] (p).api_base: missing (required for openai_compatible providers)",
         ),
         (
             "models:\n  - {name: m, deployments: [{provider: nowhere, model: x}]}\n",
-            "model m deployment 0: unknown provider 'nowhere'",
+            "models[0] (m).deployments[0] (nowhere).provider: 'nowhere' names no provider",
         ),
         (
             "providers:\n  - {name: p, kind: mock}\n"
             "models:\n  - {name: m, deployments: [{provider: p, model: x, "
             "input_cost_per_mtok: -0.5}]}\n",
-            "model m deployment 0: must be >= 0",
+            "models[0] (m).deployments[0] (p).input_cost_per_mtok: must be >= 0",
         ),
         (
             "providers:\n  - {name: p, kind: mock}\n"
             "models:\n  - {name: m, deployments: [{provider: p, model: x, "
             "output_cost_per_mtok: cheap}]}\n",
-            "not a number",
+            "models[0] (m).deployments[0] (p).output_cost_per_mtok: not a number: 'cheap'",
         ),
         (
             "providers:\n  - {name: p, kind: mock}\n"
             "models:\n  - {name: m, mode: image, deployments: [{provider: p, model: x}]}\n",
-            "model m: mode must be one of",
+            "models[0] (m).mode: 'image' is not one of chat, embedding",
         ),
-        ("providers: {name: p}\n", "'providers' must be a list of mappings"),
+        ("providers: {name: p}\n", "providers: must be a list of mappings"),
+        ("providers: [just-a-name]\n", "providers[0]: must be a mapping"),
+        (
+            "providers:\n  - {name: p, kind: mock, enabled: 'false'}\n",
+            "providers[0] (p).enabled: must be true or false, not 'false'",
+        ),
         ("- just\n- a list\n", "must be a mapping at the top level"),
         ("providers: [\n", "not valid YAML"),
     ],
@@ -189,7 +182,7 @@ def test_bad_configuration_is_a_clear_error_and_changes_nothing(db, text, messag
     with pytest.raises(ConfigError) as excinfo:
         config_load(text=text)
     assert message in str(excinfo.value)
-    assert _snapshot() == [[], [], [], [], []]
+    assert config_rows() == [[], [], [], [], []]
 
 
 @pytest.mark.parametrize(
@@ -197,38 +190,44 @@ def test_bad_configuration_is_a_clear_error_and_changes_nothing(db, text, messag
     [
         # Values that only the model's own validation can catch: still a ConfigError that names
         # the item, not a traceback from the command.
-        ("providers:\n  - {name: Open AI, kind: mock}\n", "provider Open AI"),
+        ("providers:\n  - {name: Open AI, kind: mock}\n", "providers[0] (Open AI).name: "),
         (
             "providers:\n  - {name: p, kind: openai_compatible, api_base: not-a-url}\n",
-            "provider p",
+            "providers[0] (p).api_base: Enter a valid URL",
         ),
-        ("providers:\n  - {name: p, kind: mock, timeout_s: 0}\n", "provider p"),
-        ("providers:\n  - {name: p, kind: mock, timeout_s: soon}\n", "provider p"),
+        ("providers:\n  - {name: p, kind: mock, timeout_s: 0}\n", "providers[0] (p).timeout_s: "),
+        (
+            "providers:\n  - {name: p, kind: mock, timeout_s: soon}\n",
+            "providers[0] (p).timeout_s: not a number",
+        ),
         (
             "providers:\n  - {name: p, kind: mock}\n"
             "models:\n  - {name: m, deployments: [{provider: p, model: x, context_window: big}]}\n",
-            "model m deployment 0",
+            "models[0] (m).deployments[0] (p).context_window: not a number",
         ),
         (
             "providers:\n  - {name: p, kind: mock}\n"
             "models:\n  - {name: m, deployments: [{provider: p, model: x, "
             "input_cost_per_mtok: .nan}]}\n",
-            "model m deployment 0",
+            "models[0] (m).deployments[0] (p).input_cost_per_mtok: not a number",
         ),
-        ("teams:\n  - {slug: not a slug}\n", "team not a slug"),
-        ("teams:\n  - {slug: t, organization: Big Co}\n", "team t organization Big Co"),
-        ("teams:\n  - {slug: t, projects: [{slug: a b}]}\n", "team t project a b"),
+        ("teams:\n  - {slug: not a slug}\n", "teams[0] (not a slug).slug: "),
+        ("teams:\n  - {slug: t, organization: Big Co}\n", "teams[0] (t).organization: "),
+        (
+            "teams:\n  - {slug: t, projects: [{slug: a b}]}\n",
+            "teams[0] (t).projects[0] (a b).slug: ",
+        ),
     ],
 )
 def test_invalid_field_values_are_config_errors_naming_the_item(db, text, message):
     with pytest.raises(ConfigError) as excinfo:
         config_load(text=text)
     assert message in str(excinfo.value)
-    assert _snapshot() == [[], [], [], [], []]
+    assert config_rows() == [[], [], [], [], []]
 
 
 def test_command_turns_bad_file_into_command_error(db, load):
-    with pytest.raises(CommandError, match=r"unknown top-level section\(s\): routes"):
+    with pytest.raises(CommandError, match=r"routes: unknown top-level section"):
         load("routes: []\n")
 
 
@@ -277,8 +276,8 @@ def test_example_file_loads_and_is_idempotent(db, monkeypatch):
     assert team.organization.slug == "acme"
     assert team.projects.get().slug == "ranking"
     assert Provider.objects.get(name="openai-eu").get_api_key() == "test-value-for-EXAMPLE_API_KEY"
-    before = _snapshot()
+    before = config_rows()
     out = StringIO()
     call_command("loadconfig", str(EXAMPLE), stdout=out)
     assert "0 created, 0 updated" in out.getvalue()
-    assert _snapshot() == before
+    assert config_rows() == before

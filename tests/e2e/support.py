@@ -12,6 +12,7 @@ from billing.ingest import ingest_usage_stream
 from billing.models import UsageRecord
 from tenants.models import ApiKey, Team
 from tenants.services import api_key_issue
+from tests.helpers_usage import assert_usage_stream_settled
 
 PROVIDER_SECRET = "sk-provider-e2e-secret"
 TEAM = "e2e"
@@ -111,6 +112,12 @@ class Gateway:
         return api_key_issue(team=self.team, name=kwargs.pop("name", "extra"), **kwargs).secret
 
 
+# How long to wait, once the expected rows are in, for an extra one that should not come. The
+# gateway appends a request's usage just after the response; a second append for the same
+# request (a settle path that ran twice) would come within the same moment, not seconds later.
+SETTLE_S = 0.05
+
+
 def usage_records() -> list[UsageRecord]:
     """Move usage events from the Redis stream into the table, then return every row."""
     ingest_usage_stream(consumer="e2e")
@@ -118,23 +125,30 @@ def usage_records() -> list[UsageRecord]:
 
 
 def only_usage_record(request_id: str) -> UsageRecord:
-    """The one row the test's one call produced, asserting that there is no other.
-
-    Polls: the gateway records usage just after the response is sent, not before.
-    """
+    """The one row the test's one call produced, asserting that there is no other."""
     records = wait_for_usage_records(1)
     assert [r.request_id for r in records] == [request_id]
     return records[0]
 
 
 def wait_for_usage_records(count: int, timeout_s: float = 10.0) -> list[UsageRecord]:
-    """Poll until `count` rows have landed, for rows settled after the client's last read."""
+    """Exactly `count` rows: poll until they have landed, then check that no extra one follows.
+
+    Polls because the gateway records usage just after the response is sent, not before.
+    Reaching the count is not enough to say "exactly": after a short settle period the stream is
+    drained once more, must be empty with nothing pending, must have received exactly `count`
+    events in this test, and the table must still hold exactly `count` rows.
+    """
     deadline = time.monotonic() + timeout_s
     records = usage_records()
     while len(records) < count and time.monotonic() < deadline:
         time.sleep(0.05)
         records = usage_records()
     assert len(records) == count, f"{len(records)} usage records, expected {count}"
+    time.sleep(SETTLE_S)
+    records = usage_records()
+    assert_usage_stream_settled(events=count)
+    assert len(records) == count, f"{len(records)} usage records after settling, expected {count}"
     return records
 
 
@@ -142,6 +156,13 @@ def wait_for_usage_record(request_id: str, timeout_s: float = 10.0) -> UsageReco
     [record] = wait_for_usage_records(1, timeout_s)
     assert record.request_id == request_id
     return record
+
+
+def assert_no_usage_records() -> None:
+    """No row, and none on its way: after the settle period, no event was ever appended."""
+    time.sleep(SETTLE_S)
+    assert usage_records() == []
+    assert_usage_stream_settled(events=0)
 
 
 # Async tests must not touch the ORM on their event loop.

@@ -11,7 +11,7 @@ from tenants.models import ApiKey
 from tenants.services import api_key_revoke
 from tests.fake_upstream import REPLY
 
-from .support import MESSAGES, assert_openai_error, only_usage_record, usage_records
+from .support import MESSAGES, assert_no_usage_records, assert_openai_error, only_usage_record
 
 CHAT = {"model": "chat-fast", "messages": MESSAGES}
 
@@ -26,7 +26,7 @@ def _assert_unauthenticated(response, upstream, code: str = "invalid_api_key") -
     assert error["type"] == "authentication_error"
     # Nobody to bill and nothing sent on: an unauthenticated request stops at the door.
     assert upstream.requests == []
-    assert usage_records() == []
+    assert_no_usage_records()
     return error
 
 

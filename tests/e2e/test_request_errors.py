@@ -2,7 +2,7 @@
 
 import pytest
 
-from .support import MESSAGES, assert_openai_error, only_usage_record, usage_records
+from .support import MESSAGES, assert_no_usage_records, assert_openai_error, only_usage_record
 
 LIMIT = 1024
 
@@ -90,7 +90,7 @@ def test_body_over_the_limit_is_refused_from_its_content_length(gateway, upstrea
     assert str(LIMIT) in error["message"]
     assert upstream.requests == []
     # Refused before authentication (the body is never read), so there is no row either.
-    assert usage_records() == []
+    assert_no_usage_records()
 
 
 def test_chunked_body_over_the_limit_is_refused(gateway, upstream, settings):
@@ -110,7 +110,7 @@ def test_chunked_body_over_the_limit_is_refused(gateway, upstream, settings):
 
     assert_openai_error(response, 413, "request_too_large")
     assert upstream.requests == []
-    assert usage_records() == []
+    assert_no_usage_records()
 
 
 def test_body_within_the_limit_is_accepted(gateway, settings):

@@ -19,7 +19,12 @@ class Command(BaseCommand):
         try:
             report = config_load(text=text)
         except ConfigError as exc:
-            raise CommandError(f"{file}: {exc}; nothing was changed") from exc
+            if len(exc.errors) == 1:
+                raise CommandError(f"{file}: {exc.errors[0]}; nothing was changed") from exc
+            listed = "\n".join(f"  {error}" for error in exc.errors)
+            raise CommandError(
+                f"{file}: {len(exc.errors)} errors; nothing was changed:\n{listed}"
+            ) from exc
         for line in report.lines:
             self.stdout.write(line)
         self.stdout.write(self.style.SUCCESS(report.summary()))
