@@ -3,9 +3,10 @@
 import pytest
 from django.conf import settings
 
-from gateway.proxy.auth import local_cache
+from gateway.proxy.auth import clear_process_state
 from infra.state import get_state
 from routing.selectors import routing_table_cache
+from tenants import keycache
 from tenants.services import api_key_issue
 
 from .factories import MembershipFactory, TeamFactory, UserFactory
@@ -16,10 +17,12 @@ def _fresh_state():
     """Every test starts with empty shared and process-local caches."""
     if settings.REDIS_URL:
         get_state().sync_client.flushdb()
-    local_cache.clear()
+    clear_process_state()
+    keycache.pending.clear()
     routing_table_cache.invalidate()
     yield
-    local_cache.clear()
+    clear_process_state()
+    keycache.pending.clear()
     routing_table_cache.invalidate()
 
 

@@ -36,6 +36,8 @@ def _seeddemo() -> str:
 # --- createapikey -------------------------------------------------------------------------------
 
 
+# The proxy looks keys up on its own database threads, which see only committed rows.
+@pytest.mark.django_db(transaction=True)
 def test_createapikey_prints_only_the_secret_and_it_authenticates(team):
     stdout, stderr = _createapikey("--team", team.slug, "--name", "ci")
     lines = stdout.splitlines()

@@ -179,7 +179,7 @@ async def handle(request: HttpRequest, endpoint: str) -> HttpResponse:
     ctx = RequestContext(endpoint, scope.get(SCOPE_START))
     try:
         body = parsing.read_body(request)
-        ctx.principal = await authenticate(request)
+        ctx.principal = await authenticate(request, ctx.request_id)
         data = parsing.parse_json_object(body)
         ctx.requested_model = parsing.require_model(data)
         response = await _HANDLERS[endpoint](ctx, request, data)
@@ -211,7 +211,7 @@ async def handle(request: HttpRequest, endpoint: str) -> HttpResponse:
 async def list_models(request: HttpRequest) -> HttpResponse:
     ctx = RequestContext("models", getattr(request, "scope", {}).get(SCOPE_START))
     try:
-        principal = await authenticate(request)
+        principal = await authenticate(request, ctx.request_id)
         table = await _routing_table()
         names = sorted(m for m in table.model_names() if principal.may_use(m))
     except GatewayError as exc:
