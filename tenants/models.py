@@ -1,14 +1,53 @@
-"""Who may call the gateway: organizations, teams, projects, members and their API keys."""
+"""Who may call the gateway: organizations, teams, projects, members and their API keys.
+
+The proxy caches a snapshot of each key (tenants/keycache.py). Saves and deletes invalidate it
+through signals (tenants/signals.py); `QuerySet.update()` sends no signals, so the querysets
+below invalidate themselves. Only raw SQL goes unnoticed, bounded by the snapshot's TTL.
+"""
 
 from django.conf import settings
-from django.db import models
+from django.db import models, transaction
 from django.utils import timezone
+
+from . import keycache
+
+# Fields whose change does not affect a key's snapshot; updating only these invalidates nothing
+# (usage ingestion moves last_used_at constantly).
+_UNCACHED_KEY_FIELDS = frozenset({"last_used_at"})
+
+
+class _InvalidatingQuerySet(models.QuerySet):
+    """update() that invalidates the cached snapshots of the keys it affects, on commit."""
+
+    def _affected_key_hashes(self) -> list[str]:
+        raise NotImplementedError
+
+    def update(self, **kwargs) -> int:
+        with transaction.atomic(using=self.db):
+            # Collected first: the update may change what the filter matches.
+            key_hashes = self._affected_key_hashes()
+            count = super().update(**kwargs)
+            keycache.invalidate_on_commit(key_hashes, using=self.db)
+        return count
+
+    update.alters_data = True
+
+
+class OrganizationQuerySet(_InvalidatingQuerySet):
+    def _affected_key_hashes(self) -> list[str]:
+        return list(
+            ApiKey.objects.filter(team__organization__in=self).values_list("key_hash", flat=True)
+        )
 
 
 class Organization(models.Model):
     name = models.CharField(max_length=200)
     slug = models.SlugField(unique=True)
+    # An inactive organization's keys are refused, as if revoked.
+    is_active = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = OrganizationQuerySet.as_manager()
 
     class Meta:
         ordering = ["name"]
@@ -17,7 +56,10 @@ class Organization(models.Model):
         return self.name
 
 
-class TeamQuerySet(models.QuerySet):
+class TeamQuerySet(_InvalidatingQuerySet):
+    def _affected_key_hashes(self) -> list[str]:
+        return list(ApiKey.objects.filter(team__in=self).values_list("key_hash", flat=True))
+
     def for_user(self, user) -> "TeamQuerySet":
         """Teams the user belongs to; views use this so they cannot forget the tenant filter."""
         return self.filter(memberships__user=user)
@@ -79,7 +121,17 @@ class Membership(models.Model):
         return f"{self.user} in {self.team} ({self.role})"
 
 
-class ApiKeyQuerySet(models.QuerySet):
+class ApiKeyQuerySet(_InvalidatingQuerySet):
+    def _affected_key_hashes(self) -> list[str]:
+        return list(self.values_list("key_hash", flat=True))
+
+    def update(self, **kwargs) -> int:
+        if kwargs.keys() <= _UNCACHED_KEY_FIELDS:
+            return models.QuerySet.update(self, **kwargs)
+        return super().update(**kwargs)
+
+    update.alters_data = True
+
     def active(self) -> "ApiKeyQuerySet":
         now = timezone.now()
         return self.filter(revoked_at__isnull=True).filter(
