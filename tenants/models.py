@@ -6,6 +6,7 @@ below invalidate themselves. Only raw SQL goes unnoticed, bounded by the snapsho
 """
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models, transaction
 from django.utils import timezone
 
@@ -14,6 +15,7 @@ from . import keycache
 # Fields whose change does not affect a key's snapshot; updating only these invalidates nothing
 # (usage ingestion moves last_used_at constantly).
 _UNCACHED_KEY_FIELDS = frozenset({"last_used_at"})
+TEAM_IMMUTABLE = "an issued key's team cannot be changed; issue a new key for the other team"
 
 
 class _InvalidatingQuerySet(models.QuerySet):
@@ -126,6 +128,8 @@ class ApiKeyQuerySet(_InvalidatingQuerySet):
         return list(self.values_list("key_hash", flat=True))
 
     def update(self, **kwargs) -> int:
+        if "team" in kwargs or "team_id" in kwargs:
+            raise ValidationError({"team": TEAM_IMMUTABLE})
         if kwargs.keys() <= _UNCACHED_KEY_FIELDS:
             return models.QuerySet.update(self, **kwargs)
         return super().update(**kwargs)
@@ -173,6 +177,21 @@ class ApiKey(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.prefix}…)"
+
+    def save(self, *args, **kwargs) -> None:
+        update_fields = kwargs.get("update_fields")
+        team_saved = update_fields is None or {"team", "team_id"} & set(update_fields)
+        if self.pk is not None and team_saved:
+            # A key's usage, budget and audit trail belong to the team it was issued to; moving
+            # it would re-attribute a secret someone already holds. Checked against the stored
+            # row, not a copy taken at load time, so no way of building the object gets past it.
+            rows = ApiKey._base_manager.filter(pk=self.pk).values_list("team_id", flat=True)
+            stored = rows.first()
+            if stored is not None and stored != self.team_id:
+                raise ValidationError({"team": TEAM_IMMUTABLE})
+        super().save(*args, **kwargs)
+
+    save.alters_data = True
 
     @property
     def is_active(self) -> bool:
