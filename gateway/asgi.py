@@ -18,7 +18,7 @@ dashboard = get_asgi_application()  # sets Django up; must come before the impor
 
 from django.conf import settings  # noqa: E402
 
-from gateway.proxy.context import SCOPE_START, new_request_id  # noqa: E402
+from gateway.proxy.context import SCOPE_START, new_request_id, usage_replayer  # noqa: E402
 from gateway.proxy.errors import RequestTooLarge, error_body  # noqa: E402
 from gateway.proxy.handler import ProxyHandler  # noqa: E402
 from infra import http as upstream_http  # noqa: E402
@@ -55,12 +55,15 @@ async def _reject_too_large(send) -> None:
 
 
 async def _lifespan(receive, send) -> None:
-    """Startup has nothing to do; shutdown closes the upstream connection pool cleanly."""
+    """Startup starts replaying spooled usage events (left by an outage, maybe by a previous
+    run); shutdown stops that and closes the upstream connection pool cleanly."""
     while True:
         message = await receive()
         if message["type"] == "lifespan.startup":
+            usage_replayer.ensure_started()
             await send({"type": "lifespan.startup.complete"})
         elif message["type"] == "lifespan.shutdown":
+            await usage_replayer.stop()
             await upstream_http.aclose()
             await send({"type": "lifespan.shutdown.complete"})
             return

@@ -1,7 +1,6 @@
 """Shared fixtures. Tests run against real Postgres and Redis (see `make test`)."""
 
 import pytest
-from django.conf import settings
 
 from gateway.proxy.auth import clear_process_state
 from infra.state import get_state
@@ -12,9 +11,16 @@ from tenants.services import api_key_issue
 from .factories import MembershipFactory, TeamFactory, UserFactory
 
 
+@pytest.fixture(scope="session")
+def _spool_dir(tmp_path_factory):
+    return tmp_path_factory.mktemp("spool")
+
+
 @pytest.fixture(autouse=True)
-def _fresh_state():
-    """Every test starts with empty shared and process-local caches."""
+def _fresh_state(_spool_dir, settings):
+    """Every test starts with empty shared and process-local caches, and spools usage events
+    (if it comes to that) outside the checkout."""
+    settings.GATEWAY_SPOOL_DIR = str(_spool_dir)
     if settings.REDIS_URL:
         get_state().sync_client.flushdb()
     clear_process_state()

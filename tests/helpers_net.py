@@ -7,10 +7,19 @@ import shutil
 import subprocess
 import threading
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
 from .helpers_proc import PYTHON, base_env, free_port, start, stop, wait_for
+
+
+def url_through(url: str, proxy: "TcpProxy") -> str:
+    """The same service URL (credentials, database, path) with the proxy as its host."""
+    parts = urlsplit(url)
+    credentials, _, _ = parts.netloc.rpartition("@")
+    host = f"127.0.0.1:{proxy.port}"
+    return urlunsplit(parts._replace(netloc=f"{credentials}@{host}" if credentials else host))
 
 
 class TcpProxy:
@@ -108,13 +117,20 @@ class TcpProxy:
         if not self._server.is_serving():
             self.restore()
 
+    async def _shutdown(self) -> None:
+        self._release.set()
+        if self._server.is_serving():
+            await self._cut()
+        tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
     def stop(self) -> None:
-        if self._release is not None:
-            self._loop.call_soon_threadsafe(self._release.set)
-        if self._server is not None and self._server.is_serving():
-            self.cut()
+        self._call(self._shutdown())
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout=5)
+        self._loop.close()
 
 
 class RedisServer:
@@ -157,6 +173,7 @@ class WebProcess:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = log_dir / f"web-{self.port}.log"
+        env.setdefault("GATEWAY_SPOOL_DIR", str(log_dir / "spool"))
         self._env = base_env(**env)
         self._proc: subprocess.Popen | None = None
 

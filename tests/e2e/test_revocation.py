@@ -13,7 +13,7 @@ so a partition between them can be staged as well as a Redis outage for everyone
 import os
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import pytest
 from django.conf import settings
@@ -25,7 +25,7 @@ from tenants import keycache
 from tenants.keys import hash_secret
 from tenants.models import ApiKey, Organization, Team
 from tenants.services import api_key_revoke
-from tests.helpers_net import TcpProxy, WebProcess
+from tests.helpers_net import TcpProxy, WebProcess, url_through
 from tests.helpers_proc import subprocess_database_url, wait_for
 
 pytestmark = pytest.mark.skipif(not settings.REDIS_URL, reason="needs Redis (make test)")
@@ -37,13 +37,6 @@ SHARED_TTL_S = 10
 RETRY_S = 1.0
 # Slack for a loaded machine on top of each documented bound.
 SLACK_S = 3.0
-
-
-def _through(url: str, proxy: TcpProxy) -> str:
-    parts = urlsplit(url)
-    netloc = parts.netloc.rsplit("@", 1)
-    host = f"127.0.0.1:{proxy.port}"
-    return urlunsplit(parts._replace(netloc=f"{netloc[0]}@{host}" if len(netloc) == 2 else host))
 
 
 @pytest.fixture(scope="module")
@@ -64,8 +57,8 @@ def proxies(django_db_setup):
 def web(proxies, tmp_path_factory):
     logs = tmp_path_factory.mktemp("revocation")
     env = {
-        "DATABASE_URL": _through(subprocess_database_url(), proxies["db"]),
-        "REDIS_URL": _through(settings.REDIS_URL, proxies["web_redis"]),
+        "DATABASE_URL": url_through(subprocess_database_url(), proxies["db"]),
+        "REDIS_URL": url_through(settings.REDIS_URL, proxies["web_redis"]),
         "GATEWAY_KEY_CACHE_TTL_S": str(LOCAL_TTL_S),
         "GATEWAY_SHARED_KEY_CACHE_TTL_S": str(SHARED_TTL_S),
         "GATEWAY_ROUTING_CACHE_TTL_S": "1",
@@ -83,7 +76,7 @@ def web(proxies, tmp_path_factory):
 @pytest.fixture
 def admin_redis(proxies, settings):
     """This process (where changes are made) reaches Redis through its own proxy."""
-    settings.REDIS_URL = _through(settings.REDIS_URL, proxies["admin_redis"])
+    settings.REDIS_URL = url_through(settings.REDIS_URL, proxies["admin_redis"])
     settings.GATEWAY_KEY_INVALIDATION_RETRY_S = RETRY_S
     get_state.cache_clear()
     yield proxies["admin_redis"]
