@@ -78,6 +78,8 @@ class UsageWriter:
                 # Never let the thread die: every later event would queue up unwritten.
                 log.exception("usage writer failed on a batch of %d", len(batch))
             finally:
+                # Between batches the thread holds no connection (with a pool, it goes back).
+                close_old_connections()
                 for _ in batch:
                     self._queue.task_done()
             if stop:
