@@ -3,16 +3,23 @@
 Production uses the Redis stream and the Celery consumer (billing/ingest.py) instead. This one
 lives in the web process, so events still queued when the process is killed are lost; that is
 one of the reasons the embedded default is for trying the gateway, not for running it.
+
+A batch the database refuses is retried a few times (a locked SQLite file, a restarting
+database), then appended to the usage spool (infra/spool.py), which the web process replays
+into this writer later. An event the database refuses on its own (bad data, not an outage) is
+logged with its request id and dropped, rather than replayed forever.
 """
 
 import atexit
 import logging
 import queue
 import threading
+import time
 
-from django.db import close_old_connections
+from django.db import DataError, IntegrityError, close_old_connections
 
 from infra import usage_event
+from infra.spool import get_spool
 
 from .services import usage_records_ingest
 
@@ -20,10 +27,28 @@ log = logging.getLogger(__name__)
 _STOP = object()
 
 
+# Waits between attempts at one batch; then it goes to the spool.
+RETRY_DELAYS_S = (0.5, 2.0)
+# What a bad event (not an unreachable database) raises on its way into a row.
+_BAD_EVENT = (DataError, IntegrityError, ValueError, TypeError, ArithmeticError)
+
+
+def _store_each(events: list[usage_event.UsageEvent]) -> None:
+    """One event spoiled the batch: store the others, log and drop that one."""
+    for event in events:
+        try:
+            usage_records_ingest(events=[event])
+        except _BAD_EVENT:
+            log.exception("dropping usage event %s: the database refuses it", event.request_id)
+
+
 class UsageWriter:
-    def __init__(self, batch_size: int = 500) -> None:
+    def __init__(
+        self, batch_size: int = 500, retry_delays_s: tuple[float, ...] = RETRY_DELAYS_S
+    ) -> None:
         self._queue: queue.Queue = queue.Queue()
         self._batch_size = batch_size
+        self._retry_delays_s = retry_delays_s
         self._thread = threading.Thread(target=self._run, name="usage-writer", daemon=True)
         self._thread.start()
         atexit.register(self.stop)
@@ -47,17 +72,47 @@ class UsageWriter:
                 return
             batch = self._drain(item)
             stop = _STOP in batch
-            events = [usage_event.decode(e) for e in batch if e is not _STOP]
             try:
-                close_old_connections()
-                usage_records_ingest(events=events)
+                self._write([e for e in batch if e is not _STOP])
             except Exception:
-                log.exception("usage writer failed to store %d events", len(events))
+                # Never let the thread die: every later event would queue up unwritten.
+                log.exception("usage writer failed on a batch of %d", len(batch))
             finally:
+                # Between batches the thread holds no connection (with a pool, it goes back).
+                close_old_connections()
                 for _ in batch:
                     self._queue.task_done()
             if stop:
                 return
+
+    def _write(self, raw: list[bytes]) -> None:
+        events = []
+        for record in raw:
+            try:
+                events.append(usage_event.decode(record))
+            except (usage_event.DecodeError, usage_event.ValidationError) as exc:
+                log.error("usage writer: dropping an unreadable event: %s", exc)
+        for delay in (*self._retry_delays_s, None):
+            try:
+                close_old_connections()
+                usage_records_ingest(events=events)
+                return
+            except _BAD_EVENT:
+                _store_each(events)
+                return
+            except Exception as exc:
+                if delay is None:
+                    break
+                log.warning("usage writer: %d events not stored (%s); retrying", len(raw), exc)
+                time.sleep(delay)
+        try:
+            spool = get_spool()
+            for record in raw:
+                spool.append(record)
+        except OSError:
+            log.exception("usage writer lost %d events: the spool refused them", len(raw))
+            return
+        log.error("usage writer could not store %d events; spooled for replay", len(raw))
 
     def flush(self) -> None:
         """Block until every submitted event has been written (tests, shutdown)."""

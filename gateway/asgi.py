@@ -19,7 +19,7 @@ from gateway.startup import check_or_exit
 check_or_exit()  # refuses to serve on a configuration error; see gateway/startup.py
 dashboard = get_asgi_application()  # sets Django up; must come before the imports below
 
-from gateway.proxy.context import SCOPE_START  # noqa: E402
+from gateway.proxy.context import SCOPE_START, usage_replayer  # noqa: E402
 from gateway.proxy.handler import ProxyHandler  # noqa: E402
 from infra import http as upstream_http  # noqa: E402
 
@@ -27,12 +27,15 @@ proxy = ProxyHandler()
 
 
 async def _lifespan(receive, send) -> None:
-    """Startup has nothing to do; shutdown closes the upstream connection pool cleanly."""
+    """Startup starts replaying spooled usage events (left by an outage, maybe by a previous
+    run); shutdown stops that and closes the upstream connection pool cleanly."""
     while True:
         message = await receive()
         if message["type"] == "lifespan.startup":
+            usage_replayer.ensure_started()
             await send({"type": "lifespan.startup.complete"})
         elif message["type"] == "lifespan.shutdown":
+            await usage_replayer.stop()
             await upstream_http.aclose()
             await send({"type": "lifespan.shutdown.complete"})
             return

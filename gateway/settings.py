@@ -165,12 +165,23 @@ if EMBEDDED_DB:
 else:
     DATABASES = {"default": env.db("DATABASE_URL")}
     if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+        # Django's backend, with a pool check that drops every dead connection at once after a
+        # database restart (infra/postgres/base.py says why).
+        DATABASES["default"]["ENGINE"] = "infra.postgres"
         # psycopg 3's pool through Django's backend: a cache-miss on the hot path reuses a warm
         # connection instead of paying a TCP + auth handshake.
-        DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+        options = DATABASES["default"].setdefault("OPTIONS", {})
+        options["pool"] = {
             "min_size": env.int("DATABASE_POOL_MIN_SIZE", default=2),
             "max_size": env.int("DATABASE_POOL_MAX_SIZE", default=10),
+            # How long a call waits for a connection before it fails. psycopg_pool's default of
+            # 30 s held every cache-miss request that long while Postgres was down; with 1 s
+            # they get their 503 quickly (infra/db.py bounds the rest).
+            "timeout": env.float("DATABASE_POOL_TIMEOUT_S", default=1.0),
         }
+        # libpq's limit on opening one connection (a host that drops packets would otherwise
+        # hang for the kernel's TCP timeout). A connect_timeout in DATABASE_URL wins.
+        options.setdefault("connect_timeout", env.int("DATABASE_CONNECT_TIMEOUT_S", default=2))
         # With a pool, Django turns this into psycopg_pool's check on checkout: after a
         # database restart the pooled connections are dead, and handing one out would fail a
         # request for nothing.
@@ -220,7 +231,24 @@ GATEWAY_TRUSTED_PROXIES = env.list(
 # How long a process trusts its own copy of a key / the routing table before asking Redis or the
 # database again. This bounds how late a revocation or a config change takes effect.
 GATEWAY_KEY_CACHE_TTL_S = env.float("GATEWAY_KEY_CACHE_TTL_S", default=5.0)
-GATEWAY_SHARED_KEY_CACHE_TTL_S = env.int("GATEWAY_SHARED_KEY_CACHE_TTL_S", default=300)
+GATEWAY_SHARED_KEY_CACHE_TTL_S = env.int("GATEWAY_SHARED_KEY_CACHE_TTL_S", default=60)
+# --- Authentication, key cache, bounded database calls, usage spool -----------------------------
+# Keys remembered per process (least recently used dropped first).
+GATEWAY_KEY_CACHE_SIZE = env.int("GATEWAY_KEY_CACHE_SIZE", default=50_000)
+# Unknown keys are remembered in Redis this long, so a flood of bad keys is not a flood of queries.
+GATEWAY_NEGATIVE_KEY_CACHE_TTL_S = env.int("GATEWAY_NEGATIVE_KEY_CACHE_TTL_S", default=60)
+# Failed authentications per client address and minute before it gets 429; 0 disables.
+GATEWAY_AUTH_FAILURES_PER_MINUTE = env.int("GATEWAY_AUTH_FAILURES_PER_MINUTE", default=20)
+# How often a process retries key cache invalidations that failed because Redis was unreachable.
+GATEWAY_KEY_INVALIDATION_RETRY_S = env.float("GATEWAY_KEY_INVALIDATION_RETRY_S", default=1.0)
+# Database calls the hot path makes (key lookups on cache misses, usage written directly): this
+# many threads, this many more calls waiting, this long for an answer; beyond that, 503.
+GATEWAY_DB_THREADS = env.int("GATEWAY_DB_THREADS", default=4)
+GATEWAY_DB_QUEUE = env.int("GATEWAY_DB_QUEUE", default=32)
+GATEWAY_DB_WAIT_TIMEOUT_S = env.float("GATEWAY_DB_WAIT_TIMEOUT_S", default=1.0)
+# Usage events that neither Redis nor the database took are appended here, and replayed.
+GATEWAY_SPOOL_DIR = env.str("GATEWAY_SPOOL_DIR", default=str(BASE_DIR / "var" / "spool"))
+GATEWAY_SPOOL_REPLAY_INTERVAL_S = env.float("GATEWAY_SPOOL_REPLAY_INTERVAL_S", default=5.0)
 GATEWAY_ROUTING_CACHE_TTL_S = env.float("GATEWAY_ROUTING_CACHE_TTL_S", default=5.0)
 # Client request headers passed to the upstream; everything else is dropped.
 GATEWAY_FORWARD_HEADERS = [

@@ -23,7 +23,8 @@ class AllowedModelsForm(forms.ModelForm):
 
 @admin.register(Organization)
 class OrganizationAdmin(admin.ModelAdmin):
-    list_display = ["name", "slug", "created_at"]
+    list_display = ["name", "slug", "is_active", "created_at"]
+    list_filter = ["is_active"]
     search_fields = ["name", "slug"]
     prepopulated_fields = {"slug": ["name"]}
 
@@ -103,6 +104,12 @@ class ApiKeyAdmin(admin.ModelAdmin):
     actions = [revoke_keys]
     autocomplete_fields = ["owner"]
     form = AllowedModelsForm
+
+    def get_readonly_fields(self, request, obj=None):
+        # A key stays with the team it was issued to (the model refuses the change as well).
+        if obj is not None:
+            return [*self.readonly_fields, "team"]
+        return self.readonly_fields
 
     def save_model(self, request, obj, form, change):
         if change:

@@ -1,14 +1,55 @@
-"""Who may call the gateway: organizations, teams, projects, members and their API keys."""
+"""Who may call the gateway: organizations, teams, projects, members and their API keys.
+
+The proxy caches a snapshot of each key (tenants/keycache.py). Saves and deletes invalidate it
+through signals (tenants/signals.py); `QuerySet.update()` sends no signals, so the querysets
+below invalidate themselves. Only raw SQL goes unnoticed, bounded by the snapshot's TTL.
+"""
 
 from django.conf import settings
-from django.db import models
+from django.core.exceptions import ValidationError
+from django.db import models, transaction
 from django.utils import timezone
+
+from . import keycache
+
+# Fields whose change does not affect a key's snapshot; updating only these invalidates nothing
+# (usage ingestion moves last_used_at constantly).
+_UNCACHED_KEY_FIELDS = frozenset({"last_used_at"})
+TEAM_IMMUTABLE = "an issued key's team cannot be changed; issue a new key for the other team"
+
+
+class _InvalidatingQuerySet(models.QuerySet):
+    """update() that invalidates the cached snapshots of the keys it affects, on commit."""
+
+    def _affected_key_hashes(self) -> list[str]:
+        raise NotImplementedError
+
+    def update(self, **kwargs) -> int:
+        with transaction.atomic(using=self.db):
+            # Collected first: the update may change what the filter matches.
+            key_hashes = self._affected_key_hashes()
+            count = super().update(**kwargs)
+            keycache.invalidate_on_commit(key_hashes, using=self.db)
+        return count
+
+    update.alters_data = True
+
+
+class OrganizationQuerySet(_InvalidatingQuerySet):
+    def _affected_key_hashes(self) -> list[str]:
+        return list(
+            ApiKey.objects.filter(team__organization__in=self).values_list("key_hash", flat=True)
+        )
 
 
 class Organization(models.Model):
     name = models.CharField(max_length=200)
     slug = models.SlugField(unique=True)
+    # An inactive organization's keys are refused, as if revoked.
+    is_active = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = OrganizationQuerySet.as_manager()
 
     class Meta:
         ordering = ["name"]
@@ -17,7 +58,10 @@ class Organization(models.Model):
         return self.name
 
 
-class TeamQuerySet(models.QuerySet):
+class TeamQuerySet(_InvalidatingQuerySet):
+    def _affected_key_hashes(self) -> list[str]:
+        return list(ApiKey.objects.filter(team__in=self).values_list("key_hash", flat=True))
+
     def for_user(self, user) -> "TeamQuerySet":
         """Teams the user belongs to; views use this so they cannot forget the tenant filter."""
         return self.filter(memberships__user=user)
@@ -79,7 +123,19 @@ class Membership(models.Model):
         return f"{self.user} in {self.team} ({self.role})"
 
 
-class ApiKeyQuerySet(models.QuerySet):
+class ApiKeyQuerySet(_InvalidatingQuerySet):
+    def _affected_key_hashes(self) -> list[str]:
+        return list(self.values_list("key_hash", flat=True))
+
+    def update(self, **kwargs) -> int:
+        if "team" in kwargs or "team_id" in kwargs:
+            raise ValidationError({"team": TEAM_IMMUTABLE})
+        if kwargs.keys() <= _UNCACHED_KEY_FIELDS:
+            return models.QuerySet.update(self, **kwargs)
+        return super().update(**kwargs)
+
+    update.alters_data = True
+
     def active(self) -> "ApiKeyQuerySet":
         now = timezone.now()
         return self.filter(revoked_at__isnull=True).filter(
@@ -121,6 +177,21 @@ class ApiKey(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.prefix}…)"
+
+    def save(self, *args, **kwargs) -> None:
+        update_fields = kwargs.get("update_fields")
+        team_saved = update_fields is None or {"team", "team_id"} & set(update_fields)
+        if self.pk is not None and team_saved:
+            # A key's usage, budget and audit trail belong to the team it was issued to; moving
+            # it would re-attribute a secret someone already holds. Checked against the stored
+            # row, not a copy taken at load time, so no way of building the object gets past it.
+            rows = ApiKey._base_manager.filter(pk=self.pk).values_list("team_id", flat=True)
+            stored = rows.first()
+            if stored is not None and stored != self.team_id:
+                raise ValidationError({"team": TEAM_IMMUTABLE})
+        super().save(*args, **kwargs)
+
+    save.alters_data = True
 
     @property
     def is_active(self) -> bool:

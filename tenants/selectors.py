@@ -67,7 +67,7 @@ def effective_allowed_models(team: Team, key: ApiKey) -> frozenset[str] | None:
 
 
 def api_key_principal_get(*, key_hash: str) -> KeyPrincipal | None:
-    key = ApiKey.objects.select_related("team").filter(key_hash=key_hash).first()
+    key = ApiKey.objects.select_related("team__organization").filter(key_hash=key_hash).first()
     if key is None:
         return None
     team = key.team
@@ -81,8 +81,8 @@ def api_key_principal_get(*, key_hash: str) -> KeyPrincipal | None:
         user_id=key.owner_id,
         allowed_models=effective_allowed_models(team, key),
         expires_at=key.expires_at.timestamp() if key.expires_at else None,
-        # An inactive team's keys stop working like revoked ones.
-        revoked=key.revoked_at is not None or not team.is_active,
+        # An inactive team's or organization's keys stop working like revoked ones.
+        revoked=key.revoked_at is not None or not (team.is_active and team.organization.is_active),
         key_name=key.name,
         team_models=_model_set(team.allowed_models),
     )

@@ -3,15 +3,10 @@
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from django.db import transaction
 from django.utils import timezone
 
-from infra.state import get_state
-
-from . import keys
+from . import keycache, keys
 from .models import ApiKey, Project, Team
-
-KEY_CACHE_PREFIX = "gw:key:"
 
 
 @dataclass(frozen=True)
@@ -21,7 +16,8 @@ class IssuedKey:
 
 
 def key_cache_name(key_hash: str) -> str:
-    return KEY_CACHE_PREFIX + key_hash
+    """Where the proxy caches the key's snapshot (tenants/keycache.py)."""
+    return keycache.snapshot_name(key_hash)
 
 
 def api_key_issue(
@@ -60,14 +56,12 @@ def api_key_revoke(*, api_key: ApiKey) -> ApiKey:
 
 
 def api_keys_invalidate(*, key_hashes: list[str]) -> None:
-    """Drop shared cache entries after the commit, so no reader re-caches the old row."""
+    """Invalidate the keys' cached snapshots once the current transaction commits.
 
-    def _drop() -> None:
-        state = get_state()
-        for key_hash in key_hashes:
-            state.delete(key_cache_name(key_hash))
-
-    transaction.on_commit(_drop)
+    Saves and updates of keys, teams and organizations do this by themselves; this is for
+    changes the ORM cannot see (e.g. after raw SQL).
+    """
+    keycache.invalidate_on_commit(key_hashes)
 
 
 def api_keys_mark_used(*, last_used: dict[int, datetime]) -> None:

@@ -1,25 +1,34 @@
 """Shared fixtures. Tests run against real Postgres and Redis (see `make test`)."""
 
 import pytest
-from django.conf import settings
 
-from gateway.proxy.auth import local_cache
+from gateway.proxy.auth import clear_process_state
 from infra.state import get_state
 from routing.selectors import routing_table_cache
+from tenants import keycache
 from tenants.services import api_key_issue
 
 from .factories import MembershipFactory, TeamFactory, UserFactory
 
 
+@pytest.fixture(scope="session")
+def _spool_dir(tmp_path_factory):
+    return tmp_path_factory.mktemp("spool")
+
+
 @pytest.fixture(autouse=True)
-def _fresh_state():
-    """Every test starts with empty shared and process-local caches."""
+def _fresh_state(_spool_dir, settings):
+    """Every test starts with empty shared and process-local caches, and spools usage events
+    (if it comes to that) outside the checkout."""
+    settings.GATEWAY_SPOOL_DIR = str(_spool_dir)
     if settings.REDIS_URL:
         get_state().sync_client.flushdb()
-    local_cache.clear()
+    clear_process_state()
+    keycache.pending.clear()
     routing_table_cache.invalidate()
     yield
-    local_cache.clear()
+    clear_process_state()
+    keycache.pending.clear()
     routing_table_cache.invalidate()
 
 

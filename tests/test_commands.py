@@ -52,6 +52,8 @@ def _authenticates(secret: str) -> bool:
 # --- createapikey -------------------------------------------------------------------------------
 
 
+# The proxy looks keys up on its own database threads, which see only committed rows.
+@pytest.mark.django_db(transaction=True)
 def test_createapikey_prints_only_the_secret_and_it_authenticates(team):
     stdout, stderr = _createapikey("--team", team.slug, "--name", "ci")
     lines = stdout.splitlines()
@@ -155,7 +157,7 @@ def _demo_keys() -> list[ApiKey]:
     return list(ApiKey.objects.active().filter(team__slug="demo", name="demo (make run)"))
 
 
-def test_seeddemo_twice_reuses_the_saved_key_and_it_still_authenticates(db, tmp_path):
+def test_seeddemo_twice_reuses_the_saved_key_and_it_still_authenticates(transactional_db, tmp_path):
     key_file = tmp_path / "demo-key"
     first = SECRET_RE.search(_seeddemo("--key-file", str(key_file))).group(0)
     output = _seeddemo("--key-file", str(key_file))
@@ -176,7 +178,7 @@ def test_saved_demo_key_is_readable_by_its_owner_only(db, tmp_path):
     assert key_file.stat().st_mode & 0o777 == 0o600
 
 
-def test_seeddemo_new_key_revokes_the_saved_key_and_prints_another(db, tmp_path):
+def test_seeddemo_new_key_revokes_the_saved_key_and_prints_another(transactional_db, tmp_path):
     key_file = tmp_path / "demo-key"
     first = SECRET_RE.search(_seeddemo("--key-file", str(key_file))).group(0)
     output = _seeddemo("--key-file", str(key_file), "--new-key")
@@ -200,7 +202,7 @@ def test_demo_new_key_environment_variable_is_the_same_as_the_flag(db, tmp_path,
 
 
 @pytest.mark.parametrize("damage", ["revoke", "garbage", "other-key"])
-def test_saved_key_that_no_longer_authenticates_is_replaced(db, tmp_path, damage):
+def test_saved_key_that_no_longer_authenticates_is_replaced(transactional_db, tmp_path, damage):
     key_file = tmp_path / "demo-key"
     first = SECRET_RE.search(_seeddemo("--key-file", str(key_file))).group(0)
     if damage == "revoke":

@@ -117,6 +117,8 @@ def test_revoking_twice_keeps_the_first_revocation_time(team, django_capture_on_
     assert ApiKey.objects.get(pk=key.pk).revoked_at == first
 
 
+# Lookups run on the proxy's database threads, which see only committed rows.
+@pytest.mark.django_db(transaction=True)
 def test_revoked_key_is_refused_even_after_it_was_cached(team, django_capture_on_commit_callbacks):
     secret = api_key_issue(team=team, name="k").secret
     assert _authenticate(secret).team_slug == team.slug  # now cached in Redis
@@ -143,6 +145,7 @@ def test_editing_team_models_invalidates_every_key_of_that_team_only(
     assert _cache_entry(bystander) is not None
 
 
+@pytest.mark.django_db(transaction=True)
 def test_team_model_change_takes_effect_for_a_cached_key(team, django_capture_on_commit_callbacks):
     secret = api_key_issue(team=team, name="k").secret
     assert _authenticate(secret).may_use("large")

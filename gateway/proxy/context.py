@@ -1,14 +1,22 @@
-"""One request's journey, and its settlement into exactly one usage event."""
+"""One request's journey, and its settlement into exactly one usage event.
+
+Where the event goes, first that works: the Redis usage stream; the database directly (the
+bounded pool of infra/db.py); the local spool (infra/spool.py), replayed into either of them by
+`usage_replayer` once one is back. So an event is lost only if the local disk refuses it too.
+"""
 
 import logging
 import time
 import uuid
 from decimal import Decimal
 
+from django.conf import settings
+
 from billing.pricing import cost_usd
 from billing.services import usage_records_ingest
 from infra import usage_event
-from infra.db import db_call
+from infra.db import db_call_bounded
+from infra.spool import Replayer, get_spool
 from infra.state import StateUnavailable, get_state
 from routing.providers import Usage
 from routing.selectors import Route
@@ -114,12 +122,59 @@ class RequestContext:
             return
         self.settled = True
         event = self.event()
+        raw = usage_event.encode(event)
         try:
-            await get_state().append_usage(usage_event.encode(event))
+            await get_state().append_usage(raw)
+            return
         except StateUnavailable:
-            # The stream is down: write the row directly rather than lose it.
             log.warning("usage stream unavailable; writing request %s directly", self.request_id)
-            try:
-                await db_call(usage_records_ingest, events=[event])
-            except Exception:
-                log.exception("usage event for request %s lost", self.request_id)
+        try:
+            await db_call_bounded(usage_records_ingest, events=[event])
+            return
+        except Exception as exc:
+            # If the write did land after all (a timeout), the replay below skips the row.
+            log.warning(
+                "usage row for request %s not written (%s); spooling it", self.request_id, exc
+            )
+        try:
+            get_spool().append(raw)
+        except OSError:
+            log.exception("usage event for request %s lost: the spool refused it", self.request_id)
+            return
+        usage_replayer.ensure_started()
+
+
+# Replaying a spooled batch may take longer than one lookup; the bounded pool's usual wait
+# limit is for requests that someone is waiting on.
+_REPLAY_DB_TIMEOUT_S = 30.0
+
+
+async def deliver_spooled_usage(records: list[bytes]) -> None:
+    """Hand spooled events to a store: the stream if Redis is back, else the database.
+
+    Raises when neither takes them, so the spool keeps them for the next round.
+    """
+    events: list[usage_event.UsageEvent] = []
+    valid: list[bytes] = []
+    for raw in records:
+        try:
+            events.append(usage_event.decode(raw, tolerate_unknown=True))
+            valid.append(raw)
+        except (usage_event.DecodeError, usage_event.ValidationError) as exc:
+            # A line torn by a crash mid-write would block the file forever; say so, skip it.
+            log.error("dropping unreadable spooled usage event: %s", exc)
+    state = get_state()
+    try:
+        for raw in valid:
+            await state.append_usage(raw)
+        return
+    except StateUnavailable:
+        pass
+    await db_call_bounded(usage_records_ingest, events=events, timeout_s=_REPLAY_DB_TIMEOUT_S)
+
+
+usage_replayer = Replayer(
+    spool=get_spool,
+    sink=deliver_spooled_usage,
+    interval_s=lambda: settings.GATEWAY_SPOOL_REPLAY_INTERVAL_S,
+)

@@ -26,6 +26,10 @@ class Script:
     `py` under its lock: the embedded default has no Redis, and a second interpreter (Lua in
     Python) would cost more than the few lines of each twin. Tests run both against the same
     cases (tests/test_state_store.py), so the twins cannot drift.
+
+    Both receive arguments as the caller passed them; Redis hands them to Lua as strings, so a
+    twin converts what it compares (`tonumber` in Lua, `int()` in Python). Return values must
+    be what Redis would return: integers, bytes, None (for Lua's false/nil) or lists of them.
     """
 
     name: str
@@ -40,6 +44,10 @@ class StateStore(ABC):
     async def aget(self, key: str) -> bytes | None: ...
 
     @abstractmethod
+    async def amget(self, *keys: str) -> list[bytes | None]:
+        """Several values in one round trip, in the order asked (None for a missing key)."""
+
+    @abstractmethod
     async def aset(self, key: str, value: bytes, ttl_s: int) -> None: ...
 
     @abstractmethod
@@ -52,6 +60,10 @@ class StateStore(ABC):
     @abstractmethod
     async def run_script(self, script: Script, keys: Sequence[str], args: Sequence[Any]) -> Any:
         """Run `script` atomically: no other operation on the store interleaves with it."""
+
+    @abstractmethod
+    def run_script_sync(self, script: Script, keys: Sequence[str], args: Sequence[Any]) -> Any:
+        """`run_script` for synchronous callers (services, admin actions, commands)."""
 
     @abstractmethod
     def delete(self, *keys: str) -> None:

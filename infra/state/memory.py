@@ -67,6 +67,10 @@ class MemoryStateStore(StateStore):
         with self._lock:
             return self._view.get(key)
 
+    async def amget(self, *keys: str) -> list[bytes | None]:
+        with self._lock:
+            return [self._view.get(key) for key in keys]
+
     async def aset(self, key: str, value: bytes, ttl_s: int) -> None:
         with self._lock:
             self._view.set(key, value, ttl_s)
@@ -83,6 +87,9 @@ class MemoryStateStore(StateStore):
             return total
 
     async def run_script(self, script: Script, keys: Sequence[str], args: Sequence[Any]) -> Any:
+        return self.run_script_sync(script, keys, args)
+
+    def run_script_sync(self, script: Script, keys: Sequence[str], args: Sequence[Any]) -> Any:
         with self._lock:
             return script.py(self._view, keys, args)
 

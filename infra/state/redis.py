@@ -6,6 +6,9 @@ from typing import Any
 import redis
 import redis.asyncio as aioredis
 from django.conf import settings
+from redis.asyncio.retry import Retry as AsyncRetry
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from infra.perloop import PerLoop
 
@@ -13,6 +16,25 @@ from .base import Script, StateStore, StateUnavailable
 
 # Short timeouts: a hung Redis must turn into a quick 503, not a pile of waiting requests.
 _TIMEOUTS = {"socket_timeout": 2.0, "socket_connect_timeout": 2.0}
+
+
+def _client_options(retry_class: type) -> dict:
+    """Connection handling shared by the sync and async clients.
+
+    After a Redis restart every pooled connection is dead, and each would fail one request.
+    One immediate retry on a fresh connection hides that. Only connection errors are retried:
+    a timeout means a hung or overloaded server, where a retry doubles the wait (and the first
+    attempt may have run). redis-py's default (10 retries with backoff on errors and timeouts)
+    would hold a request for many seconds while Redis is down, instead of a quick 503.
+    A connection idle for 30 s is pinged before use, so one a firewall or failover dropped
+    silently is replaced instead of timing out a request.
+    """
+    return {
+        **_TIMEOUTS,
+        "retry": retry_class(NoBackoff(), 1, supported_errors=(redis.ConnectionError,)),
+        "health_check_interval": 30,
+    }
+
 
 # Increment, and set the TTL only when the counter is new: one round trip, atomic.
 _INCR_LUA = """
@@ -25,13 +47,19 @@ return v
 class RedisStateStore(StateStore):
     def __init__(self, url: str) -> None:
         self._url = url
-        self._async = PerLoop(lambda: aioredis.Redis.from_url(url, **_TIMEOUTS))
-        self._sync = redis.Redis.from_url(url, **_TIMEOUTS)
+        self._async = PerLoop(lambda: aioredis.Redis.from_url(url, **_client_options(AsyncRetry)))
+        self._sync = redis.Redis.from_url(url, **_client_options(Retry))
         self._shas: dict[str, str] = {}
 
     async def aget(self, key: str) -> bytes | None:
         try:
             return await self._async.get().get(key)
+        except redis.RedisError as exc:
+            raise StateUnavailable(str(exc)) from exc
+
+    async def amget(self, *keys: str) -> list[bytes | None]:
+        try:
+            return await self._async.get().mget(keys)
         except redis.RedisError as exc:
             raise StateUnavailable(str(exc)) from exc
 
@@ -67,8 +95,25 @@ class RedisStateStore(StateStore):
         except redis.RedisError as exc:
             raise StateUnavailable(str(exc)) from exc
 
+    def run_script_sync(self, script: Script, keys: Sequence[str], args: Sequence[Any]) -> Any:
+        client = self._sync
+        try:
+            sha = self._shas.get(script.name)
+            if sha is not None:
+                try:
+                    return client.evalsha(sha, len(keys), *keys, *args)
+                except redis.exceptions.NoScriptError:
+                    pass
+            sha = self._shas[script.name] = client.script_load(script.lua)
+            return client.evalsha(sha, len(keys), *keys, *args)
+        except redis.RedisError as exc:
+            raise StateUnavailable(str(exc)) from exc
+
     def delete(self, *keys: str) -> None:
-        self._sync.delete(*keys)
+        try:
+            self._sync.delete(*keys)
+        except redis.RedisError as exc:
+            raise StateUnavailable(str(exc)) from exc
 
     async def append_usage(self, event: bytes) -> None:
         try:
