@@ -14,6 +14,7 @@ from infra import usage_event
 from infra.spool import Spool
 from tests.helpers_net import RedisServer, TcpProxy, WebProcess, url_through
 from tests.helpers_proc import subprocess_database_url, wait_for
+from tests.helpers_usage import redis
 
 from .support import MESSAGES, assert_openai_error
 
@@ -136,6 +137,13 @@ def test_with_redis_and_postgres_down_a_cached_key_is_served_and_its_usage_lands
     )
     warm = web.post("/v1/chat/completions", gateway.key, CHAT)
     assert warm.status_code == 200
+    # Usage settles after the response is sent: let the warm-up's event reach the stream
+    # before the cut, or it is (rightly) spooled too.
+    wait_for(
+        lambda: redis().xlen(settings.GATEWAY_USAGE_STREAM) == 1,
+        timeout=10,
+        what="the warm-up's usage event to reach the stream",
+    )
 
     db_proxy.cut()
     redis_proxy.cut()
