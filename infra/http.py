@@ -66,6 +66,33 @@ def timeout_for(seconds: float) -> httpx.Timeout:
     return httpx.Timeout(seconds, connect=settings.GATEWAY_UPSTREAM_CONNECT_TIMEOUT_S)
 
 
+class ResponseTooLarge(Exception):
+    """An upstream body over the caller's limit; reading stopped at the limit."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"the upstream response is larger than {limit} bytes")
+        self.limit = limit
+
+
+async def read_body(response: httpx.Response, *, limit: int) -> bytes:
+    """Read a streamed response's body, refusing more than `limit` bytes (decoded).
+
+    httpx's own `aread()` buffers whatever the server sends; an upstream that never stops (or a
+    compressed bomb) would take the process's memory with it.
+    """
+    declared = response.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise ResponseTooLarge(limit)
+    pieces: list[bytes] = []
+    size = 0
+    async for chunk in response.aiter_bytes():
+        size += len(chunk)
+        if size > limit:
+            raise ResponseTooLarge(limit)
+        pieces.append(chunk)
+    return b"".join(pieces)
+
+
 def is_timeout(exc: httpx.TransportError) -> bool:
     """Whether a transport error was a timeout (504) rather than a failed connection (502/503).
 

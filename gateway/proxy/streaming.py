@@ -4,32 +4,20 @@ import asyncio
 
 import httpx
 import orjson
+from django.conf import settings
 
 from infra import http
 from routing.providers import ProviderError, UpstreamStream
 from routing.providers.usage import estimate_usage, usage_from_openai
 
 from .context import RequestContext, log
-
-_SEPARATORS = (b"\r\n\r\n", b"\n\n")
-
-
-def _next_event(buffer: bytes) -> tuple[bytes, bytes] | None:
-    """Split off the first complete SSE event (terminator included), if there is one."""
-    best, size = -1, 0
-    for sep in _SEPARATORS:
-        index = buffer.find(sep)
-        if index != -1 and (best == -1 or index < best):
-            best, size = index, len(sep)
-    if best == -1:
-        return None
-    end = best + size
-    return buffer[:end], buffer[end:]
+from .sse import EventBuffer, EventTooLarge
 
 
-def _usage_chunk(event: bytes) -> dict | None:
-    # Cheap test first: most chunks carry no usage and are never parsed.
-    if b'"usage"' not in event:
+def _usage_chunk(event: bytearray) -> dict | None:
+    # Cheap tests first: most chunks carry no usage and are never parsed. With include_usage
+    # (always injected), OpenAI sends `"usage":null` on every chunk but the last.
+    if b'"usage"' not in event or b'"usage":null' in event:
         return None
     for line in event.splitlines():
         if line.startswith(b"data:"):
@@ -50,17 +38,15 @@ async def relay(
     ctx: RequestContext, upstream: UpstreamStream, payload: dict, client_wants_usage: bool
 ):
     """Yield upstream events as they arrive; settle exactly once however the stream ends."""
-    buffer = b""
+    events = EventBuffer(settings.GATEWAY_UPSTREAM_MAX_EVENT_BYTES)
     streamed_bytes = 0
     reported = False
     finished = False  # the client has been sent the terminating `data: [DONE]`
     try:
         try:
             async for chunk in upstream.chunks:
-                buffer += chunk
                 out = []
-                while (split := _next_event(buffer)) is not None:
-                    event, buffer = split
+                for event in events.feed(chunk):
                     data = _usage_chunk(event)
                     if data is not None:
                         usage = usage_from_openai(data["usage"])
@@ -78,8 +64,15 @@ async def relay(
                     streamed_bytes += len(joined)
                     finished = out[-1].startswith(b"data: [DONE]")
                     yield joined
-            if buffer.strip():
-                yield buffer
+                if events.too_large:
+                    raise EventTooLarge(settings.GATEWAY_UPSTREAM_MAX_EVENT_BYTES)
+            rest = events.rest()
+            if rest.strip():
+                yield rest
+        except EventTooLarge as exc:
+            ctx.fail(502, "upstream_response_too_large")
+            log.warning("request %s: %s", ctx.request_id, exc)
+            yield _error_event(str(exc), "upstream_response_too_large")
         except (httpx.TransportError, ProviderError) as exc:
             timed_out = isinstance(exc, httpx.TransportError) and http.is_timeout(exc)
             code = "upstream_timeout" if timed_out else "upstream_disconnected"

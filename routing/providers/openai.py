@@ -8,6 +8,7 @@ import time
 
 import httpx
 import orjson
+from django.conf import settings
 
 from infra import http
 from routing.selectors import Route
@@ -17,6 +18,8 @@ from .usage import estimate_usage, usage_from_openai
 
 # Upstream statuses that are the caller's own mistake: passed through, never retried elsewhere.
 _CLIENT_ERRORS = {400, 413, 422}
+# Only an error's message, param and code are ever used; a real one is a few hundred bytes.
+_ERROR_BODY_LIMIT = 64 * 1024
 
 
 def _status_error(status: int, body: bytes, upstream_ms: float) -> ProviderError:
@@ -46,6 +49,24 @@ def _status_error(status: int, body: bytes, upstream_ms: float) -> ProviderError
     )
 
 
+def _transport_error(route: Route, exc: httpx.TransportError, upstream_ms: float) -> ProviderError:
+    if http.is_timeout(exc):
+        return ProviderError(
+            f"timed out calling {route.provider_name}",
+            retryable=True,
+            kind="upstream_timeout",
+            status=504,
+            upstream_ms=upstream_ms,
+        )
+    return ProviderError(
+        f"could not reach {route.provider_name}",
+        retryable=True,
+        kind="upstream_unavailable",
+        status=503,
+        upstream_ms=upstream_ms,
+    )
+
+
 class OpenAICompatibleAdapter(ProviderAdapter):
     default_api_base = ""
 
@@ -56,8 +77,10 @@ class OpenAICompatibleAdapter(ProviderAdapter):
         return base.rstrip("/") + path
 
     async def _send(
-        self, route: Route, path: str, payload: dict, headers: dict[str, str], *, stream: bool
+        self, route: Route, path: str, payload: dict, headers: dict[str, str]
     ) -> tuple[httpx.Response, float]:
+        """Send the request; returns at the response headers. The body is the caller's to read
+        (bounded) and to close."""
         out_headers = {**headers, "content-type": "application/json"}
         if route.api_key:
             out_headers["authorization"] = f"Bearer {route.api_key}"
@@ -71,27 +94,14 @@ class OpenAICompatibleAdapter(ProviderAdapter):
         )
         started = time.perf_counter()
         try:
-            response = await client.send(request, stream=stream)
+            response = await client.send(request, stream=True)
         except httpx.TransportError as exc:
-            elapsed_ms = (time.perf_counter() - started) * 1000
-            if http.is_timeout(exc):
-                raise ProviderError(
-                    f"timed out calling {route.provider_name}",
-                    retryable=True,
-                    kind="upstream_timeout",
-                    status=504,
-                    upstream_ms=elapsed_ms,
-                ) from exc
-            raise ProviderError(
-                f"could not reach {route.provider_name}",
-                retryable=True,
-                kind="upstream_unavailable",
-                status=503,
-                upstream_ms=elapsed_ms,
-            ) from exc
+            raise _transport_error(route, exc, (time.perf_counter() - started) * 1000) from exc
         if response.status_code >= 400:
             try:
-                body = await response.aread()
+                body = await http.read_body(response, limit=_ERROR_BODY_LIMIT)
+            except (http.ResponseTooLarge, httpx.TransportError):
+                body = b""  # the status alone decides; the message is then ours
             finally:
                 await response.aclose()
             raise _status_error(response.status_code, body, (time.perf_counter() - started) * 1000)
@@ -100,10 +110,24 @@ class OpenAICompatibleAdapter(ProviderAdapter):
     async def _complete(
         self, route: Route, path: str, payload: dict, headers: dict[str, str]
     ) -> UpstreamResponse:
-        # Not streamed: httpx reads the whole body inside send(), so timeouts and broken
-        # connections while reading surface as the same ProviderErrors as connect failures.
-        response, upstream_ms = await self._send(route, path, payload, headers, stream=False)
-        body = response.content
+        response, upstream_ms = await self._send(route, path, payload, headers)
+        started = time.perf_counter()
+        try:
+            body = await http.read_body(response, limit=settings.GATEWAY_UPSTREAM_MAX_BODY_BYTES)
+        except http.ResponseTooLarge as exc:
+            # Not retried: the upstream did (and bills) the work, and another deployment would
+            # most likely answer the same request just as large.
+            raise ProviderError(
+                f"{route.provider_name} returned a response larger than {exc.limit} bytes",
+                retryable=False,
+                kind="upstream_response_too_large",
+                upstream_ms=upstream_ms,
+            ) from exc
+        except httpx.TransportError as exc:
+            raise _transport_error(route, exc, upstream_ms) from exc
+        finally:
+            await response.aclose()
+        upstream_ms += (time.perf_counter() - started) * 1000
         try:
             data = orjson.loads(body)
         except orjson.JSONDecodeError as exc:
@@ -132,9 +156,7 @@ class OpenAICompatibleAdapter(ProviderAdapter):
             **payload,
             "stream_options": {**(payload.get("stream_options") or {}), "include_usage": True},
         }
-        response, upstream_ms = await self._send(
-            route, "/chat/completions", payload, headers, stream=True
-        )
+        response, upstream_ms = await self._send(route, "/chat/completions", payload, headers)
         return UpstreamStream(
             chunks=response.aiter_bytes(), upstream_ms=upstream_ms, closers=[response.aclose]
         )
