@@ -10,6 +10,7 @@ added latency by the margin that brings it under its 2 ms target (docs/performan
 Tests fake providers with real HTTP servers on 127.0.0.1, so nothing here is patched in tests.
 """
 
+import asyncio
 from http.cookiejar import CookieJar, DefaultCookiePolicy
 
 import aiohttp
@@ -39,7 +40,7 @@ def _session() -> aiohttp.ClientSession:
 def _new_client() -> httpx.AsyncClient:
     return httpx.AsyncClient(
         transport=AiohttpTransport(client=_session),
-        # The per-request read timeout comes from the provider; these are the defaults.
+        # Defaults only: provider calls pass their own (request_timeout).
         timeout=httpx.Timeout(600.0, connect=settings.GATEWAY_UPSTREAM_CONNECT_TIMEOUT_S),
         # Redirects could move a request to a URL no admin configured.
         follow_redirects=False,
@@ -62,8 +63,30 @@ async def aclose() -> None:
         await current.aclose()
 
 
-def timeout_for(seconds: float) -> httpx.Timeout:
-    return httpx.Timeout(seconds, connect=settings.GATEWAY_UPSTREAM_CONNECT_TIMEOUT_S)
+def request_timeout(connect_s: float) -> httpx.Timeout:
+    """A request's transport timeouts: only the connect timeout.
+
+    httpx's read timeout would put one limit on every read: the wait for the response and each
+    gap between chunks alike. Callers keep their own (first byte, idle, whole attempt) instead.
+    """
+    return httpx.Timeout(None, connect=connect_s)
+
+
+# Closes started by `abort`, kept referenced until done.
+_aborting: set[asyncio.Task] = set()
+
+
+def abort(response: httpx.Response) -> None:
+    """Close a response from outside the task reading it (a timer, a shutdown).
+
+    The reader's pending read then fails at once with a transport error, so it goes down its
+    ordinary error path. Safe to call on a response that is closed already.
+    """
+    if response.is_closed:
+        return
+    task = asyncio.ensure_future(response.aclose())
+    _aborting.add(task)
+    task.add_done_callback(_aborting.discard)
 
 
 class ResponseTooLarge(Exception):
@@ -74,18 +97,25 @@ class ResponseTooLarge(Exception):
         self.limit = limit
 
 
-async def read_body(response: httpx.Response, *, limit: int) -> bytes:
+async def read_body(response: httpx.Response, *, limit: int, idle_s: float | None = None) -> bytes:
     """Read a streamed response's body, refusing more than `limit` bytes (decoded).
 
     httpx's own `aread()` buffers whatever the server sends; an upstream that never stops (or a
-    compressed bomb) would take the process's memory with it.
+    compressed bomb) would take the process's memory with it. With `idle_s`, a gap of that long
+    between two chunks raises TimeoutError.
     """
     declared = response.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limit:
         raise ResponseTooLarge(limit)
     pieces: list[bytes] = []
     size = 0
-    async for chunk in response.aiter_bytes():
+    chunks = response.aiter_bytes()
+    while True:
+        # A body is a few chunks: one timer each costs less than reaching into the transport.
+        async with asyncio.timeout(idle_s):
+            chunk = await anext(chunks, None)
+        if chunk is None:
+            break
         size += len(chunk)
         if size > limit:
             raise ResponseTooLarge(limit)

@@ -4,6 +4,13 @@ from django.contrib import admin
 from .kinds import needs_api_base
 from .models import Deployment, Provider
 
+TIMEOUT_FIELDS = [
+    "connect_timeout_s",
+    "first_byte_timeout_s",
+    "idle_timeout_s",
+    "attempt_timeout_s",
+]
+
 
 class ProviderForm(forms.ModelForm):
     api_base = forms.URLField(
@@ -22,7 +29,14 @@ class ProviderForm(forms.ModelForm):
 
     class Meta:
         model = Provider
-        fields = ["name", "kind", "api_base", "region", "timeout_s", "enabled"]
+        fields = [
+            "name",
+            "kind",
+            "api_base",
+            "region",
+            *TIMEOUT_FIELDS,
+            "enabled",
+        ]
 
     def clean(self):
         data = super().clean()
@@ -85,3 +99,22 @@ class DeploymentAdmin(admin.ModelAdmin):
     list_filter = ["mode", "enabled", "provider__kind", "provider"]
     search_fields = ["model_name", "upstream_model", "provider__name"]
     list_select_related = ["provider"]
+    fieldsets = [
+        (
+            None,
+            {
+                "fields": [
+                    "provider",
+                    "model_name",
+                    "upstream_model",
+                    "mode",
+                    "input_cost_per_mtok",
+                    "output_cost_per_mtok",
+                    "context_window",
+                    "region",
+                    "enabled",
+                ]
+            },
+        ),
+        ("Timeouts (empty: the provider's)", {"fields": list(TIMEOUT_FIELDS)}),
+    ]

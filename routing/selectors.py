@@ -15,7 +15,12 @@ from django.conf import settings
 from infra.db import db_call
 from infra.perloop import PerLoop
 
-from .models import Deployment
+from .models import (
+    DEFAULT_ATTEMPT_TIMEOUT_S,
+    DEFAULT_FIRST_BYTE_TIMEOUT_S,
+    DEFAULT_IDLE_TIMEOUT_S,
+    Deployment,
+)
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +40,11 @@ class Route:
     input_cost_per_mtok: Decimal = Decimal(0)
     output_cost_per_mtok: Decimal = Decimal(0)
     context_window: int | None = None
-    timeout_s: float = 600.0
+    # Effective timeouts (the deployment's override, else the provider's), in seconds.
+    connect_timeout_s: float = 5.0
+    first_byte_timeout_s: float = DEFAULT_FIRST_BYTE_TIMEOUT_S
+    idle_timeout_s: float = DEFAULT_IDLE_TIMEOUT_S
+    attempt_timeout_s: float = DEFAULT_ATTEMPT_TIMEOUT_S
 
     def __repr__(self) -> str:  # never print the credential
         return f"Route({self.model_name} -> {self.provider_name}/{self.upstream_model})"
@@ -59,6 +68,10 @@ class RoutingTable:
 
     def models_for_mode(self, mode: str) -> list[str]:
         return sorted(model for m, model in self.routes if m == mode)
+
+
+def _first_set(*values: float | None) -> float:
+    return next(v for v in values if v is not None)
 
 
 def routing_table_build() -> RoutingTable:
@@ -86,7 +99,14 @@ def routing_table_build() -> RoutingTable:
                 input_cost_per_mtok=d.input_cost_per_mtok,
                 output_cost_per_mtok=d.output_cost_per_mtok,
                 context_window=d.context_window,
-                timeout_s=p.timeout_s,
+                connect_timeout_s=_first_set(
+                    d.connect_timeout_s,
+                    p.connect_timeout_s,
+                    settings.GATEWAY_UPSTREAM_CONNECT_TIMEOUT_S,
+                ),
+                first_byte_timeout_s=_first_set(d.first_byte_timeout_s, p.first_byte_timeout_s),
+                idle_timeout_s=_first_set(d.idle_timeout_s, p.idle_timeout_s),
+                attempt_timeout_s=_first_set(d.attempt_timeout_s, p.attempt_timeout_s),
             )
         )
     # "Cheapest first" is the only strategy so far; the policy/routing issue adds others.

@@ -9,6 +9,7 @@ budgets) between candidates and the call, health/circuit filters inside candidat
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
 
 import orjson
@@ -81,26 +82,56 @@ def _upstream_failed(exc: ProviderError) -> GatewayError:
     return UpstreamFailed(exc.message, status=status, code=exc.kind)
 
 
+def _attempt_timed_out(route: Route, seconds: float, started: float) -> ProviderError:
+    return ProviderError(
+        f"{route.provider_name} did not finish within {seconds:.3g} s",
+        retryable=True,
+        kind="upstream_timeout",
+        status=504,
+        upstream_ms=(time.monotonic() - started) * 1000,
+    )
+
+
 async def _call(ctx: RequestContext, routes, attempt: Callable[[Route], Awaitable]):
-    """Try candidates in order. Nothing has been sent to the client yet, so falling back is safe."""
+    """Try candidates in order. Nothing has been sent to the client yet, so falling back is safe.
+
+    Each attempt is bounded by its route's attempt timeout and by what is left of the request's
+    deadline; returns the result and when its attempt must end (a stream relays until then).
+    """
+    request_deadline = (
+        time.monotonic() + settings.GATEWAY_REQUEST_DEADLINE_S - ctx.elapsed_ms() / 1000
+    )
     last: ProviderError | None = None
     for route in routes:
+        started = time.monotonic()
+        budget = min(route.attempt_timeout_s, request_deadline - started)
+        if budget <= 0:
+            last = last or ProviderError(
+                "the request's deadline passed before an upstream was called",
+                retryable=False,
+                kind="upstream_timeout",
+            )
+            break
         ctx.attempts += 1
         ctx.route = route
         try:
-            return await attempt(route)
-        except ProviderError as exc:
-            ctx.upstream_ms += exc.upstream_ms
-            last = exc
-            log.warning(
-                "request %s: %s failed (%s, retryable=%s)",
-                ctx.request_id,
-                route.label,
-                exc.kind,
-                exc.retryable,
-            )
-            if not exc.retryable:
-                break
+            async with asyncio.timeout(budget):
+                return await attempt(route), started + budget
+        except TimeoutError:
+            exc = _attempt_timed_out(route, budget, started)
+        except ProviderError as failed:
+            exc = failed
+        ctx.upstream_ms += exc.upstream_ms
+        last = exc
+        log.warning(
+            "request %s: %s failed (%s, retryable=%s)",
+            ctx.request_id,
+            route.label,
+            exc.kind,
+            exc.retryable,
+        )
+        if not exc.retryable:
+            break
     raise _upstream_failed(last)
 
 
@@ -113,7 +144,7 @@ async def _chat(ctx: RequestContext, request: HttpRequest, data: dict) -> HttpRe
     headers = _forward_headers(request, ctx)
 
     if not ctx.stream:
-        result = await _call(
+        result, _ = await _call(
             ctx,
             routes,
             lambda r: get_adapter(r.provider_kind).chat(
@@ -124,7 +155,7 @@ async def _chat(ctx: RequestContext, request: HttpRequest, data: dict) -> HttpRe
         ctx.upstream_ms += result.upstream_ms
         return HttpResponse(result.body, content_type="application/json")
 
-    upstream = await _call(
+    upstream, deadline = await _call(
         ctx,
         routes,
         lambda r: get_adapter(r.provider_kind).chat_stream(
@@ -134,7 +165,8 @@ async def _chat(ctx: RequestContext, request: HttpRequest, data: dict) -> HttpRe
     ctx.upstream_ms += upstream.upstream_ms
     wants_usage = bool((stream_options or {}).get("include_usage"))
     response = StreamingHttpResponse(
-        relay(ctx, upstream, data, wants_usage), content_type="text/event-stream"
+        relay(ctx, upstream, data, wants_usage, deadline=deadline),
+        content_type="text/event-stream",
     )
     response["cache-control"] = "no-cache"
     response["x-accel-buffering"] = "no"  # tell nginx-style proxies not to buffer the stream
@@ -146,7 +178,7 @@ async def _embeddings(ctx: RequestContext, request: HttpRequest, data: dict) -> 
         raise BadRequest("'input' is required", param="input")
     routes = await _candidates(ctx, "embedding")
     headers = _forward_headers(request, ctx)
-    result = await _call(
+    result, _ = await _call(
         ctx,
         routes,
         lambda r: get_adapter(r.provider_kind).embeddings(

@@ -1,6 +1,7 @@
 """Server-sent events passed through chunk by chunk, with usage taken from the final chunk."""
 
 import asyncio
+import time
 
 import httpx
 import orjson
@@ -29,22 +30,83 @@ def _usage_chunk(event: bytearray) -> dict | None:
     return None
 
 
+class _Guard:
+    """Ends one relayed stream early: when the upstream goes quiet for the route's idle
+    timeout, or the attempt's deadline passes.
+
+    Ending means aborting the upstream response: the relay's pending read fails at once and its
+    ordinary error path sends the client an error event and settles. One timer per stream,
+    re-armed only when it fires; per chunk the relay just notes the time.
+    """
+
+    __slots__ = ("code", "deadline", "idle_s", "message", "reading_since", "timer", "upstream")
+
+    def __init__(self, upstream: UpstreamStream, idle_s: float, deadline: float) -> None:
+        self.upstream = upstream
+        self.idle_s = idle_s
+        self.deadline = deadline
+        # When the relay started waiting on the upstream; None while it waits on the client (a
+        # slow reader is not an idle upstream).
+        self.reading_since: float | None = time.monotonic()
+        self.code: str | None = None
+        self.message = ""
+        self.timer: asyncio.TimerHandle | None = None
+        self._arm(self.reading_since)
+
+    def _arm(self, now: float) -> None:
+        since = self.reading_since if self.reading_since is not None else now
+        due = min(self.deadline, since + self.idle_s)
+        self.timer = asyncio.get_running_loop().call_later(max(0.0, due - now), self._check)
+
+    def _check(self) -> None:
+        now = time.monotonic()
+        if now >= self.deadline:
+            self.end("upstream_timeout", "the upstream stream exceeded its time limit")
+        elif self.reading_since is not None and now - self.reading_since >= self.idle_s:
+            self.end("upstream_timeout", f"the upstream sent nothing for {self.idle_s:g} s")
+        else:
+            self._arm(now)
+
+    def end(self, code: str, message: str) -> None:
+        if self.code is None:
+            self.code, self.message = code, message
+            self.close()
+            self.upstream.abort()
+
+    def close(self) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+
+
 def _error_event(message: str, code: str) -> bytes:
     body = {"error": {"message": message, "type": "upstream_error", "param": None, "code": code}}
     return b"data: " + orjson.dumps(body) + b"\n\n"
 
 
+_STATUS = {"upstream_timeout": 504, "upstream_response_too_large": 502}
+
+
 async def relay(
-    ctx: RequestContext, upstream: UpstreamStream, payload: dict, client_wants_usage: bool
+    ctx: RequestContext,
+    upstream: UpstreamStream,
+    payload: dict,
+    client_wants_usage: bool,
+    *,
+    deadline: float,
 ):
-    """Yield upstream events as they arrive; settle exactly once however the stream ends."""
+    """Yield upstream events as they arrive, until the attempt's `deadline` (monotonic) at the
+    latest; settle exactly once however the stream ends."""
     events = EventBuffer(settings.GATEWAY_UPSTREAM_MAX_EVENT_BYTES)
+    guard = _Guard(upstream, ctx.route.idle_timeout_s, deadline)
     streamed_bytes = 0
     reported = False
     finished = False  # the client has been sent the terminating `data: [DONE]`
+    monotonic = time.monotonic
     try:
         try:
-            async for chunk in upstream.chunks:
+            chunk = upstream.first  # read before the response was committed
+            chunks = aiter(upstream.chunks)
+            while True:
                 out = []
                 for event in events.feed(chunk):
                     data = _usage_chunk(event)
@@ -63,9 +125,14 @@ async def relay(
                     joined = b"".join(out)
                     streamed_bytes += len(joined)
                     finished = out[-1].startswith(b"data: [DONE]")
+                    guard.reading_since = None
                     yield joined
                 if events.too_large:
                     raise EventTooLarge(settings.GATEWAY_UPSTREAM_MAX_EVENT_BYTES)
+                guard.reading_since = monotonic()
+                chunk = await anext(chunks, None)
+                if chunk is None:
+                    break
             rest = events.rest()
             if rest.strip():
                 yield rest
@@ -74,11 +141,15 @@ async def relay(
             log.warning("request %s: %s", ctx.request_id, exc)
             yield _error_event(str(exc), "upstream_response_too_large")
         except (httpx.TransportError, ProviderError) as exc:
-            timed_out = isinstance(exc, httpx.TransportError) and http.is_timeout(exc)
-            code = "upstream_timeout" if timed_out else "upstream_disconnected"
-            ctx.fail(504 if timed_out else 502, code)
+            if guard.code is not None:  # ended on purpose: the guard says why
+                code, message = guard.code, guard.message
+            elif isinstance(exc, httpx.TransportError) and http.is_timeout(exc):
+                code, message = "upstream_timeout", "the upstream stream timed out"
+            else:
+                code, message = "upstream_disconnected", "the upstream stream ended abnormally"
+            ctx.fail(_STATUS.get(code, 502), code)
             log.warning("request %s: upstream stream broke: %s", ctx.request_id, code)
-            yield _error_event("the upstream stream ended abnormally", code)
+            yield _error_event(message, code)
     except (asyncio.CancelledError, GeneratorExit):
         # The client went away. Django cancels the response task (or closes this generator).
         # Clients such as the OpenAI SDK hang up as soon as they read [DONE]: that stream was
@@ -87,6 +158,7 @@ async def relay(
             ctx.fail(499, "client_disconnected")
         raise
     finally:
+        guard.close()
         if not reported:
             # Counting SSE bytes over-estimates the output (JSON framing); for money, erring
             # high is the safe side, and the row says it is an estimate.

@@ -4,6 +4,7 @@ Both speak OpenAI's wire format, so bodies pass through untouched apart from the
 the only differences are the default base URL and whether a credential is required.
 """
 
+import asyncio
 import time
 
 import httpx
@@ -67,6 +68,21 @@ def _transport_error(route: Route, exc: httpx.TransportError, upstream_ms: float
     )
 
 
+def _timed_out(route: Route, which: str, seconds: float, started: float) -> ProviderError:
+    return ProviderError(
+        f"{route.provider_name} sent nothing for {seconds:g} s ({which})",
+        retryable=True,
+        kind="upstream_timeout",
+        status=504,
+        upstream_ms=(time.perf_counter() - started) * 1000,
+    )
+
+
+def _is_event_stream(response: httpx.Response) -> bool:
+    content_type = response.headers.get("content-type", "")
+    return content_type.split(";", 1)[0].strip().lower() == "text/event-stream"
+
+
 class OpenAICompatibleAdapter(ProviderAdapter):
     default_api_base = ""
 
@@ -77,10 +93,10 @@ class OpenAICompatibleAdapter(ProviderAdapter):
         return base.rstrip("/") + path
 
     async def _send(
-        self, route: Route, path: str, payload: dict, headers: dict[str, str]
-    ) -> tuple[httpx.Response, float]:
-        """Send the request; returns at the response headers. The body is the caller's to read
-        (bounded) and to close."""
+        self, route: Route, path: str, payload: dict, headers: dict[str, str], started: float
+    ) -> httpx.Response:
+        """Send the request; returns at the response headers, an error status raised. The body
+        is the caller's to read (bounded) and to close. The caller bounds the wait."""
         out_headers = {**headers, "content-type": "application/json"}
         if route.api_key:
             out_headers["authorization"] = f"Bearer {route.api_key}"
@@ -90,30 +106,40 @@ class OpenAICompatibleAdapter(ProviderAdapter):
             self._url(route, path),
             content=orjson.dumps(payload),
             headers=out_headers,
-            timeout=http.timeout_for(route.timeout_s),
+            timeout=http.request_timeout(route.connect_timeout_s),
         )
-        started = time.perf_counter()
         try:
             response = await client.send(request, stream=True)
         except httpx.TransportError as exc:
             raise _transport_error(route, exc, (time.perf_counter() - started) * 1000) from exc
         if response.status_code >= 400:
             try:
-                body = await http.read_body(response, limit=_ERROR_BODY_LIMIT)
-            except (http.ResponseTooLarge, httpx.TransportError):
+                body = await http.read_body(
+                    response, limit=_ERROR_BODY_LIMIT, idle_s=route.idle_timeout_s
+                )
+            except (http.ResponseTooLarge, httpx.TransportError, TimeoutError):
                 body = b""  # the status alone decides; the message is then ours
             finally:
                 await response.aclose()
             raise _status_error(response.status_code, body, (time.perf_counter() - started) * 1000)
-        return response, (time.perf_counter() - started) * 1000
+        return response
 
     async def _complete(
         self, route: Route, path: str, payload: dict, headers: dict[str, str]
     ) -> UpstreamResponse:
-        response, upstream_ms = await self._send(route, path, payload, headers)
         started = time.perf_counter()
         try:
-            body = await http.read_body(response, limit=settings.GATEWAY_UPSTREAM_MAX_BODY_BYTES)
+            # Not streamed: the response starts only once the whole answer is ready.
+            async with asyncio.timeout(route.first_byte_timeout_s):
+                response = await self._send(route, path, payload, headers, started)
+        except TimeoutError as exc:
+            raise _timed_out(route, "first byte", route.first_byte_timeout_s, started) from exc
+        try:
+            body = await http.read_body(
+                response,
+                limit=settings.GATEWAY_UPSTREAM_MAX_BODY_BYTES,
+                idle_s=route.idle_timeout_s,
+            )
         except http.ResponseTooLarge as exc:
             # Not retried: the upstream did (and bills) the work, and another deployment would
             # most likely answer the same request just as large.
@@ -121,13 +147,15 @@ class OpenAICompatibleAdapter(ProviderAdapter):
                 f"{route.provider_name} returned a response larger than {exc.limit} bytes",
                 retryable=False,
                 kind="upstream_response_too_large",
-                upstream_ms=upstream_ms,
+                upstream_ms=(time.perf_counter() - started) * 1000,
             ) from exc
+        except TimeoutError as exc:
+            raise _timed_out(route, "idle", route.idle_timeout_s, started) from exc
         except httpx.TransportError as exc:
-            raise _transport_error(route, exc, upstream_ms) from exc
+            raise _transport_error(route, exc, (time.perf_counter() - started) * 1000) from exc
         finally:
             await response.aclose()
-        upstream_ms += (time.perf_counter() - started) * 1000
+        upstream_ms = (time.perf_counter() - started) * 1000
         try:
             data = orjson.loads(body)
         except orjson.JSONDecodeError as exc:
@@ -156,9 +184,48 @@ class OpenAICompatibleAdapter(ProviderAdapter):
             **payload,
             "stream_options": {**(payload.get("stream_options") or {}), "include_usage": True},
         }
-        response, upstream_ms = await self._send(route, "/chat/completions", payload, headers)
+        started = time.perf_counter()
+        response: httpx.Response | None = None
+        try:
+            # Until the first chunk, not just the headers: some servers send headers at once
+            # and then think. Failing here still lets the proxy fall back.
+            async with asyncio.timeout(route.first_byte_timeout_s):
+                response = await self._send(route, "/chat/completions", payload, headers, started)
+                if not _is_event_stream(response):
+                    # An HTML error page from a proxy, a JSON body: relayed as a 200 stream, the
+                    # client would get an empty or garbled answer.
+                    content_type = response.headers.get("content-type") or "no content type"
+                    raise ProviderError(
+                        f"{route.provider_name} answered a streamed request with "
+                        f"{content_type}, not an event stream",
+                        retryable=True,
+                        upstream_ms=(time.perf_counter() - started) * 1000,
+                    )
+                chunks = response.aiter_bytes()
+                first = await anext(chunks, b"")
+                if not first:
+                    raise ProviderError(
+                        f"{route.provider_name} ended the stream before sending an event",
+                        retryable=True,
+                        upstream_ms=(time.perf_counter() - started) * 1000,
+                    )
+        except BaseException as exc:
+            if response is not None:
+                await response.aclose()
+            if isinstance(exc, TimeoutError):
+                which, seconds = "first byte", route.first_byte_timeout_s
+                raise _timed_out(route, which, seconds, started) from exc
+            if isinstance(exc, httpx.TransportError):
+                ms = (time.perf_counter() - started) * 1000
+                raise _transport_error(route, exc, ms) from exc
+            raise
+        opened = response
         return UpstreamStream(
-            chunks=response.aiter_bytes(), upstream_ms=upstream_ms, closers=[response.aclose]
+            chunks=chunks,
+            upstream_ms=(time.perf_counter() - started) * 1000,
+            closers=[opened.aclose],
+            first=first,
+            abort=lambda: http.abort(opened),
         )
 
 
