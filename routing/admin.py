@@ -2,14 +2,8 @@ from django import forms
 from django.contrib import admin
 
 from .kinds import needs_api_base
-from .models import Deployment, Provider
-
-TIMEOUT_FIELDS = [
-    "connect_timeout_s",
-    "first_byte_timeout_s",
-    "idle_timeout_s",
-    "attempt_timeout_s",
-]
+from .models import TIMEOUT_FIELDS, Deployment, Provider
+from .selectors import provider_problem
 
 
 class ProviderForm(forms.ModelForm):
@@ -73,14 +67,31 @@ class DeploymentInline(admin.TabularInline):
 @admin.register(Provider)
 class ProviderAdmin(admin.ModelAdmin):
     form = ProviderForm
-    list_display = ["name", "kind", "api_base", "region", "has_api_key", "enabled", "updated_at"]
+    list_display = [
+        "name",
+        "kind",
+        "api_base",
+        "region",
+        "has_api_key",
+        "enabled",
+        "routing_problem",
+        "updated_at",
+    ]
     list_filter = ["kind", "region", "enabled"]
     search_fields = ["name", "api_base"]
+    readonly_fields = ["routing_problem"]
     inlines = [DeploymentInline]
 
     @admin.display(boolean=True, description="Credential set")
     def has_api_key(self, obj: Provider) -> bool:
         return obj.has_api_key
+
+    @admin.display(description="Left out of routing because")
+    def routing_problem(self, obj: Provider) -> str:
+        # The routing table's own check: what is shown here is what every web process skips.
+        if obj.pk is None:
+            return ""
+        return provider_problem(obj) or "-"
 
 
 @admin.register(Deployment)
