@@ -90,7 +90,17 @@ PROVIDER_TIMEOUT_DEFAULTS = {
 # Every field the file may contain, per level (docs/configuration.md documents each one).
 FIELDS: dict[str, frozenset[str]] = {
     "providers": frozenset(
-        {"name", "kind", "api_base", "api_key", "region", "timeout_s", "enabled", *TIMEOUT_FIELDS}
+        {
+            "name",
+            "kind",
+            "api_base",
+            "allow_insecure_http",
+            "api_key",
+            "region",
+            "timeout_s",
+            "enabled",
+            *TIMEOUT_FIELDS,
+        }
     ),
     "models": frozenset({"name", "mode", "deployments"}),
     "deployments": frozenset(
@@ -211,6 +221,7 @@ def _load_provider(item: dict, report: ConfigReport) -> None:
         {
             "kind": item["kind"],
             "api_base": item.get("api_base", "") or "",
+            "allow_insecure_http": bool(item.get("allow_insecure_http", False)),
             "region": item.get("region", "") or "",
             **_timeouts(item, where, PROVIDER_TIMEOUT_DEFAULTS),
             "enabled": bool(item.get("enabled", True)),

@@ -27,6 +27,7 @@ class ProviderForm(forms.ModelForm):
             "name",
             "kind",
             "api_base",
+            "allow_insecure_http",
             "region",
             *TIMEOUT_FIELDS,
             "enabled",
@@ -77,7 +78,7 @@ class ProviderAdmin(admin.ModelAdmin):
         "routing_problem",
         "updated_at",
     ]
-    list_filter = ["kind", "region", "enabled"]
+    list_filter = ["kind", "region", "enabled", "allow_insecure_http"]
     search_fields = ["name", "api_base"]
     readonly_fields = ["routing_problem"]
     inlines = [DeploymentInline]

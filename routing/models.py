@@ -1,7 +1,10 @@
 """Where requests go: providers (accounts at an LLM vendor) and their model deployments."""
 
+import ipaddress
 from decimal import Decimal
+from urllib.parse import urlsplit
 
+from django.core.exceptions import ValidationError
 from django.core.validators import MinValueValidator
 from django.db import models
 
@@ -45,6 +48,39 @@ def _timeout_field(name: str, default: float | None, empty_means: str) -> models
     )
 
 
+def _is_loopback(host: str | None) -> bool:
+    if not host:
+        return False
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback  # 127.0.0.0/8, ::1
+    except ValueError:
+        return False
+
+
+def api_base_problem(api_base: str, allow_insecure_http: bool) -> str | None:
+    """Why this base URL may not be used, or None.
+
+    Prompts and credentials travel to it: https, except plain http to this machine (a vLLM or
+    Ollama beside the gateway) or where an admin said so for this provider.
+    """
+    if not api_base:
+        return None
+    parts = urlsplit(api_base)
+    scheme = parts.scheme.lower()
+    if scheme == "https":
+        return None
+    if scheme != "http":
+        return "api_base must be an https:// URL"
+    if allow_insecure_http or _is_loopback(parts.hostname):
+        return None
+    return (
+        "api_base must use https://; plain http is allowed only to this machine (localhost, "
+        "127.0.0.0/8, ::1) or with allow_insecure_http"
+    )
+
+
 class Provider(models.Model):
     # Built from the one table of kinds (routing/kinds.py): Provider.Kind.OPENAI, ...
     Kind = models.TextChoices("Kind", {k.value.upper(): (k.value, k.label) for k in KINDS})
@@ -55,6 +91,11 @@ class Provider(models.Model):
         max_length=500,
         blank=True,
         help_text="Base URL including /v1; outbound URLs come only from here.",
+    )
+    allow_insecure_http = models.BooleanField(
+        default=False,
+        help_text="Allow a plain http:// base URL to another machine. Prompts and the "
+        "credential then cross the network unencrypted: only for a trusted private network.",
     )
     # Fernet token; the plaintext never touches the database. Use set_api_key().
     api_key_encrypted = models.TextField(blank=True, editable=False)
@@ -75,6 +116,11 @@ class Provider(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def clean(self) -> None:
+        problem = api_base_problem(self.api_base, self.allow_insecure_http)
+        if problem:
+            raise ValidationError({"api_base": problem})
 
     def set_api_key(self, plaintext: str) -> None:
         self.api_key_encrypted = crypto.encrypt(plaintext)

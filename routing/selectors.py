@@ -29,6 +29,7 @@ from .models import (
     DEFAULT_IDLE_TIMEOUT_S,
     Deployment,
     Provider,
+    api_base_problem,
 )
 
 log = logging.getLogger(__name__)
@@ -110,6 +111,10 @@ def _check_provider(provider: Provider) -> tuple[str, str | None]:
         return "", f"unknown kind {provider.kind!r}"
     if needs_api_base(provider.kind) and not provider.api_base:
         return "", "no api_base"
+    # Also enforced on save (Provider.clean); a row written another way is caught here.
+    insecure = api_base_problem(provider.api_base, provider.allow_insecure_http)
+    if insecure:
+        return "", insecure
     try:
         return provider.get_api_key(), None
     except ValueError:
