@@ -16,6 +16,7 @@ import time
 from dataclasses import dataclass
 from decimal import Decimal
 
+import orjson
 from django.conf import settings
 from django.db import DatabaseError
 
@@ -59,9 +60,22 @@ class Route:
     first_byte_timeout_s: float = DEFAULT_FIRST_BYTE_TIMEOUT_S
     idle_timeout_s: float = DEFAULT_IDLE_TIMEOUT_S
     attempt_timeout_s: float = DEFAULT_ATTEMPT_TIMEOUT_S
+    # This route's secrets as they may appear in upstream text (see redact).
+    secret_forms: tuple[bytes, ...] = ()
 
     def __repr__(self) -> str:  # never print the credential
         return f"Route({self.model_name} -> {self.provider_name}/{self.upstream_model})"
+
+    def redact(self, data: bytes) -> bytes:
+        """Upstream bytes with this route's secrets replaced: a server that echoes the
+        Authorization header in an error must not hand the credential to the caller."""
+        for secret in self.secret_forms:
+            if secret in data:
+                data = data.replace(secret, REDACTED)
+        return data
+
+    def redact_text(self, text: str) -> str:
+        return self.redact(text.encode()).decode() if self.secret_forms else text
 
     @property
     def label(self) -> str:
@@ -99,6 +113,26 @@ class RoutingTable:
 
     def models_for_mode(self, mode: str) -> list[str]:
         return sorted(model for m, model in self.routes if m == mode)
+
+
+REDACTED = b"[REDACTED]"
+# Shorter "credentials" are placeholders ("EMPTY", "none" for a local vLLM): replacing those
+# words in model output would garble answers and protect nothing.
+_MIN_SECRET_LEN = 8
+
+
+def _secret_forms(*secrets: str) -> tuple[bytes, ...]:
+    forms: list[bytes] = []
+    for secret in secrets:
+        if len(secret) < _MIN_SECRET_LEN:
+            continue
+        raw = secret.encode()
+        # Inside a JSON string a secret may be escaped ("/" as "\/" by some servers).
+        escaped = orjson.dumps(secret)[1:-1]
+        for form in (raw, escaped, escaped.replace(b"/", b"\\/")):
+            if form not in forms:
+                forms.append(form)
+    return tuple(forms)
 
 
 def _first_set(*values: float | None) -> float:
@@ -147,6 +181,7 @@ def _route(d: Deployment, p: Provider, api_key: str) -> Route:
         first_byte_timeout_s=_first_set(d.first_byte_timeout_s, p.first_byte_timeout_s),
         idle_timeout_s=_first_set(d.idle_timeout_s, p.idle_timeout_s),
         attempt_timeout_s=_first_set(d.attempt_timeout_s, p.attempt_timeout_s),
+        secret_forms=_secret_forms(api_key),
     )
 
 

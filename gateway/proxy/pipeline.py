@@ -75,9 +75,21 @@ async def _candidates(ctx: RequestContext, mode: str) -> tuple[Route, ...]:
     return routes
 
 
-def _upstream_failed(exc: ProviderError) -> GatewayError:
+def _upstream_failed(exc: ProviderError, route: Route | None) -> GatewayError:
     if exc.kind == "client_error":
-        return UpstreamRejected(exc.status, exc.body)
+        # Relayed to the caller: never with a credential a careless upstream echoed.
+        body = route.redact(exc.body) if route is not None and exc.body else exc.body
+        rejected = UpstreamRejected(exc.status, body)
+        if route is not None:  # after JSON decoding, in case of an escape the bytes hid
+            rejected.message = route.redact_text(rejected.message)
+            rejected.param = rejected.param and route.redact_text(rejected.param)
+            rejected.code = rejected.code and route.redact_text(rejected.code)
+        return rejected
+    if exc.kind == "upstream_rate_limited":
+        # A 429, Retry-After and all, so that SDKs back off as the provider asked.
+        limited = UpstreamFailed(exc.message, status=429, code=exc.kind)
+        limited.headers = dict(exc.headers)
+        return limited
     status = {"upstream_timeout": 504, "upstream_unavailable": 503}.get(exc.kind, 502)
     return UpstreamFailed(exc.message, status=status, code=exc.kind)
 
@@ -132,7 +144,7 @@ async def _call(ctx: RequestContext, routes, attempt: Callable[[Route], Awaitabl
         )
         if not exc.retryable:
             break
-    raise _upstream_failed(last)
+    raise _upstream_failed(last, ctx.route)
 
 
 async def _chat(ctx: RequestContext, request: HttpRequest, data: dict) -> HttpResponse:
@@ -153,7 +165,7 @@ async def _chat(ctx: RequestContext, request: HttpRequest, data: dict) -> HttpRe
         )
         ctx.usage = result.usage
         ctx.upstream_ms += result.upstream_ms
-        return HttpResponse(result.body, content_type="application/json")
+        return HttpResponse(ctx.route.redact(result.body), content_type="application/json")
 
     upstream, deadline = await _call(
         ctx,
@@ -187,7 +199,7 @@ async def _embeddings(ctx: RequestContext, request: HttpRequest, data: dict) -> 
     )
     ctx.usage = result.usage
     ctx.upstream_ms += result.upstream_ms
-    return HttpResponse(result.body, content_type="application/json")
+    return HttpResponse(ctx.route.redact(result.body), content_type="application/json")
 
 
 _HANDLERS = {CHAT: _chat, EMBEDDINGS: _embeddings}

@@ -98,6 +98,8 @@ async def relay(
     latest; settle exactly once however the stream ends."""
     events = EventBuffer(settings.GATEWAY_UPSTREAM_MAX_EVENT_BYTES)
     guard = _Guard(upstream, ctx.route.idle_timeout_s, deadline)
+    # An upstream error event may echo the credential; relayed bytes never carry it.
+    redact = ctx.route.redact if ctx.route.secret_forms else None
     streamed_bytes = 0
     reported = False
     finished = False  # the client has been sent the terminating `data: [DONE]`
@@ -123,6 +125,8 @@ async def relay(
                     if ctx.ttft_ms is None:
                         ctx.ttft_ms = ctx.elapsed_ms()
                     joined = b"".join(out)
+                    if redact is not None:
+                        joined = redact(joined)
                     streamed_bytes += len(joined)
                     finished = out[-1].startswith(b"data: [DONE]")
                     guard.reading_since = None
@@ -135,7 +139,7 @@ async def relay(
                     break
             rest = events.rest()
             if rest.strip():
-                yield rest
+                yield redact(rest) if redact is not None else rest
         except EventTooLarge as exc:
             ctx.fail(502, "upstream_response_too_large")
             log.warning("request %s: %s", ctx.request_id, exc)

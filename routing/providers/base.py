@@ -28,14 +28,19 @@ class ProviderError(Exception):
         status: int = 502,
         body: bytes | None = None,
         upstream_ms: float = 0.0,
+        headers: dict[str, str] | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
         self.retryable = retryable
-        self.kind = kind  # upstream_error | upstream_unavailable | upstream_timeout | client_error
+        # upstream_error | upstream_unavailable | upstream_timeout | upstream_rate_limited |
+        # upstream_response_too_large | client_error
+        self.kind = kind
         self.status = status
         self.body = body
         self.upstream_ms = upstream_ms
+        # Response headers the client should see when this is the final error (Retry-After).
+        self.headers = headers or {}
 
 
 def _nothing() -> None:

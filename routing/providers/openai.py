@@ -6,6 +6,7 @@ the only differences are the default base URL and whether a credential is requir
 
 import asyncio
 import time
+from email.utils import parsedate_to_datetime
 
 import httpx
 import orjson
@@ -23,7 +24,30 @@ _CLIENT_ERRORS = {400, 413, 422}
 _ERROR_BODY_LIMIT = 64 * 1024
 
 
-def _status_error(status: int, body: bytes, upstream_ms: float) -> ProviderError:
+def _retry_after(headers: httpx.Headers) -> dict[str, str]:
+    """The upstream's Retry-After (seconds or an HTTP date) and retry-after-ms, when well
+    formed: a client that waits as told does not hammer a provider that is limiting us."""
+    found = {}
+    seconds = headers.get("retry-after", "").strip()
+    if seconds.isdigit() and len(seconds) <= 10:
+        found["retry-after"] = seconds
+    elif seconds and len(seconds) <= 64:
+        try:
+            parsedate_to_datetime(seconds)
+            found["retry-after"] = seconds
+        except (TypeError, ValueError):
+            pass
+    millis = headers.get("retry-after-ms", "").strip()
+    try:
+        if millis and len(millis) <= 16 and 0 <= float(millis) < float("inf"):
+            found["retry-after-ms"] = millis
+    except ValueError:
+        pass
+    return found
+
+
+def _status_error(response: httpx.Response, body: bytes, upstream_ms: float) -> ProviderError:
+    status = response.status_code
     if status in _CLIENT_ERRORS:
         return ProviderError(
             "upstream rejected the request",
@@ -33,19 +57,28 @@ def _status_error(status: int, body: bytes, upstream_ms: float) -> ProviderError
             body=body,
             upstream_ms=upstream_ms,
         )
+    if status == 429:
+        # Retryable: another deployment may have capacity. The last one's answer is the
+        # client's, Retry-After included.
+        return ProviderError(
+            "the upstream provider is rate limiting the gateway",
+            retryable=True,
+            kind="upstream_rate_limited",
+            status=429,
+            upstream_ms=upstream_ms,
+            headers=_retry_after(response.headers),
+        )
     if status in (401, 403):
         # Our credential, not the caller's: say so without echoing anything upstream sent.
         message = "the upstream provider rejected the gateway's credentials"
-    elif status == 429:
-        message = "the upstream provider is rate limiting the gateway"
     else:
         message = f"the upstream provider returned HTTP {status}"
-    kind = "upstream_unavailable" if status in (429, 503) else "upstream_error"
+    kind = "upstream_unavailable" if status == 503 else "upstream_error"
     return ProviderError(
         message,
         retryable=True,
         kind=kind,
-        status=503 if status == 429 else 502,
+        status=503 if status == 503 else 502,
         upstream_ms=upstream_ms,
     )
 
@@ -121,7 +154,7 @@ class OpenAICompatibleAdapter(ProviderAdapter):
                 body = b""  # the status alone decides; the message is then ours
             finally:
                 await response.aclose()
-            raise _status_error(response.status_code, body, (time.perf_counter() - started) * 1000)
+            raise _status_error(response, body, (time.perf_counter() - started) * 1000)
         return response
 
     async def _complete(
