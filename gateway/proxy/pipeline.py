@@ -94,6 +94,11 @@ def _upstream_failed(exc: ProviderError, route: Route | None) -> GatewayError:
     return UpstreamFailed(exc.message, status=status, code=exc.kind)
 
 
+# Less time than this left is no attempt: not even a round trip to a provider would fit. (Timers
+# also fire up to a clock tick early, which can leave a sliver of the deadline.)
+_MIN_ATTEMPT_S = 0.05
+
+
 def _attempt_timed_out(route: Route, seconds: float, started: float) -> ProviderError:
     return ProviderError(
         f"{route.provider_name} did not finish within {seconds:.3g} s",
@@ -117,7 +122,7 @@ async def _call(ctx: RequestContext, routes, attempt: Callable[[Route], Awaitabl
     for route in routes:
         started = time.monotonic()
         budget = min(route.attempt_timeout_s, request_deadline - started)
-        if budget <= 0:
+        if budget < _MIN_ATTEMPT_S:
             last = last or ProviderError(
                 "the request's deadline passed before an upstream was called",
                 retryable=False,
