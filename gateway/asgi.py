@@ -7,6 +7,7 @@ the readthedocs pattern of a separately tuned serving path), and the proxy views
 auth and errors.
 """
 
+import asyncio
 import os
 import time
 
@@ -18,6 +19,7 @@ dashboard = get_asgi_application()  # sets Django up; must come before the impor
 
 from django.conf import settings  # noqa: E402
 
+from gateway import shutdown  # noqa: E402
 from gateway.proxy.context import SCOPE_START, new_request_id  # noqa: E402
 from gateway.proxy.errors import RequestTooLarge, error_body  # noqa: E402
 from gateway.proxy.handler import ProxyHandler  # noqa: E402
@@ -55,10 +57,12 @@ async def _reject_too_large(send) -> None:
 
 
 async def _lifespan(receive, send) -> None:
-    """Startup has nothing to do; shutdown closes the upstream connection pool cleanly."""
+    """Startup chains the stream drain to the server's SIGTERM/SIGINT handling
+    (gateway/shutdown.py); shutdown closes the upstream connection pool cleanly."""
     while True:
         message = await receive()
         if message["type"] == "lifespan.startup":
+            shutdown.drain_streams_on_signals(asyncio.get_running_loop())
             await send({"type": "lifespan.startup.complete"})
         elif message["type"] == "lifespan.shutdown":
             await upstream_http.aclose()

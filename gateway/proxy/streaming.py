@@ -78,12 +78,38 @@ class _Guard:
             self.timer.cancel()
 
 
+class _Ended(Exception):
+    """The guard ended the stream (its code says why)."""
+
+
+# Streams being relayed by this process, for the shutdown drain (gateway/shutdown.py).
+_open: set[_Guard] = set()
+# Set by the drain: a stream that starts afterwards ends at once.
+_closing = False
+SHUTTING_DOWN = ("gateway_shutting_down", "the gateway is shutting down; retry the request")
+
+
+def end_open_streams() -> int:
+    """End every stream this process relays with an error event; each is then settled by its
+    own error path. Streams that start later end at once. Returns how many were open."""
+    global _closing
+    _closing = True
+    guards = list(_open)
+    for guard in guards:
+        guard.end(*SHUTTING_DOWN)
+    return len(guards)
+
+
 def _error_event(message: str, code: str) -> bytes:
     body = {"error": {"message": message, "type": "upstream_error", "param": None, "code": code}}
     return b"data: " + orjson.dumps(body) + b"\n\n"
 
 
-_STATUS = {"upstream_timeout": 504, "upstream_response_too_large": 502}
+_STATUS = {
+    "upstream_timeout": 504,
+    "upstream_response_too_large": 502,
+    "gateway_shutting_down": 503,
+}
 
 
 async def relay(
@@ -98,6 +124,9 @@ async def relay(
     latest; settle exactly once however the stream ends."""
     events = EventBuffer(settings.GATEWAY_UPSTREAM_MAX_EVENT_BYTES)
     guard = _Guard(upstream, ctx.route.idle_timeout_s, deadline)
+    _open.add(guard)
+    if _closing:
+        guard.end(*SHUTTING_DOWN)
     # An upstream error event may echo the credential; relayed bytes never carry it.
     redact = ctx.route.redact if ctx.route.secret_forms else None
     streamed_bytes = 0
@@ -135,6 +164,8 @@ async def relay(
                     raise EventTooLarge(settings.GATEWAY_UPSTREAM_MAX_EVENT_BYTES)
                 guard.reading_since = monotonic()
                 chunk = await anext(chunks, None)
+                if guard.code is not None:  # ended meanwhile (an upstream without abort, too)
+                    raise _Ended
                 if chunk is None:
                     break
             rest = events.rest()
@@ -144,7 +175,7 @@ async def relay(
             ctx.fail(502, "upstream_response_too_large")
             log.warning("request %s: %s", ctx.request_id, exc)
             yield _error_event(str(exc), "upstream_response_too_large")
-        except (httpx.TransportError, ProviderError) as exc:
+        except (httpx.TransportError, ProviderError, _Ended) as exc:
             if guard.code is not None:  # ended on purpose: the guard says why
                 code, message = guard.code, guard.message
             elif isinstance(exc, httpx.TransportError) and http.is_timeout(exc):
@@ -163,6 +194,7 @@ async def relay(
         raise
     finally:
         guard.close()
+        _open.discard(guard)
         if not reported:
             # Counting SSE bytes over-estimates the output (JSON framing); for money, erring
             # high is the safe side, and the row says it is an estimate.
