@@ -6,7 +6,6 @@ at all. `${NAME}` is replaced by the environment variable NAME at load time; a m
 is an error, never an empty string.
 """
 
-import math
 import os
 import re
 from dataclasses import dataclass, field
@@ -16,16 +15,11 @@ import yaml
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
-from routing.models import (
-    DEFAULT_ATTEMPT_TIMEOUT_S,
-    DEFAULT_FIRST_BYTE_TIMEOUT_S,
-    DEFAULT_IDLE_TIMEOUT_S,
-    TIMEOUT_FIELDS,
-    Deployment,
-    Provider,
-)
+from routing.models import TIMEOUT_FIELDS, Deployment, Provider
 from routing.providers import known_kinds, needs_api_base
 from tenants.models import Organization, Project, Team
+
+from .config_timeouts import DEPLOYMENT_DEFAULTS, PROVIDER_DEFAULTS, read_timeouts
 
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 DEFAULT_ORG = "default"
@@ -79,13 +73,6 @@ def _section(doc: dict, name: str) -> list[dict]:
         raise ConfigError(f"'{name}' must be a list of mappings")
     return items
 
-
-PROVIDER_TIMEOUT_DEFAULTS = {
-    "connect_timeout_s": None,  # GATEWAY_UPSTREAM_CONNECT_TIMEOUT_S
-    "first_byte_timeout_s": DEFAULT_FIRST_BYTE_TIMEOUT_S,
-    "idle_timeout_s": DEFAULT_IDLE_TIMEOUT_S,
-    "attempt_timeout_s": DEFAULT_ATTEMPT_TIMEOUT_S,
-}
 
 # Every field the file may contain, per level (docs/configuration.md documents each one).
 FIELDS: dict[str, frozenset[str]] = {
@@ -158,31 +145,11 @@ def _number(value, cast, where: str, name: str):
         raise ConfigError(f"{where}: {name} is not a number: {value!r}") from exc
 
 
-def _timeouts(item: dict, where: str, defaults: dict) -> dict:
-    """The timeout fields of a provider or deployment (absent: the default; None: unset).
-
-    `timeout_s`, the only timeout before there were four, is still read: it was the wait for
-    any single read (the response, then each chunk), which is now first_byte_timeout_s and
-    idle_timeout_s together.
-    """
-
-    def seconds(name: str) -> float:
-        value = _number(item[name], float, where, name)
-        if not math.isfinite(value):  # .inf would pass the model's minimum
-            raise ConfigError(f"{where}: {name} must be a finite number of seconds")
-        return value
-
-    values = {
-        name: seconds(name) if item.get(name) is not None else default
-        for name, default in defaults.items()
-    }
-    if "timeout_s" in item:
-        if "first_byte_timeout_s" in item or "idle_timeout_s" in item:
-            raise ConfigError(
-                f"{where}: timeout_s is the deprecated name of first_byte_timeout_s and "
-                "idle_timeout_s together; give either it or them"
-            )
-        values["first_byte_timeout_s"] = values["idle_timeout_s"] = seconds("timeout_s")
+def _timeouts(item: dict, where: str, defaults: dict, *, legacy: bool = False) -> dict:
+    values, problems = read_timeouts(item, defaults, legacy=legacy)
+    if problems:
+        name, message = problems[0]
+        raise ConfigError(f"{where}: {name}: {message}")
     return values
 
 
@@ -223,7 +190,7 @@ def _load_provider(item: dict, report: ConfigReport) -> None:
             "api_base": item.get("api_base", "") or "",
             "allow_insecure_http": bool(item.get("allow_insecure_http", False)),
             "region": item.get("region", "") or "",
-            **_timeouts(item, where, PROVIDER_TIMEOUT_DEFAULTS),
+            **_timeouts(item, where, PROVIDER_DEFAULTS, legacy=True),
             "enabled": bool(item.get("enabled", True)),
         },
     )
@@ -267,7 +234,7 @@ def _load_model(item: dict, report: ConfigReport) -> None:
                     _number(window, int, dwhere, "context_window") if window is not None else None
                 ),
                 "region": dep.get("region", "") or "",
-                **_timeouts(dep, dwhere, dict.fromkeys(TIMEOUT_FIELDS)),
+                **_timeouts(dep, dwhere, DEPLOYMENT_DEFAULTS),
                 "enabled": bool(dep.get("enabled", True)),
             },
         )

@@ -34,7 +34,7 @@ def test_deprecated_timeout_s_sets_the_first_byte_and_idle_timeouts(db):
 
 
 def test_timeout_s_together_with_its_replacements_is_an_error(db):
-    with pytest.raises(ConfigError, match="timeout_s is the deprecated name"):
+    with pytest.raises(ConfigError, match="timeout_s: deprecated; it means first_byte"):
         _load(provider=", timeout_s: 5, idle_timeout_s: 10")
 
 
@@ -42,6 +42,11 @@ def test_timeout_s_together_with_its_replacements_is_an_error(db):
 def test_a_timeout_must_be_a_positive_finite_number(db, value):
     with pytest.raises(ConfigError, match="provider p"):
         _load(provider=f", attempt_timeout_s: {value}")
+
+
+def test_a_bad_deprecated_timeout_is_reported_under_the_name_the_file_used(db):
+    with pytest.raises(ConfigError, match="provider p: timeout_s: must be a finite number"):
+        _load(provider=", timeout_s: 0")
 
 
 @override_settings(GATEWAY_UPSTREAM_CONNECT_TIMEOUT_S=3.0)
