@@ -7,6 +7,11 @@ httpx-aiohttp (maintained by an httpx maintainer; the OpenAI SDK offers the same
 half of the gateway's CPU per request, and aiohttp's C-accelerated HTTP parser cut the gateway's
 added latency by the margin that brings it under its 2 ms target (docs/performance.md).
 
+Timeouts: the transport gets only the connect timeout (request_timeout). The wait for the first
+byte, each gap between chunks and the whole attempt are different limits, kept by the callers;
+a response can be aborted from outside its reading task (abort) and bodies are read with a size
+limit (read_body).
+
 Tests fake providers with real HTTP servers on 127.0.0.1, so nothing here is patched in tests.
 """
 

@@ -1,4 +1,11 @@
-"""Server-sent events passed through chunk by chunk, with usage taken from the final chunk."""
+"""Server-sent events passed through chunk by chunk, with usage taken from the final chunk.
+
+Once the first byte has gone to the client nothing is retried: whatever ends a stream early (an
+upstream that breaks, goes quiet for the idle timeout or outlives the attempt's deadline, an
+event over GATEWAY_UPSTREAM_MAX_EVENT_BYTES, the shutdown drain) ends it with one OpenAI-shaped
+error event, and the stream is settled exactly once. The per-chunk work stays small: events are
+split in linear time (sse.py), and the timeouts cost one timer per stream, not one per chunk.
+"""
 
 import asyncio
 import time
@@ -101,7 +108,8 @@ def end_open_streams() -> int:
 
 
 def _error_event(message: str, code: str) -> bytes:
-    body = {"error": {"message": message, "type": "upstream_error", "param": None, "code": code}}
+    kind = "service_unavailable" if code == SHUTTING_DOWN[0] else "upstream_error"
+    body = {"error": {"message": message, "type": kind, "param": None, "code": code}}
     return b"data: " + orjson.dumps(body) + b"\n\n"
 
 

@@ -85,6 +85,9 @@ class UpstreamStream:
 
 
 class ProviderAdapter(ABC):
+    """One provider kind. Calls keep the route's connect, first-byte and idle timeouts (raising
+    ProviderError(kind="upstream_timeout")); the proxy bounds each whole attempt itself."""
+
     @abstractmethod
     async def chat(
         self, route: Route, payload: dict, headers: dict[str, str]
