@@ -4,6 +4,9 @@ VENV_OK := .venv/.installed
 PORT    ?= 8000
 HOST    ?= 127.0.0.1
 WEB_CONCURRENCY ?= 2
+# uvicorn's own limit on a graceful shutdown; above GATEWAY_SHUTDOWN_TIMEOUT_S (25 s), after which
+# the gateway ends open streams itself with an error event (gateway/shutdown.py).
+GRACEFUL_SHUTDOWN_S ?= 30
 # make test talks to real services; override these to point elsewhere.
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/gateway
 TEST_REDIS_URL    ?= redis://127.0.0.1:6379/15
@@ -38,12 +41,15 @@ run: port-free migrate
 	$(PY) manage.py collectstatic --no-input -v0
 	@$(PY) manage.py seeddemo --base-url http://$(HOST):$(PORT)
 	$(PY) -m uvicorn gateway.asgi:application --host $(HOST) --port $(PORT) \
-		--no-access-log
+		--no-access-log --no-proxy-headers --timeout-graceful-shutdown $(GRACEFUL_SHUTDOWN_S)
 
 # Production mode: needs DATABASE_URL and REDIS_URL (and the worker + beat below).
+# --no-proxy-headers: the gateway decides which proxies' X-Forwarded-For it believes
+# (GATEWAY_TRUSTED_PROXIES); uvicorn would otherwise trust 127.0.0.1's by default.
 serve: $(VENV_OK)
 	$(PY) -m uvicorn gateway.asgi:application --host 0.0.0.0 --port $(PORT) \
-		--workers $(WEB_CONCURRENCY) --no-access-log --loop uvloop --http httptools
+		--workers $(WEB_CONCURRENCY) --no-access-log --loop uvloop --http httptools \
+		--no-proxy-headers --timeout-graceful-shutdown $(GRACEFUL_SHUTDOWN_S)
 
 worker: $(VENV_OK)
 	.venv/bin/celery -A gateway worker -Q default,usage --loglevel INFO

@@ -9,9 +9,16 @@ set -euo pipefail
 
 serve() {
     # The same server and flags as `make serve`; exec so the server gets SIGTERM directly.
+    # The graceful timeout stays above GATEWAY_SHUTDOWN_TIMEOUT_S (25 s), after which the
+    # gateway ends open streams itself; keep the orchestrator's grace period above both.
+    # The system checks once, with a non-zero status on an error: uvicorn's multi-worker
+    # supervisor exits 0 when its workers refuse to start (see gateway/startup.py).
+    export WEB_CONCURRENCY="${WEB_CONCURRENCY:-2}"
+    python -m gateway.startup
     exec python -m uvicorn gateway.asgi:application \
-        --host 0.0.0.0 --port "${PORT:-8000}" --workers "${WEB_CONCURRENCY:-2}" \
-        --no-access-log --loop uvloop --http httptools
+        --host 0.0.0.0 --port "${PORT:-8000}" --workers "$WEB_CONCURRENCY" \
+        --no-access-log --loop uvloop --http httptools --no-proxy-headers \
+        --timeout-graceful-shutdown "${GRACEFUL_SHUTDOWN_S:-30}"
 }
 
 role="${1:-web}"

@@ -7,6 +7,7 @@ the readthedocs pattern of a separately tuned serving path), and the proxy views
 auth and errors.
 """
 
+import asyncio
 import os
 import time
 
@@ -19,6 +20,7 @@ from gateway.startup import check_or_exit
 check_or_exit()  # refuses to serve on a configuration error; see gateway/startup.py
 dashboard = get_asgi_application()  # sets Django up; must come before the imports below
 
+from gateway import shutdown  # noqa: E402
 from gateway.proxy.context import SCOPE_START, usage_replayer  # noqa: E402
 from gateway.proxy.handler import ProxyHandler  # noqa: E402
 from infra import http as upstream_http  # noqa: E402
@@ -28,11 +30,13 @@ proxy = ProxyHandler()
 
 async def _lifespan(receive, send) -> None:
     """Startup starts replaying spooled usage events (left by an outage, maybe by a previous
-    run); shutdown stops that and closes the upstream connection pool cleanly."""
+    run) and chains the stream drain to the server's SIGTERM/SIGINT handling
+    (gateway/shutdown.py); shutdown stops the replayer and closes the upstream connection pool."""
     while True:
         message = await receive()
         if message["type"] == "lifespan.startup":
             usage_replayer.ensure_started()
+            shutdown.drain_streams_on_signals(asyncio.get_running_loop())
             await send({"type": "lifespan.startup.complete"})
         elif message["type"] == "lifespan.shutdown":
             await usage_replayer.stop()

@@ -15,12 +15,13 @@ from dataclasses import dataclass, field
 import yaml
 from django.db import transaction
 
-from routing.models import Deployment, Provider
+from routing.models import TIMEOUT_FIELDS, Deployment, Provider
 from routing.providers import known_kinds, needs_api_base
 from tenants.models import Organization, Project, Team
 
 from . import config_reading as read
 from .config_reading import Problems
+from .config_timeouts import DEPLOYMENT_DEFAULTS, PROVIDER_DEFAULTS, read_timeouts
 
 DEFAULT_ORG = "default"
 SECTIONS = ("providers", "models", "teams")
@@ -62,7 +63,17 @@ class ConfigReport:
 # Every field the file may contain, per level (docs/configuration.md documents each one).
 FIELDS: dict[str, frozenset[str]] = {
     "providers": frozenset(
-        {"name", "kind", "api_base", "api_key", "region", "timeout_s", "enabled"}
+        {
+            "name",
+            "kind",
+            "api_base",
+            "allow_insecure_http",
+            "api_key",
+            "region",
+            "timeout_s",
+            "enabled",
+            *TIMEOUT_FIELDS,
+        }
     ),
     "models": frozenset({"name", "mode", "deployments"}),
     "deployments": frozenset(
@@ -74,6 +85,7 @@ FIELDS: dict[str, frozenset[str]] = {
             "context_window",
             "region",
             "enabled",
+            *TIMEOUT_FIELDS,
         }
     ),
     "teams": frozenset(
@@ -101,6 +113,13 @@ class _Run(Problems):
         self.known_models: set[str] = set()
 
 
+def _timeouts(item: dict, where: str, defaults: dict, run: "_Run", *, legacy=False) -> dict:
+    values, problems = read_timeouts(item, defaults, legacy=legacy)
+    for name, message in problems:
+        run.error(f"{where}.{name}", message)
+    return values
+
+
 def _apply(obj, values: dict, secret_fields: frozenset[str] = frozenset()) -> list[str]:
     """Set changed attributes; describe each change (secrets by name only)."""
     changes = []
@@ -113,6 +132,15 @@ def _apply(obj, values: dict, secret_fields: frozenset[str] = frozenset()) -> li
 
 
 # --- Loaders, one per level ----------------------------------------------------------------------
+
+
+def _insecure_flag(item: dict, where: str, run: _Run) -> bool:
+    # Not read.flag: that one defaults to true, and plain http must be asked for explicitly.
+    insecure = item.get("allow_insecure_http", False)
+    if not isinstance(insecure, bool):
+        run.error(f"{where}.allow_insecure_http", f"must be true or false, not {insecure!r}")
+        return False
+    return insecure
 
 
 def _load_provider(path: str, item: dict, run: _Run) -> None:
@@ -129,7 +157,8 @@ def _load_provider(path: str, item: dict, run: _Run) -> None:
         "kind": kind,
         "api_base": read.text(item, "api_base", where, run),
         "region": read.text(item, "region", where, run),
-        "timeout_s": read.number(item, "timeout_s", float, where, run, default=600.0),
+        **_timeouts(item, where, PROVIDER_DEFAULTS, run, legacy=True),
+        "allow_insecure_http": _insecure_flag(item, where, run),
         "enabled": read.flag(item, "enabled", where, run),
     }
     name = read.text(item, "name", where, run)
@@ -177,6 +206,7 @@ def _load_deployment(
         "output_cost_per_mtok": read.price(dep, "output_cost_per_mtok", where, run),
         "context_window": read.number(dep, "context_window", int, where, run),
         "region": read.text(dep, "region", where, run),
+        **_timeouts(dep, where, DEPLOYMENT_DEFAULTS, run),
         "enabled": read.flag(dep, "enabled", where, run),
     }
     provider_name = read.name_of(dep.get("provider"))

@@ -256,6 +256,19 @@ GATEWAY_FORWARD_HEADERS = [
 ]
 GATEWAY_UPSTREAM_CONNECT_TIMEOUT_S = env.float("GATEWAY_UPSTREAM_CONNECT_TIMEOUT_S", default=5.0)
 GATEWAY_UPSTREAM_MAX_CONNECTIONS = env.int("GATEWAY_UPSTREAM_MAX_CONNECTIONS", default=200)
+# --- Outbound: upstream limits, deadlines, shutdown ---------------------------------------------
+# The largest non-streamed upstream body read (bigger: 502). The biggest legitimate answers are
+# embeddings of large batches in float JSON (2048 inputs x 1536 floats is ~60 MB).
+GATEWAY_UPSTREAM_MAX_BODY_BYTES = env.int("GATEWAY_UPSTREAM_MAX_BODY_BYTES", default=64 * 1024**2)
+# The largest single server-sent event (or unterminated line) in a stream; a bigger one ends the
+# stream with an error event. Real chunks are a few hundred bytes.
+GATEWAY_UPSTREAM_MAX_EVENT_BYTES = env.int("GATEWAY_UPSTREAM_MAX_EVENT_BYTES", default=1024**2)
+# The whole request, all fallbacks included, from arrival to the end of the answer.
+GATEWAY_REQUEST_DEADLINE_S = env.float("GATEWAY_REQUEST_DEADLINE_S", default=600.0)
+# On SIGTERM/SIGINT, streams still open after this long end with an error event (and are
+# settled). Keep it below the server's own graceful timeout (--timeout-graceful-shutdown).
+GATEWAY_SHUTDOWN_TIMEOUT_S = env.float("GATEWAY_SHUTDOWN_TIMEOUT_S", default=25.0)
+
 GATEWAY_USAGE_STREAM = env.str("GATEWAY_USAGE_STREAM", default="gw:usage")
 GATEWAY_USAGE_BATCH_SIZE = env.int("GATEWAY_USAGE_BATCH_SIZE", default=500)
 # A usage event read but not acked for this long belongs to a crashed consumer and is replayed.

@@ -12,18 +12,27 @@ def healthz(request):
 
 
 def readyz(request):
+    """Readiness: the dependencies answer and this process has a routing table.
+
+    `routing` says how old the table is, which providers it leaves out and why, and how many
+    rebuilds have failed in a row: a table that keeps ageing means the rebuilds fail.
+    """
     from django.db import connection
 
     from infra.state import get_state
+    from routing.selectors import routing_table_cache
 
     checks = {"database": True, "state": get_state().ping()}
     try:
         connection.ensure_connection()
     except Exception:
         checks["database"] = False
-    ok = all(checks.values())
+    routing_table_cache.ensure_built()  # the first table, so the first request finds one
+    routing = routing_table_cache.status()
+    ok = all(checks.values()) and routing["age_s"] is not None
     return JsonResponse(
-        {"status": "ok" if ok else "unavailable", **checks}, status=200 if ok else 503
+        {"status": "ok" if ok else "unavailable", **checks, "routing": routing},
+        status=200 if ok else 503,
     )
 
 

@@ -7,9 +7,15 @@ httpx-aiohttp (maintained by an httpx maintainer; the OpenAI SDK offers the same
 half of the gateway's CPU per request, and aiohttp's C-accelerated HTTP parser cut the gateway's
 added latency by the margin that brings it under its 2 ms target (docs/performance.md).
 
+Timeouts: the transport gets only the connect timeout (request_timeout). The wait for the first
+byte, each gap between chunks and the whole attempt are different limits, kept by the callers;
+a response can be aborted from outside its reading task (abort) and bodies are read with a size
+limit (read_body).
+
 Tests fake providers with real HTTP servers on 127.0.0.1, so nothing here is patched in tests.
 """
 
+import asyncio
 from http.cookiejar import CookieJar, DefaultCookiePolicy
 
 import aiohttp
@@ -39,7 +45,7 @@ def _session() -> aiohttp.ClientSession:
 def _new_client() -> httpx.AsyncClient:
     return httpx.AsyncClient(
         transport=AiohttpTransport(client=_session),
-        # The per-request read timeout comes from the provider; these are the defaults.
+        # Defaults only: provider calls pass their own (request_timeout).
         timeout=httpx.Timeout(600.0, connect=settings.GATEWAY_UPSTREAM_CONNECT_TIMEOUT_S),
         # Redirects could move a request to a URL no admin configured.
         follow_redirects=False,
@@ -62,8 +68,64 @@ async def aclose() -> None:
         await current.aclose()
 
 
-def timeout_for(seconds: float) -> httpx.Timeout:
-    return httpx.Timeout(seconds, connect=settings.GATEWAY_UPSTREAM_CONNECT_TIMEOUT_S)
+def request_timeout(connect_s: float) -> httpx.Timeout:
+    """A request's transport timeouts: only the connect timeout.
+
+    httpx's read timeout would put one limit on every read: the wait for the response and each
+    gap between chunks alike. Callers keep their own (first byte, idle, whole attempt) instead.
+    """
+    return httpx.Timeout(None, connect=connect_s)
+
+
+# Closes started by `abort`, kept referenced until done.
+_aborting: set[asyncio.Task] = set()
+
+
+def abort(response: httpx.Response) -> None:
+    """Close a response from outside the task reading it (a timer, a shutdown).
+
+    The reader's pending read then fails at once with a transport error, so it goes down its
+    ordinary error path. Safe to call on a response that is closed already.
+    """
+    if response.is_closed:
+        return
+    task = asyncio.ensure_future(response.aclose())
+    _aborting.add(task)
+    task.add_done_callback(_aborting.discard)
+
+
+class ResponseTooLarge(Exception):
+    """An upstream body over the caller's limit; reading stopped at the limit."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"the upstream response is larger than {limit} bytes")
+        self.limit = limit
+
+
+async def read_body(response: httpx.Response, *, limit: int, idle_s: float | None = None) -> bytes:
+    """Read a streamed response's body, refusing more than `limit` bytes (decoded).
+
+    httpx's own `aread()` buffers whatever the server sends; an upstream that never stops (or a
+    compressed bomb) would take the process's memory with it. With `idle_s`, a gap of that long
+    between two chunks raises TimeoutError.
+    """
+    declared = response.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise ResponseTooLarge(limit)
+    pieces: list[bytes] = []
+    size = 0
+    chunks = response.aiter_bytes()
+    while True:
+        # A body is a few chunks: one timer each costs less than reaching into the transport.
+        async with asyncio.timeout(idle_s):
+            chunk = await anext(chunks, None)
+        if chunk is None:
+            break
+        size += len(chunk)
+        if size > limit:
+            raise ResponseTooLarge(limit)
+        pieces.append(chunk)
+    return b"".join(pieces)
 
 
 def is_timeout(exc: httpx.TransportError) -> bool:

@@ -2,7 +2,8 @@ from django import forms
 from django.contrib import admin
 
 from .kinds import needs_api_base
-from .models import Deployment, Provider
+from .models import TIMEOUT_FIELDS, Deployment, Provider
+from .selectors import provider_problem
 
 
 class ProviderForm(forms.ModelForm):
@@ -22,7 +23,15 @@ class ProviderForm(forms.ModelForm):
 
     class Meta:
         model = Provider
-        fields = ["name", "kind", "api_base", "region", "timeout_s", "enabled"]
+        fields = [
+            "name",
+            "kind",
+            "api_base",
+            "allow_insecure_http",
+            "region",
+            *TIMEOUT_FIELDS,
+            "enabled",
+        ]
 
     def clean(self):
         data = super().clean()
@@ -59,14 +68,31 @@ class DeploymentInline(admin.TabularInline):
 @admin.register(Provider)
 class ProviderAdmin(admin.ModelAdmin):
     form = ProviderForm
-    list_display = ["name", "kind", "api_base", "region", "has_api_key", "enabled", "updated_at"]
-    list_filter = ["kind", "region", "enabled"]
+    list_display = [
+        "name",
+        "kind",
+        "api_base",
+        "region",
+        "has_api_key",
+        "enabled",
+        "routing_problem",
+        "updated_at",
+    ]
+    list_filter = ["kind", "region", "enabled", "allow_insecure_http"]
     search_fields = ["name", "api_base"]
+    readonly_fields = ["routing_problem"]
     inlines = [DeploymentInline]
 
     @admin.display(boolean=True, description="Credential set")
     def has_api_key(self, obj: Provider) -> bool:
         return obj.has_api_key
+
+    @admin.display(description="Left out of routing because")
+    def routing_problem(self, obj: Provider) -> str:
+        # The routing table's own check: what is shown here is what every web process skips.
+        if obj.pk is None:
+            return ""
+        return provider_problem(obj) or "-"
 
 
 @admin.register(Deployment)
@@ -85,3 +111,22 @@ class DeploymentAdmin(admin.ModelAdmin):
     list_filter = ["mode", "enabled", "provider__kind", "provider"]
     search_fields = ["model_name", "upstream_model", "provider__name"]
     list_select_related = ["provider"]
+    fieldsets = [
+        (
+            None,
+            {
+                "fields": [
+                    "provider",
+                    "model_name",
+                    "upstream_model",
+                    "mode",
+                    "input_cost_per_mtok",
+                    "output_cost_per_mtok",
+                    "context_window",
+                    "region",
+                    "enabled",
+                ]
+            },
+        ),
+        ("Timeouts (empty: the provider's)", {"fields": list(TIMEOUT_FIELDS)}),
+    ]

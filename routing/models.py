@@ -1,12 +1,84 @@
 """Where requests go: providers (accounts at an LLM vendor) and their model deployments."""
 
+import ipaddress
 from decimal import Decimal
+from urllib.parse import urlsplit
 
+from django.core.exceptions import ValidationError
 from django.core.validators import MinValueValidator
 from django.db import models
 
 from . import crypto
 from .kinds import KINDS
+
+# Timeout defaults (docs/providers.md). Conservative: a non-streamed answer's first byte comes
+# only once the whole completion is generated, and some models think for minutes in silence.
+DEFAULT_FIRST_BYTE_TIMEOUT_S = 300.0
+DEFAULT_IDLE_TIMEOUT_S = 300.0
+DEFAULT_ATTEMPT_TIMEOUT_S = 600.0
+TIMEOUT_FIELDS = (
+    "connect_timeout_s",
+    "first_byte_timeout_s",
+    "idle_timeout_s",
+    "attempt_timeout_s",
+)
+_TIMEOUT_HELP = {
+    "connect_timeout_s": "Seconds to open a connection.",
+    "first_byte_timeout_s": (
+        "Seconds from sending a request to the first byte of the answer: the response of a "
+        "non-streamed request (which starts only once it is complete), the first chunk of a "
+        "stream. Expiring falls back to the next deployment."
+    ),
+    "idle_timeout_s": "Seconds without data between two chunks of an answer.",
+    "attempt_timeout_s": (
+        "Seconds for one attempt at this provider, from sending to the last byte (a whole "
+        "stream included)."
+    ),
+}
+
+
+def _timeout_field(name: str, default: float | None, empty_means: str) -> models.FloatField:
+    help_text = _TIMEOUT_HELP[name] + (f" Empty: {empty_means}." if empty_means else "")
+    return models.FloatField(
+        null=default is None,
+        blank=default is None,
+        default=default,
+        validators=[MinValueValidator(0.1)],
+        help_text=help_text,
+    )
+
+
+def _is_loopback(host: str | None) -> bool:
+    if not host:
+        return False
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback  # 127.0.0.0/8, ::1
+    except ValueError:
+        return False
+
+
+def api_base_problem(api_base: str, allow_insecure_http: bool) -> str | None:
+    """Why this base URL may not be used, or None.
+
+    Prompts and credentials travel to it: https, except plain http to this machine (a vLLM or
+    Ollama beside the gateway) or where an admin said so for this provider.
+    """
+    if not api_base:
+        return None
+    parts = urlsplit(api_base)
+    scheme = parts.scheme.lower()
+    if scheme == "https":
+        return None
+    if scheme != "http":
+        return "api_base must be an https:// URL"
+    if allow_insecure_http or _is_loopback(parts.hostname):
+        return None
+    return (
+        "api_base must use https://; plain http is allowed only to this machine (localhost, "
+        "127.0.0.0/8, ::1) or with allow_insecure_http"
+    )
 
 
 class Provider(models.Model):
@@ -20,10 +92,21 @@ class Provider(models.Model):
         blank=True,
         help_text="Base URL including /v1; outbound URLs come only from here.",
     )
+    allow_insecure_http = models.BooleanField(
+        default=False,
+        help_text="Allow a plain http:// base URL to another machine. Prompts and the "
+        "credential then cross the network unencrypted: only for a trusted private network.",
+    )
     # Fernet token; the plaintext never touches the database. Use set_api_key().
     api_key_encrypted = models.TextField(blank=True, editable=False)
     region = models.CharField(max_length=50, blank=True)
-    timeout_s = models.FloatField(default=600.0, validators=[MinValueValidator(0.1)])
+    # The one timeout that had a process-wide setting keeps it as its default.
+    connect_timeout_s = _timeout_field(
+        "connect_timeout_s", None, "GATEWAY_UPSTREAM_CONNECT_TIMEOUT_S (5)"
+    )
+    first_byte_timeout_s = _timeout_field("first_byte_timeout_s", DEFAULT_FIRST_BYTE_TIMEOUT_S, "")
+    idle_timeout_s = _timeout_field("idle_timeout_s", DEFAULT_IDLE_TIMEOUT_S, "")
+    attempt_timeout_s = _timeout_field("attempt_timeout_s", DEFAULT_ATTEMPT_TIMEOUT_S, "")
     enabled = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -33,6 +116,11 @@ class Provider(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def clean(self) -> None:
+        problem = api_base_problem(self.api_base, self.allow_insecure_http)
+        if problem:
+            raise ValidationError({"api_base": problem})
 
     def set_api_key(self, plaintext: str) -> None:
         self.api_key_encrypted = crypto.encrypt(plaintext)
@@ -66,6 +154,11 @@ class Deployment(models.Model):
     context_window = models.PositiveIntegerField(null=True, blank=True)
     # Empty: the provider's region.
     region = models.CharField(max_length=50, blank=True)
+    # Empty: the provider's. One slow model at a fast provider gets its own limits.
+    connect_timeout_s = _timeout_field("connect_timeout_s", None, "the provider's")
+    first_byte_timeout_s = _timeout_field("first_byte_timeout_s", None, "the provider's")
+    idle_timeout_s = _timeout_field("idle_timeout_s", None, "the provider's")
+    attempt_timeout_s = _timeout_field("attempt_timeout_s", None, "the provider's")
     enabled = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)

@@ -7,8 +7,8 @@ to a vendor. Response bodies are built once per model and reused, keeping the fa
 out of benchmark numbers.
 
 Behaviour is set per test: `delay_s` (before response headers), `chunk_delay_s` (between
-stream events) and faults (`fail`, `hang`, `drop_stream`), each optionally for the next N
-matching requests only.
+stream events) and faults (`fail`, `hang`, `drop_stream`, `stall`, `respond_raw`), each
+optionally for the next N matching requests only.
 """
 
 import argparse
@@ -70,6 +70,12 @@ class Fault:
     drop_after_chunks: int | None = None
     times: int | None = None
     model: str | None = None  # only requests for this model, when set
+    headers: dict[str, str] | None = None  # extra response headers (with `status`)
+    echo_header: str | None = None  # put this request header's value in the error message
+    stall_after_chunks: int | None = None
+    raw_body: bytes | None = None
+    content_type: str = "application/json"
+    chunked: bool = False
 
 
 class _DropConnection(Exception):
@@ -124,9 +130,61 @@ class FakeUpstream:
         self.chunk_delay_s = 0.0
         self.disconnects = 0
 
-    def fail(self, status: int, *, times: int | None = None, model: str | None = None, **error):
-        """Answer `status` with OpenAI's error body; `error` overrides message/type/param/code."""
-        self._add(Fault(status=status, error=error, times=times, model=model))
+    def fail(
+        self,
+        status: int,
+        *,
+        times: int | None = None,
+        model: str | None = None,
+        headers: dict[str, str] | None = None,
+        echo_header: str | None = None,
+        **error,
+    ):
+        """Answer `status` with OpenAI's error body; `error` overrides message/type/param/code.
+
+        `headers` are added to the response (e.g. retry-after); `echo_header` names a request
+        header whose value the message repeats, as careless servers do with credentials.
+        """
+        self._add(
+            Fault(
+                status=status,
+                error=error,
+                times=times,
+                model=model,
+                headers=headers,
+                echo_header=echo_header,
+            )
+        )
+
+    def stall(
+        self, *, after_chunks: int = 0, times: int | None = None, model: str | None = None
+    ) -> None:
+        """Send the response headers and `after_chunks` stream events (half of the body, for a
+        request that is not streamed), then nothing more until the client gives up."""
+        self._add(Fault(stall_after_chunks=after_chunks, times=times, model=model))
+
+    def respond_raw(
+        self,
+        body: bytes,
+        *,
+        status: int = 200,
+        content_type: str = "application/json",
+        chunked: bool = False,
+        times: int | None = None,
+        model: str | None = None,
+    ) -> None:
+        """Answer exactly `body`, whatever was asked. `chunked` sends it in pieces, without a
+        content-length."""
+        self._add(
+            Fault(
+                status=status,
+                raw_body=body,
+                content_type=content_type,
+                chunked=chunked,
+                times=times,
+                model=model,
+            )
+        )
 
     def hang(self, *, times: int | None = None, model: str | None = None) -> None:
         """Never answer; the request ends when the client gives up and disconnects."""
@@ -194,7 +252,8 @@ class FakeUpstream:
             await _respond(send, 400, _error_body(400, message="We could not parse the JSON."))
             return
         method, path = scope["method"], scope["path"]
-        if self.record or self.api_key is not None:
+        headers: dict[str, str] = {}
+        if self.record or self.api_key is not None or self._faults:
             headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
             if self.record:
                 self.requests.append(ReceivedRequest(method, path, headers, body))
@@ -213,8 +272,19 @@ class FakeUpstream:
             await _until_disconnect(receive)
             self.disconnects += 1
             return
+        if fault is not None and fault.raw_body is not None:
+            await _respond_raw(send, fault)
+            return
         if fault is not None and fault.status is not None:
-            await _respond(send, fault.status, _error_body(fault.status, **(fault.error or {})))
+            error = dict(fault.error or {})
+            if fault.echo_header is not None:
+                echoed = headers.get(fault.echo_header, "")
+                error["message"] = f"{error.get('message', 'Rejected')} ({echoed})"
+            extra = [(k.encode(), v.encode()) for k, v in (fault.headers or {}).items()]
+            await _respond(send, fault.status, _error_body(fault.status, **error), extra)
+            return
+        if fault is not None and fault.stall_after_chunks is not None:
+            await self._stall(body, receive, send, fault.stall_after_chunks)
             return
 
         if path == "/v1/chat/completions" and method == "POST" and isinstance(body, dict):
@@ -303,6 +373,25 @@ class FakeUpstream:
             await send({"type": "http.response.body", "body": event, "more_body": True})
         await send({"type": "http.response.body", "body": b""})
 
+    async def _stall(self, body, receive, send, after_chunks: int) -> None:
+        model = str(body.get("model", "")) if isinstance(body, dict) else ""
+        if isinstance(body, dict) and body.get("stream"):
+            options = body.get("stream_options") or {}
+            events = self._events(model, bool(options.get("include_usage")))
+            await send({"type": "http.response.start", "status": 200, "headers": _SSE_HEADERS})
+            for event in events[:after_chunks]:
+                await send({"type": "http.response.body", "body": event, "more_body": True})
+        else:
+            full = self._completion(model)
+            length = [(b"content-length", str(len(full)).encode())]
+            await send(
+                {"type": "http.response.start", "status": 200, "headers": _JSON_HEADERS + length}
+            )
+            half = full[: len(full) // 2]
+            await send({"type": "http.response.body", "body": half, "more_body": True})
+        await _until_disconnect(receive)
+        self.disconnects += 1
+
     def _embeddings(self, body: dict) -> bytes:
         inputs = body.get("input")
         # A string, or a list of token ids, is one input; otherwise one per list item.
@@ -332,9 +421,26 @@ class FakeUpstream:
         return self._cached(("models",), build)
 
 
-async def _respond(send, status: int, body: bytes) -> None:
-    await send({"type": "http.response.start", "status": status, "headers": _JSON_HEADERS})
+async def _respond(send, status: int, body: bytes, extra_headers=()) -> None:
+    headers = _JSON_HEADERS + list(extra_headers)
+    await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
+
+
+async def _respond_raw(send, fault: Fault) -> None:
+    body = fault.raw_body or b""
+    headers = [(b"content-type", fault.content_type.encode())]
+    if not fault.chunked:
+        headers.append((b"content-length", str(len(body)).encode()))
+    await send({"type": "http.response.start", "status": fault.status, "headers": headers})
+    if not fault.chunked:
+        await send({"type": "http.response.body", "body": body})
+        return
+    step = max(1, len(body) // 8)
+    for offset in range(0, len(body), step):
+        piece = body[offset : offset + step]
+        await send({"type": "http.response.body", "body": piece, "more_body": True})
+    await send({"type": "http.response.body", "body": b""})
 
 
 async def _until_disconnect(receive) -> None:

@@ -145,7 +145,14 @@ def test_embedded_gateway_is_ready_without_redis(embedded):
     base_url, _, _ = embedded
     response = httpx.get(f"{base_url}/readyz", timeout=10)
     assert response.status_code == 200
-    assert response.json() == {"status": "ok", "database": True, "state": True}
+    body = response.json()
+    assert {k: body[k] for k in ("status", "database", "state")} == {
+        "status": "ok",
+        "database": True,
+        "state": True,
+    }
+    assert body["routing"]["age_s"] is not None
+    assert body["routing"]["skipped"] == []
 
 
 def test_embedded_gateway_serves_the_admin_static_files_with_debug_off(embedded):

@@ -13,6 +13,7 @@ budgets) between candidates and the call, health/circuit filters inside candidat
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
 
 import orjson
@@ -98,34 +99,81 @@ async def _candidates(ctx: RequestContext, mode: str) -> tuple[Route, ...]:
     return routes
 
 
-def _upstream_failed(exc: ProviderError) -> GatewayError:
+def _upstream_failed(exc: ProviderError, route: Route | None) -> GatewayError:
     if exc.kind == "client_error":
-        return UpstreamRejected(exc.status, exc.body)
+        # Relayed to the caller: never with a credential a careless upstream echoed.
+        body = route.redact(exc.body) if route is not None and exc.body else exc.body
+        rejected = UpstreamRejected(exc.status, body)
+        if route is not None:  # after JSON decoding, in case of an escape the bytes hid
+            rejected.message = route.redact_text(rejected.message)
+            rejected.param = rejected.param and route.redact_text(rejected.param)
+            rejected.code = rejected.code and route.redact_text(rejected.code)
+        return rejected
+    if exc.kind == "upstream_rate_limited":
+        # A 429, Retry-After and all, so that SDKs back off as the provider asked.
+        limited = UpstreamFailed(exc.message, status=429, code=exc.kind)
+        limited.headers = dict(exc.headers)
+        return limited
     status = {"upstream_timeout": 504, "upstream_unavailable": 503}.get(exc.kind, 502)
     return UpstreamFailed(exc.message, status=status, code=exc.kind)
 
 
+# Less time than this left is no attempt: not even a round trip to a provider would fit. (Timers
+# also fire up to a clock tick early, which can leave a sliver of the deadline.)
+_MIN_ATTEMPT_S = 0.05
+
+
+def _attempt_timed_out(route: Route, seconds: float, started: float) -> ProviderError:
+    return ProviderError(
+        f"{route.provider_name} did not finish within {seconds:.3g} s",
+        retryable=True,
+        kind="upstream_timeout",
+        status=504,
+        upstream_ms=(time.monotonic() - started) * 1000,
+    )
+
+
 async def _call(ctx: RequestContext, routes, attempt: Callable[[Route], Awaitable]):
-    """Try candidates in order. Nothing has been sent to the client yet, so falling back is safe."""
+    """Try candidates in order. Nothing has been sent to the client yet, so falling back is safe.
+
+    Each attempt is bounded by its route's attempt timeout and by what is left of the request's
+    deadline; returns the result and when its attempt must end (a stream relays until then).
+    """
+    request_deadline = (
+        time.monotonic() + settings.GATEWAY_REQUEST_DEADLINE_S - ctx.elapsed_ms() / 1000
+    )
     last: ProviderError | None = None
     for route in routes:
+        started = time.monotonic()
+        budget = min(route.attempt_timeout_s, request_deadline - started)
+        if budget < _MIN_ATTEMPT_S:
+            last = last or ProviderError(
+                "the request's deadline passed before an upstream was called",
+                retryable=False,
+                kind="upstream_timeout",
+            )
+            break
         ctx.attempts += 1
         ctx.route = route
         try:
-            return await attempt(route)
-        except ProviderError as exc:
-            ctx.upstream_ms += exc.upstream_ms
-            last = exc
-            log.warning(
-                "request %s: %s failed (%s, retryable=%s)",
-                ctx.request_id,
-                route.label,
-                exc.kind,
-                exc.retryable,
-            )
-            if not exc.retryable:
-                break
-    raise _upstream_failed(last)
+            async with asyncio.timeout(budget):
+                return await attempt(route), started + budget
+        except TimeoutError:
+            exc = _attempt_timed_out(route, budget, started)
+        except ProviderError as failed:
+            exc = failed
+        ctx.upstream_ms += exc.upstream_ms
+        last = exc
+        log.warning(
+            "request %s: %s failed (%s, retryable=%s)",
+            ctx.request_id,
+            route.label,
+            exc.kind,
+            exc.retryable,
+        )
+        if not exc.retryable:
+            break
+    raise _upstream_failed(last, ctx.route)
 
 
 async def _chat(ctx: RequestContext, request: HttpRequest, data: dict) -> HttpResponse:
@@ -137,7 +185,7 @@ async def _chat(ctx: RequestContext, request: HttpRequest, data: dict) -> HttpRe
     headers = _forward_headers(request, ctx)
 
     if not ctx.stream:
-        result = await _call(
+        result, _ = await _call(
             ctx,
             routes,
             lambda r: get_adapter(r.provider_kind).chat(
@@ -146,9 +194,9 @@ async def _chat(ctx: RequestContext, request: HttpRequest, data: dict) -> HttpRe
         )
         ctx.usage = result.usage
         ctx.upstream_ms += result.upstream_ms
-        return HttpResponse(result.body, content_type="application/json")
+        return HttpResponse(ctx.route.redact(result.body), content_type="application/json")
 
-    upstream = await _call(
+    upstream, deadline = await _call(
         ctx,
         routes,
         lambda r: get_adapter(r.provider_kind).chat_stream(
@@ -158,7 +206,8 @@ async def _chat(ctx: RequestContext, request: HttpRequest, data: dict) -> HttpRe
     ctx.upstream_ms += upstream.upstream_ms
     wants_usage = bool((stream_options or {}).get("include_usage"))
     response = StreamingHttpResponse(
-        relay(ctx, upstream, data, wants_usage), content_type="text/event-stream"
+        relay(ctx, upstream, data, wants_usage, deadline=deadline),
+        content_type="text/event-stream",
     )
     response["cache-control"] = "no-cache"
     response["x-accel-buffering"] = "no"  # tell nginx-style proxies not to buffer the stream
@@ -168,7 +217,7 @@ async def _chat(ctx: RequestContext, request: HttpRequest, data: dict) -> HttpRe
 async def _embeddings(ctx: RequestContext, request: HttpRequest, data: dict) -> HttpResponse:
     routes = await _candidates(ctx, "embedding")
     headers = _forward_headers(request, ctx)
-    result = await _call(
+    result, _ = await _call(
         ctx,
         routes,
         lambda r: get_adapter(r.provider_kind).embeddings(
@@ -177,7 +226,7 @@ async def _embeddings(ctx: RequestContext, request: HttpRequest, data: dict) -> 
     )
     ctx.usage = result.usage
     ctx.upstream_ms += result.upstream_ms
-    return HttpResponse(result.body, content_type="application/json")
+    return HttpResponse(ctx.route.redact(result.body), content_type="application/json")
 
 
 _HANDLERS = {CHAT: _chat, EMBEDDINGS: _embeddings}

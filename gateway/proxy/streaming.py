@@ -1,35 +1,31 @@
-"""Server-sent events passed through chunk by chunk, with usage taken from the final chunk."""
+"""Server-sent events passed through chunk by chunk, with usage taken from the final chunk.
+
+Once the first byte has gone to the client nothing is retried: whatever ends a stream early (an
+upstream that breaks, goes quiet for the idle timeout or outlives the attempt's deadline, an
+event over GATEWAY_UPSTREAM_MAX_EVENT_BYTES, the shutdown drain) ends it with one OpenAI-shaped
+error event, and the stream is settled exactly once. The per-chunk work stays small: events are
+split in linear time (sse.py), and the timeouts cost one timer per stream, not one per chunk.
+"""
 
 import asyncio
+import time
 
 import httpx
 import orjson
+from django.conf import settings
 
 from infra import http
 from routing.providers import ProviderError, UpstreamStream
 from routing.providers.usage import estimate_usage, usage_from_openai
 
 from .context import RequestContext, log
-
-_SEPARATORS = (b"\r\n\r\n", b"\n\n")
-
-
-def _next_event(buffer: bytes) -> tuple[bytes, bytes] | None:
-    """Split off the first complete SSE event (terminator included), if there is one."""
-    best, size = -1, 0
-    for sep in _SEPARATORS:
-        index = buffer.find(sep)
-        if index != -1 and (best == -1 or index < best):
-            best, size = index, len(sep)
-    if best == -1:
-        return None
-    end = best + size
-    return buffer[:end], buffer[end:]
+from .sse import EventBuffer, EventTooLarge
 
 
-def _usage_chunk(event: bytes) -> dict | None:
-    # Cheap test first: most chunks carry no usage and are never parsed.
-    if b'"usage"' not in event:
+def _usage_chunk(event: bytearray) -> dict | None:
+    # Cheap tests first: most chunks carry no usage and are never parsed. With include_usage
+    # (always injected), OpenAI sends `"usage":null` on every chunk but the last.
+    if b'"usage"' not in event or b'"usage":null' in event:
         return None
     for line in event.splitlines():
         if line.startswith(b"data:"):
@@ -41,26 +37,117 @@ def _usage_chunk(event: bytes) -> dict | None:
     return None
 
 
+class _Guard:
+    """Ends one relayed stream early: when the upstream goes quiet for the route's idle
+    timeout, or the attempt's deadline passes.
+
+    Ending means aborting the upstream response: the relay's pending read fails at once and its
+    ordinary error path sends the client an error event and settles. One timer per stream,
+    re-armed only when it fires; per chunk the relay just notes the time.
+    """
+
+    __slots__ = ("code", "deadline", "idle_s", "message", "reading_since", "timer", "upstream")
+
+    def __init__(self, upstream: UpstreamStream, idle_s: float, deadline: float) -> None:
+        self.upstream = upstream
+        self.idle_s = idle_s
+        self.deadline = deadline
+        # When the relay started waiting on the upstream; None while it waits on the client (a
+        # slow reader is not an idle upstream).
+        self.reading_since: float | None = time.monotonic()
+        self.code: str | None = None
+        self.message = ""
+        self.timer: asyncio.TimerHandle | None = None
+        self._arm(self.reading_since)
+
+    def _arm(self, now: float) -> None:
+        since = self.reading_since if self.reading_since is not None else now
+        due = min(self.deadline, since + self.idle_s)
+        self.timer = asyncio.get_running_loop().call_later(max(0.0, due - now), self._check)
+
+    def _check(self) -> None:
+        now = time.monotonic()
+        if now >= self.deadline:
+            self.end("upstream_timeout", "the upstream stream exceeded its time limit")
+        elif self.reading_since is not None and now - self.reading_since >= self.idle_s:
+            self.end("upstream_timeout", f"the upstream sent nothing for {self.idle_s:g} s")
+        else:
+            self._arm(now)
+
+    def end(self, code: str, message: str) -> None:
+        if self.code is None:
+            self.code, self.message = code, message
+            self.close()
+            self.upstream.abort()
+
+    def close(self) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+
+
+class _Ended(Exception):
+    """The guard ended the stream (its code says why)."""
+
+
+# Streams being relayed by this process, for the shutdown drain (gateway/shutdown.py).
+_open: set[_Guard] = set()
+# Set by the drain: a stream that starts afterwards ends at once.
+_closing = False
+SHUTTING_DOWN = ("gateway_shutting_down", "the gateway is shutting down; retry the request")
+
+
+def end_open_streams() -> int:
+    """End every stream this process relays with an error event; each is then settled by its
+    own error path. Streams that start later end at once. Returns how many were open."""
+    global _closing
+    _closing = True
+    guards = list(_open)
+    for guard in guards:
+        guard.end(*SHUTTING_DOWN)
+    return len(guards)
+
+
 def _error_event(message: str, code: str) -> bytes:
-    body = {"error": {"message": message, "type": "upstream_error", "param": None, "code": code}}
+    kind = "service_unavailable" if code == SHUTTING_DOWN[0] else "upstream_error"
+    body = {"error": {"message": message, "type": kind, "param": None, "code": code}}
     return b"data: " + orjson.dumps(body) + b"\n\n"
 
 
+_STATUS = {
+    "upstream_timeout": 504,
+    "upstream_response_too_large": 502,
+    "gateway_shutting_down": 503,
+}
+
+
 async def relay(
-    ctx: RequestContext, upstream: UpstreamStream, payload: dict, client_wants_usage: bool
+    ctx: RequestContext,
+    upstream: UpstreamStream,
+    payload: dict,
+    client_wants_usage: bool,
+    *,
+    deadline: float,
 ):
-    """Yield upstream events as they arrive; settle exactly once however the stream ends."""
-    buffer = b""
+    """Yield upstream events as they arrive, until the attempt's `deadline` (monotonic) at the
+    latest; settle exactly once however the stream ends."""
+    events = EventBuffer(settings.GATEWAY_UPSTREAM_MAX_EVENT_BYTES)
+    guard = _Guard(upstream, ctx.route.idle_timeout_s, deadline)
+    _open.add(guard)
+    if _closing:
+        guard.end(*SHUTTING_DOWN)
+    # An upstream error event may echo the credential; relayed bytes never carry it.
+    redact = ctx.route.redact if ctx.route.secret_forms else None
     streamed_bytes = 0
     reported = False
     finished = False  # the client has been sent the terminating `data: [DONE]`
+    monotonic = time.monotonic
     try:
         try:
-            async for chunk in upstream.chunks:
-                buffer += chunk
+            chunk = upstream.first  # read before the response was committed
+            chunks = aiter(upstream.chunks)
+            while True:
                 out = []
-                while (split := _next_event(buffer)) is not None:
-                    event, buffer = split
+                for event in events.feed(chunk):
                     data = _usage_chunk(event)
                     if data is not None:
                         usage = usage_from_openai(data["usage"])
@@ -75,17 +162,37 @@ async def relay(
                     if ctx.ttft_ms is None:
                         ctx.ttft_ms = ctx.elapsed_ms()
                     joined = b"".join(out)
+                    if redact is not None:
+                        joined = redact(joined)
                     streamed_bytes += len(joined)
                     finished = out[-1].startswith(b"data: [DONE]")
+                    guard.reading_since = None
                     yield joined
-            if buffer.strip():
-                yield buffer
-        except (httpx.TransportError, ProviderError) as exc:
-            timed_out = isinstance(exc, httpx.TransportError) and http.is_timeout(exc)
-            code = "upstream_timeout" if timed_out else "upstream_disconnected"
-            ctx.fail(504 if timed_out else 502, code)
+                if events.too_large:
+                    raise EventTooLarge(settings.GATEWAY_UPSTREAM_MAX_EVENT_BYTES)
+                guard.reading_since = monotonic()
+                chunk = await anext(chunks, None)
+                if guard.code is not None:  # ended meanwhile (an upstream without abort, too)
+                    raise _Ended
+                if chunk is None:
+                    break
+            rest = events.rest()
+            if rest.strip():
+                yield redact(rest) if redact is not None else rest
+        except EventTooLarge as exc:
+            ctx.fail(502, "upstream_response_too_large")
+            log.warning("request %s: %s", ctx.request_id, exc)
+            yield _error_event(str(exc), "upstream_response_too_large")
+        except (httpx.TransportError, ProviderError, _Ended) as exc:
+            if guard.code is not None:  # ended on purpose: the guard says why
+                code, message = guard.code, guard.message
+            elif isinstance(exc, httpx.TransportError) and http.is_timeout(exc):
+                code, message = "upstream_timeout", "the upstream stream timed out"
+            else:
+                code, message = "upstream_disconnected", "the upstream stream ended abnormally"
+            ctx.fail(_STATUS.get(code, 502), code)
             log.warning("request %s: upstream stream broke: %s", ctx.request_id, code)
-            yield _error_event("the upstream stream ended abnormally", code)
+            yield _error_event(message, code)
     except (asyncio.CancelledError, GeneratorExit):
         # The client went away. Django cancels the response task (or closes this generator).
         # Clients such as the OpenAI SDK hang up as soon as they read [DONE]: that stream was
@@ -94,6 +201,8 @@ async def relay(
             ctx.fail(499, "client_disconnected")
         raise
     finally:
+        guard.close()
+        _open.discard(guard)
         if not reported:
             # Counting SSE bytes over-estimates the output (JSON framing); for money, erring
             # high is the safe side, and the row says it is an estimate.

@@ -6,7 +6,7 @@ Adapters speak their vendor's wire format upstream and OpenAI's format towards t
 """
 
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
 from routing.selectors import Route
@@ -28,14 +28,23 @@ class ProviderError(Exception):
         status: int = 502,
         body: bytes | None = None,
         upstream_ms: float = 0.0,
+        headers: dict[str, str] | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
         self.retryable = retryable
-        self.kind = kind  # upstream_error | upstream_unavailable | upstream_timeout | client_error
+        # upstream_error | upstream_unavailable | upstream_timeout | upstream_rate_limited |
+        # upstream_response_too_large | client_error
+        self.kind = kind
         self.status = status
         self.body = body
         self.upstream_ms = upstream_ms
+        # Response headers the client should see when this is the final error (Retry-After).
+        self.headers = headers or {}
+
+
+def _nothing() -> None:
+    return None
 
 
 @dataclass(slots=True)
@@ -57,11 +66,18 @@ class UpstreamResponse:
 
 @dataclass(slots=True)
 class UpstreamStream:
-    """An open upstream stream. `chunks` yields OpenAI SSE bytes; `aclose` releases the socket."""
+    """An open upstream stream. `first` is the first chunk, read before the stream is handed
+    over (a stream that fails before it can still fall back); `chunks` yields the rest.
+
+    `aclose` releases the socket. `abort` may be called from outside the task reading `chunks`
+    (a timer, a shutdown): the pending read then fails at once with a transport error.
+    """
 
     chunks: AsyncIterator[bytes]
-    upstream_ms: float  # time until the upstream's response headers
+    upstream_ms: float  # time until the first chunk
     closers: list = field(default_factory=list)
+    first: bytes = b""
+    abort: Callable[[], None] = _nothing
 
     async def aclose(self) -> None:
         for close in self.closers:
@@ -69,6 +85,9 @@ class UpstreamStream:
 
 
 class ProviderAdapter(ABC):
+    """One provider kind. Calls keep the route's connect, first-byte and idle timeouts (raising
+    ProviderError(kind="upstream_timeout")); the proxy bounds each whole attempt itself."""
+
     @abstractmethod
     async def chat(
         self, route: Route, payload: dict, headers: dict[str, str]
@@ -78,7 +97,9 @@ class ProviderAdapter(ABC):
     async def chat_stream(
         self, route: Route, payload: dict, headers: dict[str, str]
     ) -> UpstreamStream:
-        """Returns once the upstream accepted the request (status known), before any chunk."""
+        """Returns once the upstream sent the stream's first chunk; fails (ProviderError) on an
+        error status, a body that is not an event stream, or the first-byte timeout. Nothing
+        has reached the client yet, so the proxy may still fall back."""
 
     @abstractmethod
     async def embeddings(

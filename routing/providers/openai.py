@@ -4,10 +4,13 @@ Both speak OpenAI's wire format, so bodies pass through untouched apart from the
 the only differences are the default base URL and whether a credential is required.
 """
 
+import asyncio
 import time
+from email.utils import parsedate_to_datetime
 
 import httpx
 import orjson
+from django.conf import settings
 
 from infra import http
 from routing.selectors import Route
@@ -17,9 +20,34 @@ from .usage import estimate_usage, usage_from_openai
 
 # Upstream statuses that are the caller's own mistake: passed through, never retried elsewhere.
 _CLIENT_ERRORS = {400, 413, 422}
+# Only an error's message, param and code are ever used; a real one is a few hundred bytes.
+_ERROR_BODY_LIMIT = 64 * 1024
 
 
-def _status_error(status: int, body: bytes, upstream_ms: float) -> ProviderError:
+def _retry_after(headers: httpx.Headers) -> dict[str, str]:
+    """The upstream's Retry-After (seconds or an HTTP date) and retry-after-ms, when well
+    formed: a client that waits as told does not hammer a provider that is limiting us."""
+    found = {}
+    seconds = headers.get("retry-after", "").strip()
+    if seconds.isdigit() and len(seconds) <= 10:
+        found["retry-after"] = seconds
+    elif seconds and len(seconds) <= 64:
+        try:
+            parsedate_to_datetime(seconds)
+            found["retry-after"] = seconds
+        except (TypeError, ValueError):
+            pass
+    millis = headers.get("retry-after-ms", "").strip()
+    try:
+        if millis and len(millis) <= 16 and 0 <= float(millis) < float("inf"):
+            found["retry-after-ms"] = millis
+    except ValueError:
+        pass
+    return found
+
+
+def _status_error(response: httpx.Response, body: bytes, upstream_ms: float) -> ProviderError:
+    status = response.status_code
     if status in _CLIENT_ERRORS:
         return ProviderError(
             "upstream rejected the request",
@@ -29,21 +57,63 @@ def _status_error(status: int, body: bytes, upstream_ms: float) -> ProviderError
             body=body,
             upstream_ms=upstream_ms,
         )
+    if status == 429:
+        # Retryable: another deployment may have capacity. The last one's answer is the
+        # client's, Retry-After included.
+        return ProviderError(
+            "the upstream provider is rate limiting the gateway",
+            retryable=True,
+            kind="upstream_rate_limited",
+            status=429,
+            upstream_ms=upstream_ms,
+            headers=_retry_after(response.headers),
+        )
     if status in (401, 403):
         # Our credential, not the caller's: say so without echoing anything upstream sent.
         message = "the upstream provider rejected the gateway's credentials"
-    elif status == 429:
-        message = "the upstream provider is rate limiting the gateway"
     else:
         message = f"the upstream provider returned HTTP {status}"
-    kind = "upstream_unavailable" if status in (429, 503) else "upstream_error"
+    kind = "upstream_unavailable" if status == 503 else "upstream_error"
     return ProviderError(
         message,
         retryable=True,
         kind=kind,
-        status=503 if status == 429 else 502,
+        status=503 if status == 503 else 502,
         upstream_ms=upstream_ms,
     )
+
+
+def _transport_error(route: Route, exc: httpx.TransportError, upstream_ms: float) -> ProviderError:
+    if http.is_timeout(exc):
+        return ProviderError(
+            f"timed out calling {route.provider_name}",
+            retryable=True,
+            kind="upstream_timeout",
+            status=504,
+            upstream_ms=upstream_ms,
+        )
+    return ProviderError(
+        f"could not reach {route.provider_name}",
+        retryable=True,
+        kind="upstream_unavailable",
+        status=503,
+        upstream_ms=upstream_ms,
+    )
+
+
+def _timed_out(route: Route, which: str, seconds: float, started: float) -> ProviderError:
+    return ProviderError(
+        f"{route.provider_name} sent nothing for {seconds:g} s ({which})",
+        retryable=True,
+        kind="upstream_timeout",
+        status=504,
+        upstream_ms=(time.perf_counter() - started) * 1000,
+    )
+
+
+def _is_event_stream(response: httpx.Response) -> bool:
+    content_type = response.headers.get("content-type", "")
+    return content_type.split(";", 1)[0].strip().lower() == "text/event-stream"
 
 
 class OpenAICompatibleAdapter(ProviderAdapter):
@@ -56,8 +126,10 @@ class OpenAICompatibleAdapter(ProviderAdapter):
         return base.rstrip("/") + path
 
     async def _send(
-        self, route: Route, path: str, payload: dict, headers: dict[str, str], *, stream: bool
-    ) -> tuple[httpx.Response, float]:
+        self, route: Route, path: str, payload: dict, headers: dict[str, str], started: float
+    ) -> httpx.Response:
+        """Send the request; returns at the response headers, an error status raised. The body
+        is the caller's to read (bounded) and to close. The caller bounds the wait."""
         out_headers = {**headers, "content-type": "application/json"}
         if route.api_key:
             out_headers["authorization"] = f"Bearer {route.api_key}"
@@ -67,43 +139,56 @@ class OpenAICompatibleAdapter(ProviderAdapter):
             self._url(route, path),
             content=orjson.dumps(payload),
             headers=out_headers,
-            timeout=http.timeout_for(route.timeout_s),
+            timeout=http.request_timeout(route.connect_timeout_s),
         )
-        started = time.perf_counter()
         try:
-            response = await client.send(request, stream=stream)
+            response = await client.send(request, stream=True)
         except httpx.TransportError as exc:
-            elapsed_ms = (time.perf_counter() - started) * 1000
-            if http.is_timeout(exc):
-                raise ProviderError(
-                    f"timed out calling {route.provider_name}",
-                    retryable=True,
-                    kind="upstream_timeout",
-                    status=504,
-                    upstream_ms=elapsed_ms,
-                ) from exc
-            raise ProviderError(
-                f"could not reach {route.provider_name}",
-                retryable=True,
-                kind="upstream_unavailable",
-                status=503,
-                upstream_ms=elapsed_ms,
-            ) from exc
+            raise _transport_error(route, exc, (time.perf_counter() - started) * 1000) from exc
         if response.status_code >= 400:
             try:
-                body = await response.aread()
+                body = await http.read_body(
+                    response, limit=_ERROR_BODY_LIMIT, idle_s=route.idle_timeout_s
+                )
+            except (http.ResponseTooLarge, httpx.TransportError, TimeoutError):
+                body = b""  # the status alone decides; the message is then ours
             finally:
                 await response.aclose()
-            raise _status_error(response.status_code, body, (time.perf_counter() - started) * 1000)
-        return response, (time.perf_counter() - started) * 1000
+            raise _status_error(response, body, (time.perf_counter() - started) * 1000)
+        return response
 
     async def _complete(
         self, route: Route, path: str, payload: dict, headers: dict[str, str]
     ) -> UpstreamResponse:
-        # Not streamed: httpx reads the whole body inside send(), so timeouts and broken
-        # connections while reading surface as the same ProviderErrors as connect failures.
-        response, upstream_ms = await self._send(route, path, payload, headers, stream=False)
-        body = response.content
+        started = time.perf_counter()
+        try:
+            # Not streamed: the response starts only once the whole answer is ready.
+            async with asyncio.timeout(route.first_byte_timeout_s):
+                response = await self._send(route, path, payload, headers, started)
+        except TimeoutError as exc:
+            raise _timed_out(route, "first byte", route.first_byte_timeout_s, started) from exc
+        try:
+            body = await http.read_body(
+                response,
+                limit=settings.GATEWAY_UPSTREAM_MAX_BODY_BYTES,
+                idle_s=route.idle_timeout_s,
+            )
+        except http.ResponseTooLarge as exc:
+            # Not retried: the upstream did (and bills) the work, and another deployment would
+            # most likely answer the same request just as large.
+            raise ProviderError(
+                f"{route.provider_name} returned a response larger than {exc.limit} bytes",
+                retryable=False,
+                kind="upstream_response_too_large",
+                upstream_ms=(time.perf_counter() - started) * 1000,
+            ) from exc
+        except TimeoutError as exc:
+            raise _timed_out(route, "idle", route.idle_timeout_s, started) from exc
+        except httpx.TransportError as exc:
+            raise _transport_error(route, exc, (time.perf_counter() - started) * 1000) from exc
+        finally:
+            await response.aclose()
+        upstream_ms = (time.perf_counter() - started) * 1000
         try:
             data = orjson.loads(body)
         except orjson.JSONDecodeError as exc:
@@ -132,11 +217,48 @@ class OpenAICompatibleAdapter(ProviderAdapter):
             **payload,
             "stream_options": {**(payload.get("stream_options") or {}), "include_usage": True},
         }
-        response, upstream_ms = await self._send(
-            route, "/chat/completions", payload, headers, stream=True
-        )
+        started = time.perf_counter()
+        response: httpx.Response | None = None
+        try:
+            # Until the first chunk, not just the headers: some servers send headers at once
+            # and then think. Failing here still lets the proxy fall back.
+            async with asyncio.timeout(route.first_byte_timeout_s):
+                response = await self._send(route, "/chat/completions", payload, headers, started)
+                if not _is_event_stream(response):
+                    # An HTML error page from a proxy, a JSON body: relayed as a 200 stream, the
+                    # client would get an empty or garbled answer.
+                    content_type = response.headers.get("content-type") or "no content type"
+                    raise ProviderError(
+                        f"{route.provider_name} answered a streamed request with "
+                        f"{content_type}, not an event stream",
+                        retryable=True,
+                        upstream_ms=(time.perf_counter() - started) * 1000,
+                    )
+                chunks = response.aiter_bytes()
+                first = await anext(chunks, b"")
+                if not first:
+                    raise ProviderError(
+                        f"{route.provider_name} ended the stream before sending an event",
+                        retryable=True,
+                        upstream_ms=(time.perf_counter() - started) * 1000,
+                    )
+        except BaseException as exc:
+            if response is not None:
+                await response.aclose()
+            if isinstance(exc, TimeoutError):
+                which, seconds = "first byte", route.first_byte_timeout_s
+                raise _timed_out(route, which, seconds, started) from exc
+            if isinstance(exc, httpx.TransportError):
+                ms = (time.perf_counter() - started) * 1000
+                raise _transport_error(route, exc, ms) from exc
+            raise
+        opened = response
         return UpstreamStream(
-            chunks=response.aiter_bytes(), upstream_ms=upstream_ms, closers=[response.aclose]
+            chunks=chunks,
+            upstream_ms=(time.perf_counter() - started) * 1000,
+            closers=[opened.aclose],
+            first=first,
+            abort=lambda: http.abort(opened),
         )
 
 

@@ -104,16 +104,16 @@ def test_every_deployment_failing_is_a_bad_gateway(gateway, upstream):
     assert record.cost_usd == 0
 
 
-def test_upstream_rate_limiting_everywhere_is_service_unavailable(gateway, upstream):
+def test_upstream_rate_limiting_everywhere_is_a_rate_limit(gateway, upstream):
     upstream.fail(429)
 
     response = _post(gateway, HA)
 
-    error = assert_openai_error(response, 503, "upstream_unavailable")
+    error = assert_openai_error(response, 429, "upstream_rate_limited")
     assert "rate limiting" in error["message"]
     assert len(upstream.requests) == 2
     record = only_usage_record(response.headers["x-request-id"])
-    assert (record.status_code, record.error_type) == (503, "upstream_unavailable")
+    assert (record.status_code, record.error_type) == (429, "upstream_rate_limited")
 
 
 def test_upstream_rejecting_the_gateways_credential_is_not_echoed(gateway, upstream):
