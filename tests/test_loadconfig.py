@@ -135,7 +135,7 @@ def test_failed_update_keeps_the_previous_configuration(db, example_key, load):
         ),
         (
             "models:\n  - {name: m, deployments: [{provider: p, model: x, price: 1}]}\n",
-            "models[0] (m).deployments[0] (p).price: unknown field (known: context_window,",
+            "models[0] (m).deployments[0] (p).price: unknown field (known: attempt_timeout_s,",
         ),
         ("teams:\n  - {slug: t, members: []}\n", "teams[0] (t).members: unknown field"),
         (

@@ -40,12 +40,13 @@ def test_timeout_s_together_with_its_replacements_is_an_error(db):
 
 @pytest.mark.parametrize("value", [".inf", "0", "-1", "soon"])
 def test_a_timeout_must_be_a_positive_finite_number(db, value):
-    with pytest.raises(ConfigError, match="provider p"):
+    with pytest.raises(ConfigError, match=r"providers\[0\] \(p\)\.attempt_timeout_s: "):
         _load(provider=f", attempt_timeout_s: {value}")
 
 
 def test_a_bad_deprecated_timeout_is_reported_under_the_name_the_file_used(db):
-    with pytest.raises(ConfigError, match="provider p: timeout_s: must be a finite number"):
+    expected = r"providers\[0\] \(p\)\.timeout_s: must be a finite number"
+    with pytest.raises(ConfigError, match=expected):
         _load(provider=", timeout_s: 0")
 
 
