@@ -60,7 +60,9 @@ def test_other_schemes_are_refused_even_when_insecure_http_is_allowed(db):
 
 def test_loadconfig_refuses_plain_http_to_another_host_naming_the_provider(db):
     text = "providers:\n  - {name: lan, kind: openai_compatible, api_base: 'http://10.0.0.5/v1'}\n"
-    with pytest.raises(ConfigError, match=r"providers\[0\] \(lan\)\.api_base: api_base must use https://"):
+    with pytest.raises(
+        ConfigError, match=r"providers\[0\] \(lan\)\.api_base: api_base must use https://"
+    ):
         config_load(text=text)
     assert not Provider.objects.exists()
 
