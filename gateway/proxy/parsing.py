@@ -97,15 +97,6 @@ def parse_json_object(body: bytes) -> dict:
     return data
 
 
-def require_stream_flag(data: dict) -> bool:
-    stream = data.get("stream", False)
-    if stream is None:
-        return False
-    if not isinstance(stream, bool):
-        raise BadRequest("'stream' must be a boolean", param="stream")
-    return stream
-
-
 def check_forwarded_headers(request: HttpRequest) -> None:
     """The allowlisted headers the upstream will receive must be ASCII.
 

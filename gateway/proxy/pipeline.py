@@ -29,7 +29,6 @@ from . import parsing, refusals, validation
 from .auth import authenticate
 from .context import SCOPE_START, RequestContext
 from .errors import (
-    BadRequest,
     GatewayError,
     InternalError,
     ModelNotFound,
@@ -177,10 +176,10 @@ async def _call(ctx: RequestContext, routes, attempt: Callable[[Route], Awaitabl
 
 
 async def _chat(ctx: RequestContext, request: HttpRequest, data: dict) -> HttpResponse:
-    ctx.stream = parsing.require_stream_flag(data)
-    stream_options = data.get("stream_options")
-    if stream_options is not None and not isinstance(stream_options, dict):
-        raise BadRequest("'stream_options' must be an object", param="stream_options")
+    # Types already checked by validation.py: `stream` is a boolean or null, `stream_options`
+    # an object or null.
+    ctx.stream = data.get("stream") is True
+    stream_options = data.get("stream_options") or {}
     routes = await _candidates(ctx, "chat")
     headers = _forward_headers(request, ctx)
 
@@ -204,7 +203,7 @@ async def _chat(ctx: RequestContext, request: HttpRequest, data: dict) -> HttpRe
         ),
     )
     ctx.upstream_ms += upstream.upstream_ms
-    wants_usage = bool((stream_options or {}).get("include_usage"))
+    wants_usage = bool(stream_options.get("include_usage"))
     response = StreamingHttpResponse(
         relay(ctx, upstream, data, wants_usage, deadline=deadline),
         content_type="text/event-stream",
