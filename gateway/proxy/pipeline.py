@@ -123,11 +123,8 @@ _MIN_ATTEMPT_S = 0.05
 
 
 def _attempt_timed_out(route: Route, seconds: float, started: float) -> ProviderError:
-    return ProviderError(
+    return ProviderError.timeout(
         f"{route.provider_name} did not finish within {seconds:.3g} s",
-        retryable=True,
-        kind="upstream_timeout",
-        status=504,
         upstream_ms=(time.monotonic() - started) * 1000,
     )
 

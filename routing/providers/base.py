@@ -42,6 +42,13 @@ class ProviderError(Exception):
         # Response headers the client should see when this is the final error (Retry-After).
         self.headers = headers or {}
 
+    @classmethod
+    def timeout(cls, message: str, *, upstream_ms: float) -> "ProviderError":
+        """A deadline passed before the answer was complete: worth trying elsewhere (504)."""
+        return cls(
+            message, retryable=True, kind="upstream_timeout", status=504, upstream_ms=upstream_ms
+        )
+
 
 def _nothing() -> None:
     return None

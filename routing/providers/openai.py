@@ -85,12 +85,8 @@ def _status_error(response: httpx.Response, body: bytes, upstream_ms: float) -> 
 
 def _transport_error(route: Route, exc: httpx.TransportError, upstream_ms: float) -> ProviderError:
     if http.is_timeout(exc):
-        return ProviderError(
-            f"timed out calling {route.provider_name}",
-            retryable=True,
-            kind="upstream_timeout",
-            status=504,
-            upstream_ms=upstream_ms,
+        return ProviderError.timeout(
+            f"timed out calling {route.provider_name}", upstream_ms=upstream_ms
         )
     return ProviderError(
         f"could not reach {route.provider_name}",
@@ -102,11 +98,8 @@ def _transport_error(route: Route, exc: httpx.TransportError, upstream_ms: float
 
 
 def _timed_out(route: Route, which: str, seconds: float, started: float) -> ProviderError:
-    return ProviderError(
+    return ProviderError.timeout(
         f"{route.provider_name} sent nothing for {seconds:g} s ({which})",
-        retryable=True,
-        kind="upstream_timeout",
-        status=504,
         upstream_ms=(time.perf_counter() - started) * 1000,
     )
 
