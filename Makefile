@@ -22,8 +22,9 @@ $(VENV_OK): pyproject.toml
 install: $(VENV_OK)
 
 # Generated once per checkout: a secret key and a credential encryption key, never committed.
+# umask 077: the file holds secrets, readable by its owner only.
 .env:
-	@$(PY) -c "import secrets; from cryptography.fernet import Fernet; \
+	@umask 077; $(PY) -c "import secrets; from cryptography.fernet import Fernet; \
 	print('SECRET_KEY=' + secrets.token_urlsafe(50)); \
 	print('GATEWAY_ENCRYPTION_KEYS=' + Fernet.generate_key().decode())" > .env
 	@echo "wrote .env with generated SECRET_KEY and GATEWAY_ENCRYPTION_KEYS"

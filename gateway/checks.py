@@ -92,7 +92,7 @@ _MIN_SECRET_KEY_LENGTH = 16
 _RATE = re.compile(r"\d+/\d*[smhd]")
 _HTTPS_HINT = (
     "Serve the gateway over HTTPS (behind a TLS proxy, set SECURE_PROXY_SSL_HEADER="
-    "HTTP_X_FORWARDED_PROTO,https or list the proxy in FORWARDED_ALLOW_IPS). For a local, "
+    "HTTP_X_FORWARDED_PROTO,https). For a local, "
     "non-production setup, unset DATABASE_URL (embedded mode) or set DEBUG=true."
 )
 
@@ -231,3 +231,38 @@ def check_redis_eviction(app_configs, **kwargs):
                 )
             )
     return issues
+
+
+# Headers that carry the caller's credential or say where the request goes: forwarding one would
+# hand a team's gateway key to a provider, or let a caller steer the upstream request.
+_NEVER_FORWARDED = frozenset(
+    {
+        "authorization",
+        "api-key",
+        "x-api-key",
+        "cookie",
+        "proxy-authorization",
+        "host",
+        "content-length",
+        "transfer-encoding",
+        "connection",
+        "x-forwarded-for",
+        "x-forwarded-host",
+        "forwarded",
+    }
+)
+
+
+@register()
+def check_forward_headers(app_configs, **kwargs):
+    refused = sorted(set(settings.GATEWAY_FORWARD_HEADERS) & _NEVER_FORWARDED)
+    if not refused:
+        return []
+    return [
+        Error(
+            f"GATEWAY_FORWARD_HEADERS lists {', '.join(refused)}, which must never reach a "
+            "provider (the caller's credential, or the request's own framing and routing).",
+            hint="Forward only provider feature headers such as openai-beta.",
+            id="gateway.E015",
+        )
+    ]

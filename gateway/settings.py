@@ -55,7 +55,7 @@ SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=False)
 # without SECURE_PROXY_SSL_HEADER every request looks like http, so an app-level redirect would
 # loop forever. Health endpoints are exempt, so plain-http probes keep working when it is on.
 SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=False)
-SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
@@ -98,9 +98,10 @@ if env.str("REDIS_URL", default=""):
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
     SILENCED_SYSTEM_CHECKS += ["django_ratelimit.E003", "django_ratelimit.W001"]
-# Admin login attempts (POST) allowed per client IP and, separately, per username. The client IP
-# is REMOTE_ADDR: behind a proxy, list it in uvicorn's FORWARDED_ALLOW_IPS so that REMOTE_ADDR is
-# the client's address from X-Forwarded-For, not the proxy's (which would throttle everyone).
+# Admin login attempts (POST) allowed per client address and, separately, per username. The
+# address is the one /v1 uses (infra/client_address.py): behind a load balancer, list it in
+# GATEWAY_TRUSTED_PROXIES, or every admin shares the balancer's address and its count.
+RATELIMIT_IP_META_KEY = "infra.client_address.of_request"
 GATEWAY_ADMIN_LOGIN_RATE = env.str("GATEWAY_ADMIN_LOGIN_RATE", default="5/m")
 
 INSTALLED_APPS = [
@@ -228,8 +229,8 @@ GATEWAY_TRUSTED_PROXIES = env.list(
     cast=lambda cidr: str(ipaddress.ip_network(cidr.strip(), strict=False)),
     default=[],
 )
-# How long a process trusts its own copy of a key / the routing table before asking Redis or the
-# database again. This bounds how late a revocation or a config change takes effect.
+# How long a process trusts its own copy of a key before asking Redis again: the bound on how
+# late a revocation takes effect (docs/operations.md lists the bounds in every case).
 GATEWAY_KEY_CACHE_TTL_S = env.float("GATEWAY_KEY_CACHE_TTL_S", default=5.0)
 GATEWAY_SHARED_KEY_CACHE_TTL_S = env.int("GATEWAY_SHARED_KEY_CACHE_TTL_S", default=60)
 # --- Authentication, key cache, bounded database calls, usage spool -----------------------------

@@ -17,7 +17,8 @@ revocation's bump makes its write a no-op.
 An invalidation that fails (Redis unreachable) is kept and retried every
 GATEWAY_KEY_INVALIDATION_RETRY_S by a background thread, so it outlives the outage instead of
 leaving the old snapshot in place for its whole TTL. Changes that bypass the ORM entirely (raw
-SQL) are bounded by the snapshot's TTL alone. docs/architecture.md sums up the bounds.
+SQL) are bounded by the snapshot's TTL alone. docs/security.md and docs/operations.md list
+the bounds.
 """
 
 import atexit

@@ -111,3 +111,38 @@ def test_production_mode_cookies_are_secure_and_http_only(client, staff):
     assert session["secure"] is True
     assert session["httponly"] is True
     assert response.cookies["csrftoken"]["secure"] is True
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_behind_a_trusted_proxy_each_client_is_counted_apart(async_client, staff, settings):
+    # The ASGI request's peer plays the load balancer; its X-Forwarded-For names the clients.
+    settings.GATEWAY_TRUSTED_PROXIES = ["127.0.0.1"]
+
+    async def attempt(client_ip: str):
+        return await async_client.post(
+            LOGIN,
+            {"username": f"someone-{client_ip}", "password": WRONG},
+            headers={"x-forwarded-for": client_ip},
+        )
+
+    for _ in range(5):
+        assert (await attempt("203.0.113.1")).status_code == 200
+    assert (await attempt("203.0.113.1")).status_code == 429
+    assert (await attempt("203.0.113.2")).status_code == 200
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_forwarded_addresses_from_an_untrusted_peer_do_not_split_the_count(
+    async_client, staff
+):
+    for n in range(5):
+        response = await async_client.post(
+            LOGIN,
+            {"username": f"someone-{n}", "password": WRONG},
+            headers={"x-forwarded-for": f"198.51.100.{n}"},
+        )
+        assert response.status_code == 200
+    response = await async_client.post(
+        LOGIN, {"username": "another", "password": WRONG}, headers={"x-forwarded-for": "192.0.2.9"}
+    )
+    assert response.status_code == 429

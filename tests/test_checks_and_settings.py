@@ -12,6 +12,7 @@ from django.test import override_settings
 from gateway.checks import (
     check_admin_login_rate,
     check_encryption_keys,
+    check_forward_headers,
     check_production_security,
     check_state_and_processes,
 )
@@ -359,3 +360,16 @@ def test_production_with_insecure_cookie_fails_manage_check(tmp_path):
     assert result.returncode != 0
     assert "gateway.E010" in result.stderr
     assert "SESSION_COOKIE_SECURE" in result.stderr
+
+
+@pytest.mark.parametrize("header", ["authorization", "api-key", "x-api-key", "cookie", "host"])
+def test_forwarding_a_credential_or_framing_header_is_e015(header):
+    with override_settings(GATEWAY_FORWARD_HEADERS=["openai-beta", header]):
+        errors = check_forward_headers(None)
+    assert [e.id for e in errors] == ["gateway.E015"]
+    assert header in errors[0].msg
+
+
+def test_forwarding_feature_headers_passes():
+    with override_settings(GATEWAY_FORWARD_HEADERS=["openai-beta", "anthropic-beta"]):
+        assert check_forward_headers(None) == []

@@ -2,7 +2,8 @@
 
 import pytest
 
-from gateway.proxy.refusals import client_address, shown_key_prefix
+from gateway.proxy.refusals import shown_key_prefix
+from infra.client_address import client_address
 
 
 def _scope(peer: str = "192.0.2.10", **headers: str) -> dict:

@@ -1,5 +1,5 @@
 """Where a request's usage event goes when the usage stream is not there: the database directly,
-and (tests/e2e/test_outages.py) the local spool when the database is not there either."""
+and (tests/e2e/test_dependency_outages.py) the local spool when the database is not there either."""
 
 import socket
 

@@ -11,13 +11,10 @@ portal), and only when it has our format; anything else a client sends as a key 
 credential for some other system.
 """
 
-import ipaddress
 import logging
 from collections import Counter
-from functools import lru_cache
 
-from django.conf import settings
-
+from infra.client_address import client_address
 from tenants.keys import KEY_PREFIX, SHOWN_PREFIX_LEN
 
 from .errors import GatewayError
@@ -29,46 +26,11 @@ REFUSALS: Counter[tuple[int, str]] = Counter()
 
 # Refusals that may be abuse (or a dependency down) rather than a client's honest mistake.
 _WARN = frozenset({408, 413})
-_MAX_ADDRESS_LEN = 64  # whatever a proxy relayed, it does not get to fill the log line
 
 
 def _header(scope, name: bytes) -> str | None:
     values = [value for key, value in scope.get("headers", ()) if key == name]
     return b",".join(values).decode("latin-1") if values else None
-
-
-@lru_cache(maxsize=8)
-def _networks(cidrs: tuple[str, ...]) -> tuple:
-    return tuple(ipaddress.ip_network(cidr, strict=False) for cidr in cidrs)
-
-
-def _trusted(address: str, networks: tuple) -> bool:
-    try:
-        ip = ipaddress.ip_address(address)
-    except ValueError:
-        return False
-    return any(ip in network for network in networks)
-
-
-def client_address(scope) -> str:
-    """The caller's address: the socket peer, or, when that peer is a trusted proxy
-    (GATEWAY_TRUSTED_PROXIES), the nearest X-Forwarded-For hop that is not one.
-
-    Read from the right: each trusted proxy appends the address it saw, so the right-most
-    untrusted entry is the first one no trusted party vouches for. Entries left of it may be
-    anything the client wrote.
-    """
-    client = scope.get("client")
-    peer = client[0] if client else ""
-    networks = _networks(tuple(settings.GATEWAY_TRUSTED_PROXIES))
-    if not networks or not _trusted(peer, networks):
-        return peer
-    hops = [hop.strip() for hop in (_header(scope, b"x-forwarded-for") or "").split(",")]
-    hops = [hop for hop in hops if hop]
-    for hop in reversed(hops):
-        if not _trusted(hop, networks):
-            return hop[:_MAX_ADDRESS_LEN]
-    return hops[0][:_MAX_ADDRESS_LEN] if hops else peer
 
 
 def shown_key_prefix(scope) -> str:

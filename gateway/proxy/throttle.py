@@ -24,9 +24,9 @@ from collections import OrderedDict
 from django.conf import settings
 from django.http import HttpRequest
 
+from infra.client_address import of_request
 from infra.state import StateUnavailable, get_state
 
-from . import refusals
 from .errors import GatewayError
 
 log = logging.getLogger("gateway.auth")
@@ -36,7 +36,6 @@ COUNTER_PREFIX = "gw:authfail:"
 # address -> time.monotonic() when its block ends; bounded like any per-client map.
 blocked: OrderedDict[str, float] = OrderedDict()
 _BLOCKED_MAX = 10_000
-_ADDRESS_MAX = 64
 
 
 class AuthThrottled(GatewayError):
@@ -52,10 +51,7 @@ def _window() -> tuple[int, int]:
 
 
 def client_address(request: HttpRequest) -> str:
-    scope = getattr(request, "scope", None)
-    if scope is None:  # a request built without an ASGI server (tests)
-        return (request.META.get("REMOTE_ADDR") or "unknown")[:_ADDRESS_MAX]
-    return (refusals.client_address(scope) or "unknown")[:_ADDRESS_MAX]
+    return of_request(request)
 
 
 def counter_name(request: HttpRequest) -> str | None:
