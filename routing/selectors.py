@@ -20,7 +20,7 @@ import orjson
 from django.conf import settings
 from django.db import DatabaseError
 
-from infra.db import db_call
+from infra.db import db_call_bounded
 from infra.perloop import PerLoop
 
 from .kinds import BY_VALUE, needs_api_base
@@ -228,12 +228,21 @@ class RoutingTableUnavailable(DatabaseError):
     backoff). A DatabaseError: the database is what a build depends on."""
 
 
+# A build reads every deployment and decrypts every credential: longer than a key lookup may
+# take, but never without end (a database that stops answering would hold it forever).
+_BUILD_TIMEOUT_S = 10.0
+
+
+async def _build() -> RoutingTable:
+    return await db_call_bounded(routing_table_build, timeout_s=_BUILD_TIMEOUT_S)
+
+
 class _TableCache:
     """The process's routing table, refreshed ahead of its expiry.
 
     Younger than TTL/2: served. Between TTL/2 and the TTL: served while one background task
-    rebuilds it. Older than the TTL: the request waits for that rebuild, so nothing older is
-    ever served while the database answers. A failed build keeps the previous table and is
+    rebuilds it. Older than the TTL: the request waits for that rebuild (at most
+    GATEWAY_DB_WAIT_TIMEOUT_S), so nothing older is served while the database answers. A failed build keeps the previous table and is
     retried after a backoff; meanwhile requests are served, not held.
     """
 
@@ -255,7 +264,15 @@ class _TableCache:
             refresh = self._start_refresh()
             if age < ttl or refresh is None:
                 return table
-            await asyncio.shield(refresh)  # never raises: a failure keeps the table it had
+            try:
+                # Never raises but by timing out: a failure keeps the table it had.
+                await asyncio.wait_for(
+                    asyncio.shield(refresh), settings.GATEWAY_DB_WAIT_TIMEOUT_S
+                )
+            except TimeoutError:
+                # A database that accepts but does not answer must not hold requests: serve
+                # the table there is; the rebuild goes on (and times out) in the background.
+                pass
             return self._table or table
         async with self._locks.get():  # one build at a time, not one per waiting request
             if self._table is None:
@@ -264,7 +281,7 @@ class _TableCache:
                         f"building the routing table failed ({self._last_error}); retrying soon"
                     )
                 try:
-                    self._install(await db_call(routing_table_build))
+                    self._install(await _build())
                 except Exception as exc:
                     self._failed(exc)
                     raise
@@ -282,7 +299,7 @@ class _TableCache:
 
     async def _rebuild(self) -> None:
         try:
-            table = await db_call(routing_table_build)
+            table = await _build()
         except Exception as exc:
             self._failed(exc)
         else:

@@ -2,6 +2,7 @@
 module cuts: quick 503s instead of queues, cached keys still served, no usage event lost."""
 
 import os
+import time
 from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import urlsplit
 
@@ -94,6 +95,28 @@ def test_postgres_down_answers_uncached_keys_503_quickly_and_all_at_once(
         timeout=20,
         what="lookups to work again once the database is back",
     )
+
+
+def test_a_database_that_stops_answering_does_not_hold_requests_for_the_routing_table(
+    gateway, upstream, db_proxy, web_factory
+):
+    web = web_factory(
+        DATABASE_URL=url_through(subprocess_database_url(), db_proxy),
+        GATEWAY_KEY_CACHE_TTL_S="120",  # the key itself needs no database meanwhile
+        GATEWAY_ROUTING_CACHE_TTL_S="1",
+        GATEWAY_DB_WAIT_TIMEOUT_S="0.5",
+    )
+    assert web.post("/v1/chat/completions", gateway.key, CHAT).status_code == 200
+
+    # The routing table's rows go unanswered from now on; the table itself turns stale.
+    db_proxy.hold_replies_containing(b"fake-chat-fast")
+    try:
+        time.sleep(1.5)  # past the TTL: the next request would wait for a rebuild
+        # A deadline bounds the wait, not a timing assertion: held, it would never answer.
+        served = web.post("/v1/chat/completions", gateway.key, CHAT, timeout=5)
+        assert served.status_code == 200, served.text
+    finally:
+        db_proxy.release()
 
 
 # --- Redis restarted ----------------------------------------------------------------------------
