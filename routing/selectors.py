@@ -11,6 +11,7 @@ failed rebuild keeps the previous table in service and is retried after a short 
 """
 
 import asyncio
+import contextlib
 import logging
 import time
 from dataclasses import dataclass
@@ -242,8 +243,9 @@ class _TableCache:
 
     Younger than TTL/2: served. Between TTL/2 and the TTL: served while one background task
     rebuilds it. Older than the TTL: the request waits for that rebuild (at most
-    GATEWAY_DB_WAIT_TIMEOUT_S), so nothing older is served while the database answers. A failed build keeps the previous table and is
-    retried after a backoff; meanwhile requests are served, not held.
+    GATEWAY_DB_WAIT_TIMEOUT_S), so nothing older is served while the database answers. A
+    failed build keeps the previous table and is retried after a backoff; meanwhile requests
+    are served, not held.
     """
 
     def __init__(self) -> None:
@@ -264,15 +266,11 @@ class _TableCache:
             refresh = self._start_refresh()
             if age < ttl or refresh is None:
                 return table
-            try:
-                # Never raises but by timing out: a failure keeps the table it had.
-                await asyncio.wait_for(
-                    asyncio.shield(refresh), settings.GATEWAY_DB_WAIT_TIMEOUT_S
-                )
-            except TimeoutError:
-                # A database that accepts but does not answer must not hold requests: serve
-                # the table there is; the rebuild goes on (and times out) in the background.
-                pass
+            # A failure keeps the table it had. A database that accepts but does not answer
+            # must not hold requests: past the wait, serve the table there is; the rebuild goes
+            # on (and times out) in the background.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(refresh), settings.GATEWAY_DB_WAIT_TIMEOUT_S)
             return self._table or table
         async with self._locks.get():  # one build at a time, not one per waiting request
             if self._table is None:
