@@ -240,6 +240,9 @@ def _set_headers(response: HttpResponse, ctx: RequestContext) -> None:
         if not response.streaming:
             response["x-gateway-cost-usd"] = f"{ctx.cost():f}"
     response["x-gateway-overhead-ms"] = f"{ctx.overhead_ms():.3f}"
+    if not response.streaming:
+        # No middleware adds it on /v1; without it the body goes out chunked.
+        response["content-length"] = str(len(response.content))
 
 
 async def handle(request: HttpRequest, endpoint: str) -> HttpResponse:

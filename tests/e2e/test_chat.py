@@ -188,3 +188,15 @@ def test_streams_the_client_closes_right_after_done_are_all_billed(gateway):
     assert {(r.status_code, r.input_tokens, r.output_tokens) for r in records} == {
         (200, PROMPT_TOKENS, COMPLETION_TOKENS)
     }
+
+
+def test_non_streamed_answer_has_a_content_length(gateway, upstream):
+    with gateway.http() as http:
+        response = http.post(
+            "/v1/chat/completions",
+            json={"model": "chat-fast", "messages": MESSAGES},
+            headers=gateway.auth(),
+        )
+    assert response.status_code == 200
+    assert int(response.headers["content-length"]) == len(response.content)
+    assert "transfer-encoding" not in response.headers
