@@ -26,6 +26,7 @@ from .support import (
     TEAM_MODELS,
     assert_no_usage_records,
     assert_openai_error,
+    async_wait_for_usage_record,
     expected_cost,
     only_usage_record,
     wait_for_usage_record,
@@ -150,6 +151,26 @@ def test_stream_without_include_usage_is_still_billed_from_upstream_usage(gatewa
     record = wait_for_usage_record(raw.headers["x-request-id"])
     assert record.stream is True
     assert (record.input_tokens, record.output_tokens) == (PROMPT_TOKENS, COMPLETION_TOKENS)
+
+
+async def test_async_azure_client_streams_and_is_billed(gateway):
+    client = openai.AsyncAzureOpenAI(
+        azure_endpoint=gateway.url,
+        api_key=gateway.key,
+        api_version=API_VERSION,
+        max_retries=0,
+        timeout=15,
+    )
+    async with client:
+        raw = await client.chat.completions.with_raw_response.create(
+            model="chat-fast", messages=MESSAGES, stream=True
+        )
+        chunks = [chunk async for chunk in raw.parse()]
+
+    assert "".join(c.choices[0].delta.content or "" for c in chunks) == REPLY
+    record = await async_wait_for_usage_record(raw.headers["x-request-id"])
+    _assert_billed(record, gateway)
+    assert record.stream is True
 
 
 # --- tools ---------------------------------------------------------------------------------------
