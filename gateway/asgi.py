@@ -1,4 +1,5 @@
-"""ASGI entry point: /v1 goes to a middleware-free handler, everything else to the dashboard.
+"""ASGI entry point: the proxy's paths (/v1, and /openai for Azure-style clients) go to a
+middleware-free handler, everything else to the dashboard.
 
 Django applies settings.MIDDLEWARE to every request. The dashboard needs sessions, CSRF and
 messages; the proxy needs none of them, and under ASGI each sync middleware costs a thread hop.
@@ -26,6 +27,8 @@ from gateway.proxy.handler import ProxyHandler  # noqa: E402
 from infra import http as upstream_http  # noqa: E402
 
 proxy = ProxyHandler()
+# Path prefixes the proxy serves: OpenAI's /v1, and Azure OpenAI's /openai (gateway/proxy/azure.py).
+PROXY_PREFIXES = ("/v1/", "/openai/")
 
 
 async def _lifespan(receive, send) -> None:
@@ -49,7 +52,7 @@ async def application(scope, receive, send):
     if scope["type"] == "lifespan":
         await _lifespan(receive, send)
         return
-    if scope["type"] == "http" and scope["path"].startswith("/v1/"):
+    if scope["type"] == "http" and scope["path"].startswith(PROXY_PREFIXES):
         scope[SCOPE_START] = time.perf_counter()
         # The handler reads the body itself, bounded in size and time (gateway/proxy/handler.py).
         await proxy(scope, receive, send)

@@ -3,6 +3,7 @@ from django.http import JsonResponse
 from django.urls import path, re_path
 
 from gateway.admin_login import admin_login
+from gateway.proxy import azure
 from gateway.proxy import views as proxy
 
 
@@ -43,6 +44,12 @@ urlpatterns = [
     # <path:>: a model name may hold slashes ("meta-llama/Llama-3.1-8B").
     path("v1/models/<path:model>", proxy.model),
     re_path(r"^v1/(?P<path>.*)$", proxy.unknown),
+    # Azure OpenAI-style paths, for the AzureOpenAI client; {model} is a public model name.
+    path("openai/deployments/<path:model>/chat/completions", azure.chat_completions),
+    path("openai/deployments/<path:model>/embeddings", azure.embeddings),
+    path("openai/models", azure.models),
+    path("openai/models/<path:model>", azure.model),
+    re_path(r"^openai/(?P<path>.*)$", proxy.unknown),
     # Before the admin's own URLs, so that its login (and every link to admin:login) is throttled.
     path("admin/login/", admin_login),
     path("admin/", admin.site.urls),

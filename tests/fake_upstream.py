@@ -6,6 +6,8 @@ a raw ASGI app under uvicorn, so the gateway talks to it over real sockets exact
 to a vendor. Response bodies are built once per model and reused, keeping the fake's own cost
 out of benchmark numbers.
 
+Offered tools, it calls one (`_tool_to_call`), streamed or not, until given the tool's result.
+
 Behaviour is set per test: `delay_s` (before response headers), `chunk_delay_s` (between
 stream events) and faults (`fail`, `hang`, `drop_stream`, `stall`, `respond_raw`), each
 optionally for the next N matching requests only.
@@ -29,6 +31,9 @@ EMBEDDING_TOKENS_PER_INPUT = 4
 EMBEDDING_DIMS = 8
 REPLY = "Hello from the fake upstream."
 MODELS = ("fake-chat", "fake-embed")
+# Offered tools and not yet given a tool's result, the fake calls one, as a model would.
+TOOL_CALL_ID = "call_fake_0"
+TOOL_ARGUMENTS = '{"city": "Paris"}'
 # OpenAI's token breakdowns; the fake has nothing to break down.
 _COMPLETION_DETAILS = {
     f"{k}_tokens": 0 for k in ("reasoning", "audio", "accepted_prediction", "rejected_prediction")
@@ -87,6 +92,22 @@ def _error_body(status: int, **overrides) -> bytes:
     error = {"message": message, "type": kind, "param": None, "code": code}
     error.update({k: v for k, v in overrides.items() if v is not None})
     return json.dumps({"error": error}).encode()
+
+
+def _tool_to_call(body: dict) -> str | None:
+    """The tool the fake calls: the one `tool_choice` forces, else the first offered. None when
+    no tool is offered, `tool_choice` is "none", or the last message is a tool's result."""
+    tools = body.get("tools")
+    if not tools or not isinstance(tools, list):
+        return None
+    choice = body.get("tool_choice")
+    messages = body.get("messages")
+    last = messages[-1] if isinstance(messages, list) and messages else None
+    if choice == "none" or (isinstance(last, dict) and last.get("role") == "tool"):
+        return None
+    if isinstance(choice, dict):
+        return str(choice.get("function", {}).get("name", ""))
+    return str(tools[0].get("function", {}).get("name", ""))
 
 
 def _sse(data: dict) -> bytes:
@@ -350,13 +371,52 @@ class FakeUpstream:
 
         return self._cached(("stream", model, include_usage), build)
 
+    def _tool_completion(self, model: str, tool: str) -> bytes:
+        def build() -> bytes:
+            call = {"id": TOOL_CALL_ID, "type": "function"}
+            call["function"] = {"name": tool, "arguments": TOOL_ARGUMENTS}
+            message = dict(role="assistant", content=None, refusal=None, tool_calls=[call])
+            choice = {"index": 0, "message": message, "logprobs": None}
+            choice["finish_reason"] = "tool_calls"
+            body = {**self._envelope("chat.completion", model), "choices": [choice]}
+            return json.dumps({**body, "usage": self._usage()}).encode()
+
+        return self._cached(("tool", model, tool), build)
+
+    def _tool_events(self, model: str, tool: str, include_usage: bool) -> list[bytes]:
+        # As OpenAI streams a call: id, type and name first, then the arguments in pieces.
+        def build() -> list[bytes]:
+            base = self._envelope("chat.completion.chunk", model)
+            if include_usage:
+                base["usage"] = None
+            head = {"index": 0, "id": TOOL_CALL_ID, "type": "function"}
+            head["function"] = {"name": tool, "arguments": ""}
+            half = len(TOOL_ARGUMENTS) // 2
+            pieces = (TOOL_ARGUMENTS[:half], TOOL_ARGUMENTS[half:])
+            deltas = [{"role": "assistant", "content": None, "tool_calls": [head]}]
+            deltas += [{"tool_calls": [{"index": 0, "function": {"arguments": p}}]} for p in pieces]
+            choices = [dict(index=0, delta=d, logprobs=None, finish_reason=None) for d in deltas]
+            choices.append(dict(index=0, delta={}, logprobs=None, finish_reason="tool_calls"))
+            events = [_sse({**base, "choices": [c]}) for c in choices]
+            if include_usage:
+                events.append(_sse({**base, "choices": [], "usage": self._usage()}))
+            return [*events, b"data: [DONE]\n\n"]
+
+        return self._cached(("tool-stream", model, tool, include_usage), build)
+
     async def _chat(self, body: dict, receive, send, fault: Fault | None) -> None:
         model = str(body.get("model", ""))
+        tool = _tool_to_call(body)
         if not body.get("stream"):
-            await _respond(send, 200, self._completion(model))
+            reply = self._completion(model) if tool is None else self._tool_completion(model, tool)
+            await _respond(send, 200, reply)
             return
         options = body.get("stream_options") or {}
-        events = self._events(model, bool(options.get("include_usage")))
+        include_usage = bool(options.get("include_usage"))
+        if tool is None:
+            events = self._events(model, include_usage)
+        else:
+            events = self._tool_events(model, tool, include_usage)
         await send({"type": "http.response.start", "status": 200, "headers": _SSE_HEADERS})
         drop_after = fault.drop_after_chunks if fault is not None else None
         if not self.chunk_delay_s and drop_after is None:

@@ -245,14 +245,25 @@ def _set_headers(response: HttpResponse, ctx: RequestContext) -> None:
         response["content-length"] = str(len(response.content))
 
 
-async def handle(request: HttpRequest, endpoint: str) -> HttpResponse:
+async def handle(
+    request: HttpRequest, endpoint: str, *, path_model: str | None = None
+) -> HttpResponse:
+    """Serve one chat or embeddings request.
+
+    `path_model` is the model the URL names (the Azure-style paths, gateway/proxy/azure.py); it
+    replaces the body's `model`, as Azure's own service ignores the body's.
+    """
     scope = getattr(request, "scope", {})
     ctx = RequestContext(endpoint, scope.get(SCOPE_START))
+    if path_model is not None:
+        ctx.requested_model = path_model  # logged even if the body turns out to be unreadable
     try:
         body = parsing.read_body(request)
         ctx.principal = await authenticate(request)
         parsing.check_forwarded_headers(request)
         data = parsing.parse_json_object(body)
+        if path_model is not None:
+            data["model"] = path_model
         model = data.get("model")
         # Known before validation, so even a refused request is logged with the model it named.
         ctx.requested_model = model if isinstance(model, str) else ""
