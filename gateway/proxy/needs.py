@@ -122,7 +122,7 @@ def _context_exceeded(model: str, needs: Needs, window: int, met: list[str]) -> 
     if needs.output_tokens:
         asked = (
             f"The prompt (about {prompt} tokens, estimated) plus '{needs.output_param}' "
-            f"({needs.output_tokens}) is {prompt + needs.output_tokens} tokens"
+            f"({needs.output_tokens}) is {prompt + needs.output_tokens} tokens,"
         )
     else:
         asked = f"The prompt (about {prompt} tokens, estimated) is"
