@@ -20,6 +20,7 @@ from routing.providers import known_kinds, needs_api_base
 from tenants.models import Organization, Project, Team
 
 from . import config_reading as read
+from .config_capabilities import read_capabilities
 from .config_reading import Problems
 from .config_timeouts import DEPLOYMENT_DEFAULTS, PROVIDER_DEFAULTS, read_timeouts
 
@@ -82,7 +83,8 @@ FIELDS: dict[str, frozenset[str]] = {
             "model",
             "input_cost_per_mtok",
             "output_cost_per_mtok",
-            "context_window",
+            "context_window",  # also capabilities.context_window, the newer place
+            "capabilities",
             "region",
             "enabled",
             *TIMEOUT_FIELDS,
@@ -115,6 +117,13 @@ class _Run(Problems):
 
 def _timeouts(item: dict, where: str, defaults: dict, run: "_Run", *, legacy=False) -> dict:
     values, problems = read_timeouts(item, defaults, legacy=legacy)
+    for name, message in problems:
+        run.error(f"{where}.{name}", message)
+    return values
+
+
+def _capabilities(item: dict, where: str, run: "_Run") -> dict:
+    values, problems = read_capabilities(item)
     for name, message in problems:
         run.error(f"{where}.{name}", message)
     return values
@@ -204,7 +213,7 @@ def _load_deployment(
         "mode": mode,
         "input_cost_per_mtok": read.price(dep, "input_cost_per_mtok", where, run),
         "output_cost_per_mtok": read.price(dep, "output_cost_per_mtok", where, run),
-        "context_window": read.number(dep, "context_window", int, where, run),
+        **_capabilities(dep, where, run),
         "region": read.text(dep, "region", where, run),
         **_timeouts(dep, where, DEPLOYMENT_DEFAULTS, run),
         "enabled": read.flag(dep, "enabled", where, run),

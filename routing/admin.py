@@ -1,6 +1,7 @@
 from django import forms
 from django.contrib import admin
 
+from .capabilities import FEATURE_FIELDS, FEATURE_NAMES
 from .kinds import needs_api_base
 from .models import TIMEOUT_FIELDS, Deployment, Provider
 from .selectors import provider_problem
@@ -50,6 +51,9 @@ class ProviderForm(forms.ModelForm):
         return provider
 
 
+CAPABILITY_FIELDS = ["context_window", "max_output_tokens", *FEATURE_FIELDS.values()]
+
+
 class DeploymentInline(admin.TabularInline):
     model = Deployment
     extra = 0
@@ -59,7 +63,7 @@ class DeploymentInline(admin.TabularInline):
         "mode",
         "input_cost_per_mtok",
         "output_cost_per_mtok",
-        "context_window",
+        *CAPABILITY_FIELDS,
         "region",
         "enabled",
     ]
@@ -105,10 +109,18 @@ class DeploymentAdmin(admin.ModelAdmin):
         "input_cost_per_mtok",
         "output_cost_per_mtok",
         "context_window",
+        "max_output_tokens",
+        "capability_list",
         "effective_region",
         "enabled",
     ]
-    list_filter = ["mode", "enabled", "provider__kind", "provider"]
+    list_filter = [
+        "mode",
+        "enabled",
+        *FEATURE_FIELDS.values(),
+        "provider__kind",
+        "provider",
+    ]
     search_fields = ["model_name", "upstream_model", "provider__name"]
     list_select_related = ["provider"]
     fieldsets = [
@@ -122,11 +134,25 @@ class DeploymentAdmin(admin.ModelAdmin):
                     "mode",
                     "input_cost_per_mtok",
                     "output_cost_per_mtok",
-                    "context_window",
                     "region",
                     "enabled",
                 ]
             },
         ),
+        (
+            "Capabilities",
+            {
+                "fields": CAPABILITY_FIELDS,
+                "description": "What this model can do. A request that needs a feature "
+                "goes only to deployments of its model that have it, and is refused with 400 "
+                "when none has. Untick what the model lacks.",
+            },
+        ),
         ("Timeouts (empty: the provider's)", {"fields": list(TIMEOUT_FIELDS)}),
     ]
+
+    @admin.display(description="Supports")
+    def capability_list(self, obj: Deployment) -> str:
+        # What it lacks stands out by its absence; "none" rather than an empty cell.
+        found = [name for name in FEATURE_NAMES if getattr(obj, FEATURE_FIELDS[name])]
+        return ", ".join(found) or "none"

@@ -9,6 +9,7 @@ from django.core.validators import MinValueValidator
 from django.db import models
 
 from . import crypto
+from .capabilities import Capabilities, capabilities_of
 from .kinds import KINDS
 
 # Timeout defaults (docs/providers.md). Conservative: a non-streamed answer's first byte comes
@@ -151,7 +152,34 @@ class Deployment(models.Model):
     output_cost_per_mtok = models.DecimalField(
         max_digits=12, decimal_places=6, default=Decimal(0), validators=[MinValueValidator(0)]
     )
-    context_window = models.PositiveIntegerField(null=True, blank=True)
+    # Capabilities (routing/capabilities.py explains the defaults). Enforced per request: one
+    # that needs what no deployment of its model has is refused with 400 naming it.
+    context_window = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1)],
+        help_text="Tokens of prompt plus answer the model takes. Empty: unknown, not checked.",
+    )
+    max_output_tokens = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1)],
+        help_text="Most tokens one answer may have. Empty: unknown, not checked.",
+    )
+    supports_tools = models.BooleanField(
+        "tools", default=True, help_text="Takes tools / tool_choice (function calling)."
+    )
+    supports_vision = models.BooleanField(
+        "vision", default=True, help_text="Takes images in messages (image_url content parts)."
+    )
+    supports_json_mode = models.BooleanField(
+        "JSON mode",
+        default=True,
+        help_text="Takes response_format of type json_object or json_schema.",
+    )
+    supports_streaming = models.BooleanField(
+        "streaming", default=True, help_text="Can stream its answer (stream: true)."
+    )
     # Empty: the provider's region.
     region = models.CharField(max_length=50, blank=True)
     # Empty: the provider's. One slow model at a fast provider gets its own limits.
@@ -174,6 +202,23 @@ class Deployment(models.Model):
     def __str__(self) -> str:
         return f"{self.model_name} → {self.provider.name}/{self.upstream_model}"
 
+    def clean(self) -> None:
+        if (
+            self.max_output_tokens is not None
+            and self.context_window is not None
+            and self.max_output_tokens > self.context_window
+        ):
+            raise ValidationError(
+                {
+                    "max_output_tokens": f"More than the context window ({self.context_window}), "
+                    "which holds the prompt and the answer."
+                }
+            )
+
     @property
     def effective_region(self) -> str:
         return self.region or self.provider.region
+
+    @property
+    def capabilities(self) -> Capabilities:
+        return capabilities_of(self)

@@ -24,6 +24,8 @@ from django.db import DatabaseError
 from infra.db import db_call_bounded
 from infra.perloop import PerLoop
 
+from .capabilities import DEFAULT as DEFAULT_CAPABILITIES
+from .capabilities import Capabilities
 from .kinds import BY_VALUE, needs_api_base
 from .models import (
     DEFAULT_ATTEMPT_TIMEOUT_S,
@@ -55,7 +57,8 @@ class Route:
     region: str = ""
     input_cost_per_mtok: Decimal = Decimal(0)
     output_cost_per_mtok: Decimal = Decimal(0)
-    context_window: int | None = None
+    # What the deployment can do: the hot path drops candidates that lack what a request needs.
+    capabilities: Capabilities = DEFAULT_CAPABILITIES
     # Effective timeouts (the deployment's override, else the provider's), in seconds.
     connect_timeout_s: float = 5.0
     first_byte_timeout_s: float = DEFAULT_FIRST_BYTE_TIMEOUT_S
@@ -175,7 +178,7 @@ def _route(d: Deployment, p: Provider, api_key: str) -> Route:
         region=d.effective_region,
         input_cost_per_mtok=d.input_cost_per_mtok,
         output_cost_per_mtok=d.output_cost_per_mtok,
-        context_window=d.context_window,
+        capabilities=d.capabilities,
         connect_timeout_s=_first_set(
             d.connect_timeout_s, p.connect_timeout_s, settings.GATEWAY_UPSTREAM_CONNECT_TIMEOUT_S
         ),

@@ -25,7 +25,7 @@ from routing.providers import ProviderError, get_adapter
 from routing.selectors import Route, RoutingTable, routing_table_cache
 from tenants.selectors import KeyPrincipal
 
-from . import parsing, refusals, validation
+from . import needs, parsing, refusals, validation
 from .auth import authenticate
 from .context import SCOPE_START, RequestContext
 from .errors import (
@@ -178,6 +178,10 @@ async def _chat(ctx: RequestContext, request: HttpRequest, data: dict) -> HttpRe
     ctx.stream = data.get("stream") is True
     stream_options = data.get("stream_options") or {}
     routes = await _candidates(ctx, "chat")
+    # Only the candidates with what the request needs (tools, images, ...); 400 if none.
+    routes = needs.capable_routes(
+        routes, needs.chat_needs(data, len(request.body)), ctx.requested_model
+    )
     headers = _forward_headers(request, ctx)
 
     if not ctx.stream:
