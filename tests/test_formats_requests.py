@@ -587,6 +587,26 @@ def test_anthropic_content_openai_cannot_take_is_refused_by_name(body, param):
     assert caught.value.param == param
 
 
+@pytest.mark.parametrize(
+    ("source", "body"),
+    [
+        ("openai", {"model": "m", "messages": [{"role": "tool", "content": "x"}]}),
+        ("openai", {"model": "m"}),
+        (
+            "anthropic",
+            {"model": "m", "messages": [{"role": "user", "content": [{"type": "tool_result"}]}]},
+        ),
+        ("anthropic", {"model": "m", "messages": "hi"}),
+    ],
+)
+def test_a_body_validation_let_through_malformed_is_still_a_400(source, body):
+    with pytest.raises(Unsupported) as caught:
+        translate_request(
+            body, source=source, target="anthropic" if source == "openai" else "openai", model="m"
+        )
+    assert "malformed" in caught.value.message
+
+
 # --- round trips and same-format use ------------------------------------------------------------
 
 

@@ -59,6 +59,14 @@ _CARRIED = frozenset(
 
 
 def request_to_ir(body: dict) -> ChatRequest:
+    try:
+        return _request_to_ir(body)
+    except (KeyError, IndexError, TypeError, AttributeError) as exc:
+        # A shape the dialect's validation let through: still the client's 400, not our 500.
+        raise Unsupported(None, f"the request body is malformed ({exc!r})") from None
+
+
+def _request_to_ir(body: dict) -> ChatRequest:
     unmapped: list[str] = []
     system = body.get("system")
     if isinstance(system, str):

@@ -97,13 +97,15 @@ class StreamDecoder:
         if isinstance(error, dict):
             message = error.get("message")
             return [Error(error.get("type") or "api_error", str(message or "upstream error"))]
-        if not self._started:
+        choices = data.get("choices")
+        usage = data.get("usage")
+        # Azure's first chunk may carry only prompt_filter_results, with an empty id and model.
+        if not self._started and (choices or usage):
             self._started = True
             out.append(Start(data.get("id") or "", data.get("model") or ""))
-        for choice in data.get("choices") or ():
+        for choice in choices or ():
             if choice.get("index", 0) == 0:
                 self._choice(choice, out)
-        usage = data.get("usage")
         if usage:
             out.append(usage_to_ir(usage))
         return out
@@ -193,7 +195,8 @@ class StreamEncoder:
     def encode(self, event) -> bytes:
         kind = type(event)
         if kind is TextDelta:
-            return self._chunk({"content": event.text})
+            # An empty one only opens a block (Anthropic's content_block_start): no chunk.
+            return self._chunk({"content": event.text}) if event.text else b""
         if kind is ToolCallDelta:
             position = self._tools.get(event.index)
             if position is None:
