@@ -311,6 +311,13 @@ def test_temperature_up_to_one_passes_unchanged():
         ),
         ({"role": "function", "name": "f", "content": "x"}, "messages[1].role"),
         (
+            {
+                "role": "developer",
+                "content": [{"type": "image_url", "image_url": {"url": "https://x.test/a.png"}}],
+            },
+            "messages[1].content",
+        ),
+        (
             {"role": "user", "content": [{"type": "image_url", "image_url": {"url": "data:a,b"}}]},
             "messages[1].content[0].image_url.url",
         ),

@@ -391,6 +391,14 @@ def test_translator_reports_usage_and_finish_for_settlement():
     assert translator.usage == Usage(312, 89, 200, 100)
 
 
+def test_translator_does_not_take_message_start_input_counts_for_the_whole_usage():
+    translator = StreamTranslator("anthropic", "openai")
+    for event in ANTHROPIC_STREAM[:8]:  # broken off before message_delta
+        translator.feed(event)
+    assert translator.usage is None
+    assert not translator.finished
+
+
 def test_translator_reports_no_usage_when_the_upstream_sent_none():
     translator = StreamTranslator("openai", "anthropic")
     raw = b"".join(translator.feed(event) for event in OPENAI_STREAM[:3])

@@ -24,7 +24,7 @@ from .errors import (
     Unsupported,
     anthropic_error_type,
 )
-from .ir import ChatRequest, ChatResponse, Defaults, End, Finish, Start, Usage
+from .ir import ChatRequest, ChatResponse, Defaults, End, Finish, Usage
 
 __all__ = [
     "ANTHROPIC_TYPE_BY_STATUS",
@@ -118,8 +118,9 @@ def translate_response(body: dict, *, source: str, target: str, model: str) -> t
 
 class StreamTranslator:
     """Relays one stream across formats, one upstream SSE event at a time. `usage` is the last
-    usage the upstream reported (None if it reported none: estimate, and say so); `finished`
-    turns true once the upstream's end (or close()) has been translated."""
+    complete usage the upstream reported (None if none came: estimate, and say so; Anthropic's
+    message_start counts only the input, so it does not count here); `finished` turns true once
+    the upstream's end (or close()) has been translated."""
 
     __slots__ = ("_decoder", "_encoder", "finish_reason", "finished", "usage")
 
@@ -139,9 +140,6 @@ class StreamTranslator:
             kind = type(event)
             if kind is Usage:
                 self.usage = event
-            elif kind is Start:
-                if event.usage is not None:
-                    self.usage = event.usage
             elif kind is Finish:
                 self.finish_reason = event.reason
             elif kind is End:

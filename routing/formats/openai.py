@@ -87,7 +87,11 @@ def _request_to_ir(body: dict) -> ChatRequest:
         if message.get("name"):
             unmapped.append("messages[].name")
         if role in ("system", "developer"):
-            system.extend(_parts(message.get("content"), f"messages[{i}].content", unmapped))
+            param = f"messages[{i}].content"
+            parts = _parts(message.get("content"), param, unmapped)
+            if any(type(part) is not Text for part in parts):
+                raise Unsupported(param, "a system message may hold text only")
+            system.extend(parts)
         elif role == "user":
             parts = _parts(message.get("content"), f"messages[{i}].content", unmapped)
             messages.append(Message("user", parts, i))
