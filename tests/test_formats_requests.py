@@ -286,6 +286,7 @@ def test_parameters_anthropic_cannot_honour_are_dropped_and_listed():
         ({"temperature": 1.5}, "temperature"),
         ({"response_format": {"type": "json_object"}}, "response_format"),
         ({"functions": [{"name": "f"}]}, "functions"),
+        ({"modalities": ["text", "audio"], "audio": {"voice": "alloy"}}, "modalities"),
         ({"tools": [{"type": "custom", "custom": {"name": "x"}}]}, "tools[0].type"),
         ({"tool_choice": {"type": "allowed_tools", "allowed_tools": {}}}, "tool_choice"),
     ],
@@ -537,6 +538,7 @@ def test_anthropic_only_features_are_dropped_and_listed():
     ("body", "param"),
     [
         ({"tools": [{"type": "web_search_20250305", "name": "web_search"}]}, "tools[0].type"),
+        ({"mcp_servers": [{"type": "url", "url": "https://mcp.test", "name": "m"}]}, "mcp_servers"),
         (
             {
                 "messages": [

@@ -1,25 +1,28 @@
-"""Anthropic's Messages API format <-> the IR: requests and responses.
+"""Anthropic's Messages API format <-> the IR: requests (answers are in anthropic_output.py).
 
 Field names follow the API reference (docs.anthropic.com/en/api/messages) and the official SDK's
-types. The stream codec and the error shapes are in anthropic_stream.py.
+types. This module is the whole codec: it re-exports the answer half (responses, streams, error
+shapes).
 """
 
 import orjson
 
-from .anthropic_stream import (  # noqa: F401 (the codec's stream and error half)
-    error_body,
+from .anthropic_output import (  # noqa: F401 (the codec's answer half)
     finish_from_ir,
     finish_to_ir,
-    stream_error,
+    response_from_ir,
+    response_to_ir,
     stream_from_ir,
     stream_to_ir,
+    tool_input,
     usage_from_ir,
     usage_to_ir,
 )
-from .errors import Malformed, Unsupported
+from .errors import Unsupported
+from .errors import anthropic_error_body as error_body  # noqa: F401
+from .errors import anthropic_stream_error as stream_error  # noqa: F401
 from .ir import (
     ChatRequest,
-    ChatResponse,
     Defaults,
     Image,
     Message,
@@ -86,6 +89,11 @@ def _request_to_ir(body: dict) -> ChatRequest:
             [Text(content)] if isinstance(content, str) else _blocks_in(content, param, unmapped)
         )
         messages.append(Message(role, parts, i))
+    if body.get("mcp_servers"):
+        # Like server tools: the model would lose tools the client counts on.
+        raise Unsupported(
+            "mcp_servers", "MCP servers cannot be translated for this model's provider"
+        )
     tool_choice, parallel = _tool_choice_in(body.get("tool_choice"))
     metadata = body.get("metadata") or {}
     unmapped.extend(f"metadata.{key}" for key in metadata if key != "user_id")
@@ -273,7 +281,7 @@ def _blocks_out(message: Message) -> list[dict]:
         elif kind is ToolCall:
             param = f"messages[{message.index}].tool_calls[{calls}].function.arguments"
             calls += 1
-            input_ = _arguments(part.arguments)
+            input_ = tool_input(part.arguments)
             if input_ is None:
                 raise Unsupported(param, "tool-call arguments must be a JSON object")
             blocks.append({"type": "tool_use", "id": part.id, "name": part.name, "input": input_})
@@ -311,16 +319,6 @@ def _image_out(part: Image) -> dict:
     return {"type": "image", "source": source}
 
 
-def _arguments(arguments: str) -> dict | None:
-    if not arguments.strip():
-        return {}  # a call without arguments, as OpenAI-compatible servers sometimes send it
-    try:
-        value = orjson.loads(arguments)
-    except orjson.JSONDecodeError:
-        return None
-    return value if isinstance(value, dict) else None
-
-
 def _tool_out(tool: Tool) -> dict:
     out: dict = {"name": tool.name, "input_schema": tool.parameters}
     if tool.description is not None:
@@ -344,63 +342,3 @@ def _tool_choice_out(req: ChatRequest) -> dict | None:
     if req.parallel_tool_calls is False and out["type"] != "none":
         out["disable_parallel_tool_use"] = True
     return out
-
-
-# --- responses ------------------------------------------------------------------------------------
-
-
-def response_to_ir(body: dict) -> ChatResponse:
-    try:
-        parts: list = []
-        for block in body["content"]:
-            kind = block.get("type")
-            if kind == "text":
-                parts.append(Text(block["text"]))
-            elif kind == "tool_use":
-                arguments = orjson.dumps(block.get("input") or {}).decode()
-                parts.append(ToolCall(block["id"], block["name"], arguments))
-            elif kind == "thinking":
-                parts.append(Thinking(block.get("thinking") or "", block.get("signature")))
-            elif kind == "redacted_thinking":
-                parts.append(Thinking(redacted=block.get("data") or ""))
-            # Server-tool blocks (web search calls and results) have no equivalent: skipped.
-        return ChatResponse(
-            id=body.get("id") or "",
-            model=body.get("model") or "",
-            parts=parts,
-            finish_reason=finish_to_ir(body.get("stop_reason")),
-            usage=usage_to_ir(body.get("usage")),
-            stop_sequence=body.get("stop_sequence"),
-        )
-    except (KeyError, TypeError, AttributeError) as exc:
-        raise Malformed(f"not a message: {exc!r}") from None
-
-
-def response_from_ir(resp: ChatResponse, *, model: str) -> dict:
-    content: list[dict] = []
-    for part in resp.parts:
-        kind = type(part)
-        if kind is Text:
-            if part.text:
-                content.append({"type": "text", "text": part.text})
-        elif kind is ToolCall:
-            # Arguments that are not a JSON object (a model's broken output) become {}: the
-            # client's tool then reports the missing fields, instead of the SDK failing here.
-            input_ = _arguments(part.arguments) or {}
-            content.append({"type": "tool_use", "id": part.id, "name": part.name, "input": input_})
-        elif kind is Thinking:
-            if part.redacted is not None:
-                content.append({"type": "redacted_thinking", "data": part.redacted})
-            else:
-                thinking = {"type": "thinking", "thinking": part.text}
-                content.append({**thinking, "signature": part.signature or ""})
-    return {
-        "id": resp.id,
-        "type": "message",
-        "role": "assistant",
-        "model": model,
-        "content": content,
-        "stop_reason": finish_from_ir(resp.finish_reason),
-        "stop_sequence": resp.stop_sequence,
-        "usage": usage_from_ir(resp.usage),
-    }

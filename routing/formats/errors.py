@@ -1,4 +1,6 @@
-"""What a translation refuses, and the error vocabulary the codecs share."""
+"""What a translation refuses, and each format's error vocabulary and error shapes."""
+
+import orjson
 
 
 class Unsupported(Exception):
@@ -53,3 +55,71 @@ def anthropic_error_type(status: int) -> str:
     if found is not None:
         return found
     return "invalid_request_error" if 400 <= status < 500 else "api_error"
+
+
+# --- OpenAI's error shapes ------------------------------------------------------------------------
+
+
+def _error(type_: str, message: str, param, code, request_id) -> bytes:
+    error = {"message": message, "type": type_, "param": param, "code": code}
+    if request_id is not None:
+        error["request_id"] = request_id
+    return orjson.dumps({"error": error})
+
+
+def openai_error_body(
+    status: int,
+    type_: str,
+    message: str,
+    *,
+    param: str | None = None,
+    code: str | None = None,
+    request_id: str | None = None,
+) -> bytes:
+    """OpenAI's error shape; the status is the response's, not part of the body."""
+    return _error(type_, message, param, code, request_id)
+
+
+def openai_stream_error(
+    status: int, type_: str, message: str, *, code: str | None = None, request_id: str | None = None
+) -> bytes:
+    """The in-stream error event: OpenAI's error object as one `data:` event."""
+    return b"data: " + _error(type_, message, None, code, request_id) + b"\n\n"
+
+
+# --- Anthropic's error shapes ---------------------------------------------------------------------
+
+
+def _error_type(status: int, type_: str) -> str:
+    return type_ if type_ in ANTHROPIC_TYPES else anthropic_error_type(status)
+
+
+def anthropic_error_body(
+    status: int,
+    type_: str,
+    message: str,
+    *,
+    param: str | None = None,
+    code: str | None = None,
+    request_id: str | None = None,
+) -> bytes:
+    """Anthropic's error shape. `type_` is kept when it is one of Anthropic's types, else the
+    status decides it; Anthropic's shape has no `param` or `code`, so they are not sent."""
+    body: dict = {
+        "type": "error",
+        "error": {"type": _error_type(status, type_), "message": message},
+    }
+    if request_id is not None:
+        body["request_id"] = request_id
+    return orjson.dumps(body)
+
+
+def anthropic_stream_error(
+    status: int, type_: str, message: str, *, code: str | None = None, request_id: str | None = None
+) -> bytes:
+    """The in-stream `error` event (status 0: none known, the type decides alone)."""
+    error = {"type": _error_type(status or 500, type_), "message": message}
+    body: dict = {"type": "error", "error": error}
+    if request_id is not None:
+        body["request_id"] = request_id
+    return b"event: error\ndata: " + orjson.dumps(body) + b"\n\n"

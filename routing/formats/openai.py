@@ -1,17 +1,16 @@
-"""OpenAI's Chat Completions format <-> the IR: requests, responses and errors.
+"""OpenAI's Chat Completions format <-> the IR: requests (answers are in openai_output.py).
 
 Field names follow the API reference (platform.openai.com/docs/api-reference/chat). The request
 decoder assumes a body the OpenAI dialect already validated (gateway/proxy/validation.py); it
-still refuses, with the parameter named, whatever the IR cannot carry. The stream codec is in
-openai_stream.py.
+still refuses, with the parameter named, whatever the IR cannot carry. This module is the
+whole codec: it re-exports the answer half (responses, streams, error shapes).
 """
 
-import time
-
-from .errors import Malformed, Unsupported
+from .errors import Unsupported
+from .errors import openai_error_body as error_body  # noqa: F401
+from .errors import openai_stream_error as stream_error  # noqa: F401
 from .ir import (
     ChatRequest,
-    ChatResponse,
     Defaults,
     Image,
     Message,
@@ -23,11 +22,11 @@ from .ir import (
     ToolCall,
     ToolResult,
 )
-from .openai_stream import (  # noqa: F401 (the codec's stream and error half)
-    error_body,
+from .openai_output import (  # noqa: F401 (the codec's answer half)
     finish_from_ir,
     finish_to_ir,
-    stream_error,
+    response_from_ir,
+    response_to_ir,
     stream_from_ir,
     stream_to_ir,
     usage_from_ir,
@@ -112,6 +111,10 @@ def _request_to_ir(body: dict) -> ChatRequest:
             "functions",
             "the deprecated functions/function_call parameters cannot be translated for this "
             "model's provider; use tools and tool_choice",
+        )
+    if body.get("audio") is not None or "audio" in (body.get("modalities") or ()):
+        raise Unsupported(
+            "modalities", "audio output cannot be translated for this model's provider"
         )
     stop = body.get("stop")
     options = body.get("stream_options") or {}
@@ -357,64 +360,3 @@ def _response_format_out(value: ResponseFormat) -> dict:
     # Anthropic's structured outputs always constrain decoding: that is OpenAI's strict mode.
     spec["strict"] = True if value.strict is None else value.strict
     return {"type": "json_schema", "json_schema": spec}
-
-
-# --- responses ------------------------------------------------------------------------------------
-
-
-def response_to_ir(body: dict) -> ChatResponse:
-    try:
-        choice = body["choices"][0]
-        message = choice["message"]
-        parts: list = []
-        content = message.get("content")
-        if isinstance(content, str):
-            if content:
-                parts.append(Text(content))
-        elif content:
-            parts.extend(Text(part["text"]) for part in content if part.get("type") == "text")
-        if message.get("refusal"):
-            parts.append(Text(message["refusal"]))
-        for call in message.get("tool_calls") or ():
-            function = call["function"]
-            parts.append(ToolCall(call["id"], function["name"], function.get("arguments") or ""))
-        return ChatResponse(
-            id=body.get("id") or "",
-            model=body.get("model") or "",
-            parts=parts,
-            finish_reason=finish_to_ir(choice.get("finish_reason")),
-            usage=usage_to_ir(body.get("usage")),
-        )
-    except (KeyError, IndexError, TypeError, AttributeError) as exc:
-        raise Malformed(f"not a chat completion: {exc!r}") from None
-
-
-def response_from_ir(resp: ChatResponse, *, model: str) -> dict:
-    text = "".join(part.text for part in resp.parts if type(part) is Text)
-    calls = [
-        {"id": p.id, "type": "function", "function": {"name": p.name, "arguments": p.arguments}}
-        for p in resp.parts
-        if type(p) is ToolCall
-    ]
-    message: dict = {
-        "role": "assistant",
-        "content": text or (None if calls else ""),
-        "refusal": None,
-    }
-    if calls:
-        message["tool_calls"] = calls
-    return {
-        "id": resp.id,
-        "object": "chat.completion",
-        "created": int(time.time()),
-        "model": model,
-        "choices": [
-            {
-                "index": 0,
-                "message": message,
-                "logprobs": None,
-                "finish_reason": finish_from_ir(resp.finish_reason) or "stop",
-            }
-        ],
-        "usage": usage_from_ir(resp.usage),
-    }

@@ -1,4 +1,4 @@
-"""OpenAI's chat.completion.chunk stream <-> IR stream events, and OpenAI's error shapes.
+"""OpenAI's answers <-> the IR: chat completions, chat.completion.chunk streams, error shapes.
 
 The stream (platform.openai.com/docs/api-reference/chat-streaming): `data: {chunk}` events,
 ended by `data: [DONE]`. The first chunk's delta carries the role; text comes as
@@ -13,15 +13,18 @@ import time
 
 import orjson
 
-from .errors import Malformed
+from .errors import Malformed, openai_stream_error
 from .ir import (
     BlockStop,
+    ChatResponse,
     End,
     Error,
     Finish,
     Start,
+    Text,
     TextDelta,
     ThinkingDelta,
+    ToolCall,
     ToolCallDelta,
     ToolCallStart,
     Usage,
@@ -62,6 +65,70 @@ def usage_from_ir(usage: Usage) -> dict:
         "total_tokens": usage.input_tokens + usage.output_tokens,
         "prompt_tokens_details": {"cached_tokens": usage.cache_read_tokens},
     }
+
+
+# --- responses ------------------------------------------------------------------------------------
+
+
+def response_to_ir(body: dict) -> ChatResponse:
+    try:
+        choice = body["choices"][0]
+        message = choice["message"]
+        parts: list = []
+        content = message.get("content")
+        if isinstance(content, str):
+            if content:
+                parts.append(Text(content))
+        elif content:
+            parts.extend(Text(part["text"]) for part in content if part.get("type") == "text")
+        if message.get("refusal"):
+            parts.append(Text(message["refusal"]))
+        for call in message.get("tool_calls") or ():
+            function = call["function"]
+            parts.append(ToolCall(call["id"], function["name"], function.get("arguments") or ""))
+        return ChatResponse(
+            id=body.get("id") or "",
+            model=body.get("model") or "",
+            parts=parts,
+            finish_reason=finish_to_ir(choice.get("finish_reason")),
+            usage=usage_to_ir(body.get("usage")),
+        )
+    except (KeyError, IndexError, TypeError, AttributeError) as exc:
+        raise Malformed(f"not a chat completion: {exc!r}") from None
+
+
+def response_from_ir(resp: ChatResponse, *, model: str) -> dict:
+    text = "".join(part.text for part in resp.parts if type(part) is Text)
+    calls = [
+        {"id": p.id, "type": "function", "function": {"name": p.name, "arguments": p.arguments}}
+        for p in resp.parts
+        if type(p) is ToolCall
+    ]
+    message: dict = {
+        "role": "assistant",
+        "content": text or (None if calls else ""),
+        "refusal": None,
+    }
+    if calls:
+        message["tool_calls"] = calls
+    return {
+        "id": resp.id,
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": model,
+        "choices": [
+            {
+                "index": 0,
+                "message": message,
+                "logprobs": None,
+                "finish_reason": finish_from_ir(resp.finish_reason) or "stop",
+            }
+        ],
+        "usage": usage_from_ir(resp.usage),
+    }
+
+
+# --- streams --------------------------------------------------------------------------------------
 
 
 class StreamDecoder:
@@ -236,8 +303,7 @@ class StreamEncoder:
                 return b"data: " + orjson.dumps(body) + b"\n\n" + _DONE
             return _DONE
         if kind is Error:
-            error = {"message": event.message, "type": event.type, "param": None, "code": None}
-            return b"data: " + orjson.dumps({"error": error}) + b"\n\n"
+            return openai_stream_error(0, event.type, event.message)
         if kind is ThinkingDelta or kind is BlockStop:
             return b""
         raise TypeError(f"not a stream event: {event!r}")
@@ -254,30 +320,3 @@ def stream_from_ir(*, model: str | None = None, include_usage: bool = True) -> S
     """`model` replaces the one the upstream reported; `include_usage` is whether the client
     asked for the final usage chunk (stream_options.include_usage)."""
     return StreamEncoder(model=model, include_usage=include_usage)
-
-
-def _error(type_: str, message: str, param, code, request_id) -> bytes:
-    error = {"message": message, "type": type_, "param": param, "code": code}
-    if request_id is not None:
-        error["request_id"] = request_id
-    return orjson.dumps({"error": error})
-
-
-def error_body(
-    status: int,
-    type_: str,
-    message: str,
-    *,
-    param: str | None = None,
-    code: str | None = None,
-    request_id: str | None = None,
-) -> bytes:
-    """OpenAI's error shape; the status is the response's, not part of the body."""
-    return _error(type_, message, param, code, request_id)
-
-
-def stream_error(
-    status: int, type_: str, message: str, *, code: str | None = None, request_id: str | None = None
-) -> bytes:
-    """The in-stream error event: OpenAI's error object as one `data:` event."""
-    return b"data: " + _error(type_, message, None, code, request_id) + b"\n\n"

@@ -1,4 +1,4 @@
-"""Anthropic's Messages stream <-> IR stream events, and Anthropic's error shapes.
+"""Anthropic's answers <-> the IR: messages, Messages streams, error shapes.
 
 The stream (docs.anthropic.com/en/api/messages-streaming): each event is `event: <type>` plus
 `data: {json}` whose `type` repeats the name. message_start carries the Message with empty
@@ -12,15 +12,19 @@ non-streamed call would have had HTTP 529).
 
 import orjson
 
-from .errors import ANTHROPIC_TYPES, Malformed, anthropic_error_type
+from .errors import Malformed, anthropic_stream_error
 from .ir import (
     BlockStop,
+    ChatResponse,
     End,
     Error,
     Finish,
     Start,
+    Text,
     TextDelta,
+    Thinking,
     ThinkingDelta,
+    ToolCall,
     ToolCallDelta,
     ToolCallStart,
     Usage,
@@ -78,6 +82,79 @@ def usage_from_ir(usage: Usage) -> dict:
         "cache_creation_input_tokens": write,
         "cache_read_input_tokens": read,
     }
+
+
+def tool_input(arguments: str) -> dict | None:
+    if not arguments.strip():
+        return {}  # a call without arguments, as OpenAI-compatible servers sometimes send it
+    try:
+        value = orjson.loads(arguments)
+    except orjson.JSONDecodeError:
+        return None
+    return value if isinstance(value, dict) else None
+
+
+# --- responses ------------------------------------------------------------------------------------
+
+
+def response_to_ir(body: dict) -> ChatResponse:
+    try:
+        parts: list = []
+        for block in body["content"]:
+            kind = block.get("type")
+            if kind == "text":
+                parts.append(Text(block["text"]))
+            elif kind == "tool_use":
+                arguments = orjson.dumps(block.get("input") or {}).decode()
+                parts.append(ToolCall(block["id"], block["name"], arguments))
+            elif kind == "thinking":
+                parts.append(Thinking(block.get("thinking") or "", block.get("signature")))
+            elif kind == "redacted_thinking":
+                parts.append(Thinking(redacted=block.get("data") or ""))
+            # Server-tool blocks (web search calls and results) have no equivalent: skipped.
+        return ChatResponse(
+            id=body.get("id") or "",
+            model=body.get("model") or "",
+            parts=parts,
+            finish_reason=finish_to_ir(body.get("stop_reason")),
+            usage=usage_to_ir(body.get("usage")),
+            stop_sequence=body.get("stop_sequence"),
+        )
+    except (KeyError, TypeError, AttributeError) as exc:
+        raise Malformed(f"not a message: {exc!r}") from None
+
+
+def response_from_ir(resp: ChatResponse, *, model: str) -> dict:
+    content: list[dict] = []
+    for part in resp.parts:
+        kind = type(part)
+        if kind is Text:
+            if part.text:
+                content.append({"type": "text", "text": part.text})
+        elif kind is ToolCall:
+            # Arguments that are not a JSON object (a model's broken output) become {}: the
+            # client's tool then reports the missing fields, instead of the SDK failing here.
+            input_ = tool_input(part.arguments) or {}
+            content.append({"type": "tool_use", "id": part.id, "name": part.name, "input": input_})
+        elif kind is Thinking:
+            if part.redacted is not None:
+                content.append({"type": "redacted_thinking", "data": part.redacted})
+            else:
+                thinking = {"type": "thinking", "thinking": part.text}
+                content.append({**thinking, "signature": part.signature or ""})
+    return {
+        "id": resp.id,
+        "type": "message",
+        "role": "assistant",
+        "model": model,
+        "content": content,
+        "stop_reason": finish_from_ir(resp.finish_reason),
+        "stop_sequence": resp.stop_sequence,
+        "usage": usage_from_ir(resp.usage),
+    }
+
+
+# --- streams --------------------------------------------------------------------------------------
 
 
 class StreamDecoder:
@@ -288,7 +365,7 @@ class StreamEncoder:
             body = {"type": "message_delta", "delta": delta, "usage": usage_from_ir(self._usage)}
             return head + _event(b"message_delta", body) + _STOP
         if kind is Error:
-            return stream_error(0, event.type, event.message)
+            return anthropic_stream_error(0, event.type, event.message)
         raise TypeError(f"not a stream event: {event!r}")
 
     def _thinking(self, event: ThinkingDelta) -> bytes:
@@ -312,38 +389,3 @@ def stream_from_ir(*, model: str | None = None, include_usage: bool = True) -> S
     """`model` replaces the one the upstream reported. Usage is part of every Messages stream,
     so `include_usage` (accepted for a uniform signature) changes nothing."""
     return StreamEncoder(model=model)
-
-
-def _error_type(status: int, type_: str) -> str:
-    return type_ if type_ in ANTHROPIC_TYPES else anthropic_error_type(status)
-
-
-def error_body(
-    status: int,
-    type_: str,
-    message: str,
-    *,
-    param: str | None = None,
-    code: str | None = None,
-    request_id: str | None = None,
-) -> bytes:
-    """Anthropic's error shape. `type_` is kept when it is one of Anthropic's types, else the
-    status decides it; Anthropic's shape has no `param` or `code`, so they are not sent."""
-    body: dict = {
-        "type": "error",
-        "error": {"type": _error_type(status, type_), "message": message},
-    }
-    if request_id is not None:
-        body["request_id"] = request_id
-    return orjson.dumps(body)
-
-
-def stream_error(
-    status: int, type_: str, message: str, *, code: str | None = None, request_id: str | None = None
-) -> bytes:
-    """The in-stream `error` event (status 0: none known, the type decides alone)."""
-    error = {"type": _error_type(status or 500, type_), "message": message}
-    body: dict = {"type": "error", "error": error}
-    if request_id is not None:
-        body["request_id"] = request_id
-    return _event(b"error", body)
