@@ -309,7 +309,7 @@ class StreamEncoder:
         raise TypeError(f"not a stream event: {event!r}")
 
 
-# --- streams and errors ---------------------------------------------------------------------------
+# --- constructors ---------------------------------------------------------------------------------
 
 
 def stream_to_ir() -> StreamDecoder:
