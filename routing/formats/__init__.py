@@ -1,0 +1,156 @@
+"""Wire formats, and translation between them through one internal model (ir.py).
+
+One codec per format serves whichever side the format is on: the client's dialect (decode its
+request, encode the answer) or the provider's adapter (encode the request, decode the answer).
+Each codec module has the same functions (the Codec protocol below). Translation is only for
+traffic that crosses formats; same-format traffic is passed through untouched.
+
+    body, dropped = translate_request(client_body, source="openai", target="anthropic",
+                                      model=route.upstream_model, defaults=Defaults(...))
+    # Unsupported -> 400 naming exc.param; `dropped` -> the x-gateway-dropped-params header
+    answer, usage = translate_response(upstream_body, source="anthropic", target="openai",
+                                       model=public_model)
+    stream = StreamTranslator("anthropic", "openai", include_usage=client_asked)
+    for event in upstream_events: client_bytes = stream.feed(event)   # stream.usage at the end
+"""
+
+from typing import Protocol
+
+from . import anthropic, openai
+from .errors import (
+    ANTHROPIC_TYPE_BY_STATUS,
+    STATUS_BY_ANTHROPIC_TYPE,
+    Malformed,
+    Unsupported,
+    anthropic_error_type,
+)
+from .ir import ChatRequest, ChatResponse, Defaults, End, Finish, Usage
+
+__all__ = [
+    "ANTHROPIC_TYPE_BY_STATUS",
+    "FORMATS",
+    "STATUS_BY_ANTHROPIC_TYPE",
+    "Codec",
+    "Defaults",
+    "Malformed",
+    "StreamTranslator",
+    "Unsupported",
+    "anthropic_error_type",
+    "codec",
+    "translate_request",
+    "translate_response",
+]
+
+
+class StreamDecoder(Protocol):
+    def feed(self, event: bytes | bytearray | dict) -> list: ...
+    def close(self) -> list: ...
+
+
+class StreamEncoder(Protocol):
+    def encode(self, event) -> bytes: ...
+
+
+class Codec(Protocol):
+    """What every codec module provides."""
+
+    NAME: str
+
+    def request_to_ir(self, body: dict) -> ChatRequest: ...
+    def request_from_ir(
+        self, req: ChatRequest, *, model: str, defaults: Defaults = ...
+    ) -> tuple[dict, list[str]]: ...
+    def response_to_ir(self, body: dict) -> ChatResponse: ...
+    def response_from_ir(self, resp: ChatResponse, *, model: str) -> dict: ...
+    def stream_to_ir(self) -> StreamDecoder: ...
+    def stream_from_ir(
+        self, *, model: str | None = None, include_usage: bool = True
+    ) -> StreamEncoder: ...
+    def error_body(
+        self,
+        status: int,
+        type_: str,
+        message: str,
+        *,
+        param: str | None = None,
+        code: str | None = None,
+        request_id: str | None = None,
+    ) -> bytes: ...
+    def stream_error(
+        self,
+        status: int,
+        type_: str,
+        message: str,
+        *,
+        code: str | None = None,
+        request_id: str | None = None,
+    ) -> bytes: ...
+
+
+FORMATS: dict[str, Codec] = {"openai": openai, "anthropic": anthropic}
+
+
+def codec(name: str) -> Codec:
+    """The codec of a wire format ("openai", "anthropic"); KeyError for an unknown one."""
+    return FORMATS[name]
+
+
+def translate_request(
+    body: dict, *, source: str, target: str, model: str, defaults: Defaults | None = None
+) -> tuple[dict, list[str]]:
+    """The request for a `target` provider, and the client parameters it had to drop. Raises
+    Unsupported for a parameter that must be refused instead (400 naming `param`)."""
+    req = FORMATS[source].request_to_ir(body)
+    encode = FORMATS[target].request_from_ir
+    return (
+        encode(req, model=model)
+        if defaults is None
+        else encode(req, model=model, defaults=defaults)
+    )
+
+
+def translate_response(body: dict, *, source: str, target: str, model: str) -> tuple[dict, Usage]:
+    """A provider's `source`-format answer in the client's `target` format, and its usage.
+    Raises Malformed when the provider's body is not one."""
+    resp = FORMATS[source].response_to_ir(body)
+    return FORMATS[target].response_from_ir(resp, model=model), resp.usage
+
+
+class StreamTranslator:
+    """Relays one stream across formats, one upstream SSE event at a time. `usage` is the last
+    complete usage the upstream reported (None if none came: estimate, and say so; Anthropic's
+    message_start counts only the input, so it does not count here); `finished` turns true once
+    the upstream's end (or close()) has been translated."""
+
+    __slots__ = ("_decoder", "_encoder", "finish_reason", "finished", "usage")
+
+    def __init__(
+        self, source: str, target: str, *, model: str | None = None, include_usage: bool = True
+    ) -> None:
+        self._decoder = FORMATS[source].stream_to_ir()
+        self._encoder = FORMATS[target].stream_from_ir(model=model, include_usage=include_usage)
+        self.usage: Usage | None = None
+        self.finish_reason: str | None = None
+        self.finished = False
+
+    def _encode(self, events: list) -> bytes:
+        encode = self._encoder.encode
+        out = []
+        for event in events:
+            kind = type(event)
+            if kind is Usage:
+                self.usage = event
+            elif kind is Finish:
+                self.finish_reason = event.reason
+            elif kind is End:
+                self.finished = True
+            out.append(encode(event))
+        return b"".join(out)
+
+    def feed(self, event: bytes | bytearray | dict) -> bytes:
+        """The client's bytes for one complete upstream event (often b"": a ping, a usage)."""
+        return self._encode(self._decoder.feed(event))
+
+    def close(self) -> bytes:
+        """Ends the client's stream properly when the upstream stopped without its end marker."""
+        return self._encode(self._decoder.close())
