@@ -75,6 +75,13 @@ class FakeBedrock(FakeProvider):
         self._cached_prefixes.clear()
         self.clock = lambda: datetime.now(UTC)
 
+    def signed_headers(self, path: str, body: bytes, **headers: str) -> dict[str, str]:
+        """Signed headers for a POST of `body` to `path` on this fake (for plain httpx)."""
+        url = f"{self.url}{path}"
+        return sigv4.signed_headers(
+            "POST", url, body, self.credentials, region=self.region, headers=headers
+        )
+
     # --- protocol -------------------------------------------------------------------------------
 
     def route(self, method, path, query, body):

@@ -131,9 +131,16 @@ class FakeGemini(FakeProvider):
         error["status"] = fields.get("status", name)
         details = fields.get("details")
         if details is None and status == 429:
+            violation = {
+                "quotaMetric": "generativelanguage.googleapis.com/generate_content_requests",
+                "quotaId": "GenerateRequestsPerMinutePerProjectPerModel",
+                "quotaDimensions": {"location": "global", "model": "fake"},
+                "quotaValue": "10",
+            }
+            quota = {"@type": "type.googleapis.com/google.rpc.QuotaFailure"}
             retry = {"@type": "type.googleapis.com/google.rpc.RetryInfo"}
             retry["retryDelay"] = fields.get("retry_delay", "1s")
-            details = [retry]
+            details = [{**quota, "violations": [violation]}, retry]
         if details:
             error["details"] = details
         reply = json_reply({"error": error}, status)

@@ -44,6 +44,33 @@ class AwsCredentials:
     session_token: str | None = None
 
 
+def signed_headers(
+    method: str,
+    url: str,
+    body: bytes,
+    credentials: AwsCredentials,
+    *,
+    region: str,
+    service: str = "bedrock",
+    headers: dict[str, str] | None = None,
+) -> dict[str, str]:
+    """Headers that sign a request with botocore's SigV4Auth, as a Bedrock client would: for
+    tests that call the fake with plain httpx. Send to exactly `url`."""
+    request = AWSRequest(
+        method=method,
+        url=url,
+        data=body,
+        headers={"content-type": "application/json", **(headers or {})},
+    )
+    signer = SigV4Auth(
+        Credentials(credentials.access_key, credentials.secret_key, credentials.session_token),
+        service,
+        region,
+    )
+    signer.add_auth(request)
+    return dict(request.headers.items())
+
+
 def verify(
     request: ReceivedRequest,
     credentials: AwsCredentials,
