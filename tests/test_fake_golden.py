@@ -11,6 +11,7 @@ Bedrock service model), so a mistyped golden file cannot vouch for a wrong fake.
 import json
 from pathlib import Path
 
+import anthropic.types
 import httpx
 import pytest
 from botocore import parsers
@@ -18,16 +19,9 @@ from botocore.eventstream import EventStream
 from botocore.session import get_session
 from pydantic import TypeAdapter
 
-import anthropic.types
 from tests.fakes import eventstream, sigv4, wire
-from tests.fakes.fixtures import (  # noqa: F401
-    anthropic_server,
-    bedrock_server,
-    fake_anthropic,
-    fake_bedrock,
-    fake_gemini,
-    gemini_server,
-)
+
+pytest_plugins = ("tests.fakes.fixtures",)
 
 GOLDEN = Path(__file__).parent / "fakes" / "golden"
 CASES = sorted(
@@ -176,7 +170,8 @@ def test_bedrock_golden_examples_parse_with_the_botocore_service_model(name):
     if response["status"] >= 400:
         assert parsed["Error"]["Message"] == response["body"]["message"]
     else:
-        assert parsed["output"]["message"]["content"] == response["body"]["output"]["message"][
-            "content"
-        ]
+        assert (
+            parsed["output"]["message"]["content"]
+            == response["body"]["output"]["message"]["content"]
+        )
         assert parsed["usage"]["totalTokens"] == response["body"]["usage"]["totalTokens"]

@@ -1,6 +1,6 @@
-"""Pytest fixtures for the provider fakes: import the ones a test module needs.
+"""Pytest fixtures for the provider fakes. A test module opts in with
 
-    from tests.fakes.fixtures import fake_anthropic, anthropic_server  # noqa: F401
+    pytest_plugins = ("tests.fakes.fixtures",)
 
 Servers live for the session (the `*_server` fixtures); the `fake_*` fixtures hand a test a
 reset fake and reset it again afterwards, so faults never leak into the next test.
