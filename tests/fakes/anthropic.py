@@ -19,19 +19,14 @@ both, as the API does). With `thinking` enabled a thinking block comes first.
 """
 
 import base64
-import binascii
 import hashlib
 import json
 
 from . import rules
+from .anthropic_checks import Invalid, as_blocks, validate
 from .base import FakeProvider, Fault, ReceivedRequest, Reply, json_reply
 
 API_KEY = "sk-ant-fake-key"
-MEDIA_TYPES = ("image/jpeg", "image/png", "image/gif", "image/webp")
-_FIELDS = {"model", "messages", "system", "tools", "tool_choice", "thinking", "mcp_servers"}
-_FIELDS |= {"context_management", "output_config", "output_format"}
-_CREATE_FIELDS = _FIELDS | {"max_tokens", "metadata", "stop_sequences", "stream", "temperature"}
-_CREATE_FIELDS |= {"top_p", "top_k", "service_tier", "container", "inference_geo"}
 _ERRORS = {
     400: ("invalid_request_error", "Invalid request."),
     401: ("authentication_error", "invalid x-api-key"),
@@ -43,10 +38,6 @@ _ERRORS = {
     529: ("overloaded_error", "Overloaded"),
 }
 _SSE_TYPE = "text/event-stream; charset=utf-8"
-
-
-class _Invalid(Exception):
-    pass
 
 
 def sse(event: str, data: dict) -> bytes:
@@ -114,9 +105,9 @@ class FakeAnthropic(FakeProvider):
         counting = request.operation == "count_tokens"
         try:
             if not isinstance(body, dict):
-                raise _Invalid("Input should be a valid dictionary")
-            _validate(body, counting=counting)
-        except _Invalid as invalid:
+                raise Invalid("Input should be a valid dictionary")
+            validate(body, counting=counting)
+        except Invalid as invalid:
             return self.error_reply(400, message=str(invalid))
         if self.models is not None and body["model"] not in self.models:
             return self.error_reply(404, message=f"model: {body['model']}")
@@ -141,7 +132,7 @@ class FakeAnthropic(FakeProvider):
     def _message(self, body: dict) -> dict:
         messages = body["messages"]
         last = messages[-1]
-        blocks = _blocks(last.get("content"))
+        blocks = as_blocks(last.get("content"))
         results = [b for b in blocks if b.get("type") == "tool_result"]
         text = " ".join(b.get("text", "") for b in blocks if b.get("type") == "text")
         content: list[dict] = []
@@ -217,14 +208,8 @@ class FakeAnthropic(FakeProvider):
         return total - cached, cached, 0
 
 
-def _blocks(content) -> list[dict]:
-    if isinstance(content, str):
-        return [{"type": "text", "text": content}]
-    return [b for b in content or [] if isinstance(b, dict)]
-
-
 def _result_text(result: dict) -> str:
-    return " ".join(b.get("text", "") for b in _blocks(result.get("content")) if "text" in b)
+    return " ".join(b.get("text", "") for b in as_blocks(result.get("content")) if "text" in b)
 
 
 def _tool_to_call(body: dict, text: str, answering: bool) -> tuple[dict | None, bool]:
@@ -250,14 +235,14 @@ def _units(body: dict):
     API's cache order: tools, system, messages."""
     for tool in body.get("tools") or []:
         yield rules.compact(tool), rules.TOOL_TOKENS, "cache_control" in tool
-    for block in _blocks(body.get("system")):
+    for block in as_blocks(body.get("system")):
         yield (
             block.get("text", ""),
             rules.count_tokens(block.get("text", "")),
             "cache_control" in block,
         )
     for message in body["messages"]:
-        for block in _blocks(message.get("content")):
+        for block in as_blocks(message.get("content")):
             yield rules.compact(block), _block_tokens(block), "cache_control" in block
 
 
@@ -268,96 +253,10 @@ def _block_tokens(block: dict) -> int:
     if kind == "tool_use":
         return rules.count_tokens(rules.compact(block.get("input")))
     if kind == "tool_result":
-        parts = _blocks(block.get("content"))
+        parts = as_blocks(block.get("content"))
         images = sum(1 for p in parts if p.get("type") == "image")
         return rules.count_tokens(_result_text(block)) + rules.IMAGE_TOKENS * images
     return rules.count_tokens(block.get("text") or block.get("thinking") or "")
-
-
-def _validate(body: dict, *, counting: bool) -> None:
-    allowed = _FIELDS if counting else _CREATE_FIELDS
-    for name in body:
-        if name not in allowed:
-            raise _Invalid(f"{name}: Extra inputs are not permitted")
-    for name in ("model", "messages") if counting else ("model", "max_tokens", "messages"):
-        if name not in body:
-            raise _Invalid(f"{name}: Field required")
-    if not counting and (not isinstance(body["max_tokens"], int) or body["max_tokens"] < 1):
-        raise _Invalid("max_tokens: Input should be greater than or equal to 1")
-    for name in ("temperature", "top_p"):
-        value = body.get(name)
-        if value is not None and not 0 <= value <= 1:
-            raise _Invalid(f"{name}: Input should be less than or equal to 1")
-    messages = body["messages"]
-    if not isinstance(messages, list) or not messages:
-        raise _Invalid("messages: at least one message is required")
-    tool_names = {t.get("name") for t in body.get("tools") or []}
-    for index, tool in enumerate(body.get("tools") or []):
-        if "type" not in tool and "input_schema" not in tool:
-            raise _Invalid(f"tools.{index}.custom.input_schema: Field required")
-    choice = body.get("tool_choice") or {}
-    if choice.get("type") == "tool" and choice.get("name") not in tool_names:
-        raise _Invalid(f"tool_choice.tool.name: Tool '{choice.get('name')}' not found in tools")
-    thinking = body.get("thinking") or {}
-    if thinking.get("type") == "enabled":
-        budget = thinking.get("budget_tokens") or 0
-        if budget < 1024:
-            raise _Invalid(
-                "thinking.enabled.budget_tokens: Input should be greater than or equal to 1024"
-            )
-        if not counting and body["max_tokens"] <= budget:
-            raise _Invalid("`max_tokens` must be greater than `thinking.budget_tokens`")
-    previous_tool_uses: set[str] = set()
-    for i, message in enumerate(messages):
-        role = message.get("role")
-        if role == "system":
-            raise _Invalid(
-                'messages: Unexpected role "system". The Messages API accepts a top-level '
-                '`system` parameter, not "system" as an input message role.'
-            )
-        if role not in ("user", "assistant"):
-            raise _Invalid(f"messages.{i}.role: Input should be 'user' or 'assistant'")
-        blocks = _blocks(message.get("content"))
-        if not blocks and i != len(messages) - 1:
-            raise _Invalid(
-                f"messages.{i}: all messages must have non-empty content except for the "
-                "optional final assistant message"
-            )
-        for j, block in enumerate(blocks):
-            _validate_block(block, f"messages.{i}.content.{j}", previous_tool_uses)
-        previous_tool_uses = {b.get("id") for b in blocks if b.get("type") == "tool_use"}
-
-
-def _validate_block(block: dict, where: str, tool_uses: set[str]) -> None:
-    kind = block.get("type")
-    if kind == "image" or (kind == "tool_result" and isinstance(block.get("content"), list)):
-        sources = [block] if kind == "image" else _blocks(block["content"])
-        for source in (b.get("source") or {} for b in sources if b.get("type") == "image"):
-            _validate_image(source, f"{where}.image.source")
-    if kind == "tool_result" and block.get("tool_use_id") not in tool_uses:
-        raise _Invalid(
-            f"{where}: unexpected `tool_use_id` found in `tool_result` blocks: "
-            f"{block.get('tool_use_id')}. Each `tool_result` block must have a corresponding "
-            "`tool_use` block in the previous message."
-        )
-
-
-def _validate_image(source: dict, where: str) -> None:
-    if source.get("type") == "url":
-        if not str(source.get("url", "")).startswith(("http://", "https://")):
-            raise _Invalid(f"{where}.url.url: Input should be a valid URL")
-        return
-    if source.get("type") != "base64":
-        raise _Invalid(f"{where}: Input tag '{source.get('type')}' does not match")
-    if source.get("media_type") not in MEDIA_TYPES:
-        raise _Invalid(
-            f"{where}.base64.media_type: Input should be 'image/jpeg', 'image/png', "
-            "'image/gif' or 'image/webp'"
-        )
-    try:
-        base64.b64decode(source.get("data", ""), validate=True)
-    except (binascii.Error, ValueError):
-        raise _Invalid(f"{where}.base64.data: invalid base64 data") from None
 
 
 def _events(message: dict) -> list[bytes]:
