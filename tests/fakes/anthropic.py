@@ -5,12 +5,12 @@ https://docs.anthropic.com/en/docs/build-with-claude/streaming (SSE events),
 https://docs.anthropic.com/en/api/errors (error shapes and statuses),
 https://docs.anthropic.com/en/docs/build-with-claude/token-counting (count_tokens).
 
-What it checks, as the API does: the key, in `x-api-key` or as `Authorization: Bearer`
-(401 authentication_error), the
-`anthropic-version` header, required `model`/`messages`/`max_tokens`, unknown top-level fields
-("Extra inputs are not permitted"), roles (a "system" message is refused: the system prompt is
-a top-level field), temperature and top_p in [0, 1], image sources, every `tool_result`
-answering a `tool_use` of the previous assistant message, and thinking budgets.
+What it checks, as the API does (anthropic_checks.py): the key, in `x-api-key` or as
+`Authorization: Bearer` (401 authentication_error; the official SDK 2.x sends the bearer form),
+the `anthropic-version` header, required `model`/`messages`/`max_tokens`, unknown top-level
+fields ("Extra inputs are not permitted"), roles (a "system" message is refused: the system
+prompt is a top-level field), temperature and top_p in [0, 1], image sources, every
+`tool_result` answering a `tool_use` of the previous assistant message, thinking budgets.
 
 Answers follow tests/fakes/rules.py. Blocks marked with `cache_control` make the prefix up to
 the last marked block cacheable: the first request with that prefix reports it as
