@@ -804,3 +804,24 @@ def test_translation_cost_is_measured_not_bounded(capsys):
         f"\nbedrock: request {request_us:.1f} us, response {response_us:.1f} us, "
         f"stream {stream_us:.2f} us/event"
     )
+
+
+def test_tool_history_without_tools_still_gets_the_tool_config_converse_requires():
+    request = {k: v for k, v in OPENAI_REQUEST.items() if k not in ("tools", "tool_choice")}
+    body, dropped = _to_bedrock(request)
+    assert body["toolConfig"] == {
+        "tools": [
+            {"toolSpec": {"name": "get_weather", "inputSchema": {"json": {"type": "object"}}}}
+        ]
+    }
+    assert dropped == []
+
+
+def test_empty_and_blank_tool_results_get_content_converse_accepts():
+    messages = [
+        *OPENAI_REQUEST["messages"][:3],
+        {"role": "tool", "tool_call_id": "tooluse_1", "content": "  "},
+    ]
+    body, _ = _to_bedrock({**OPENAI_REQUEST, "messages": messages})
+    result = body["messages"][-1]["content"][0]["toolResult"]
+    assert result["content"] == [{"text": "(empty)"}]

@@ -273,7 +273,7 @@ def _blocks_out(message: Message) -> list[dict]:
     for j, part in enumerate(message.parts):
         kind = type(part)
         if kind is Text:
-            if part.text:  # Converse refuses blank text blocks
+            if part.text.strip():  # Converse refuses blank text blocks
                 blocks.append({"text": part.text})
         elif kind is Image:
             blocks.append(_image_out(part, f"messages[{message.index}].content[{j}]"))
@@ -290,11 +290,12 @@ def _blocks_out(message: Message) -> list[dict]:
             content = [
                 _image_out(item, param) if type(item) is Image else {"text": item.text}
                 for item in part.content
-                if type(item) is Image or item.text
+                if type(item) is Image or item.text.strip()
             ]
             result = {
                 "toolUseId": part.tool_call_id,
-                "content": content or [{"text": ""}],
+                # Converse refuses blank text here too, and a result needs content.
+                "content": content or [{"text": "(empty)"}],
                 "status": "error" if part.is_error else "success",
             }
             blocks.append({"toolResult": result})
@@ -337,7 +338,19 @@ def _tool_input(arguments: str) -> dict | None:
 
 def _tool_config_out(req: ChatRequest, has_tool_blocks: bool, dropped: list[str]) -> dict | None:
     if not req.tools:
-        return None
+        if not has_tool_blocks:
+            return None
+        # Converse refuses a conversation holding toolUse/toolResult blocks without a
+        # toolConfig, even when the client offers no tools this turn (OpenAI accepts it): the
+        # tools the history called are declared, with an open schema, and no choice is forced.
+        names = {
+            part.name: None
+            for message in req.messages
+            for part in message.parts
+            if type(part) is ToolCall
+        } or {"none": None}
+        schema = {"json": {"type": "object"}}
+        return {"tools": [{"toolSpec": {"name": n, "inputSchema": schema}} for n in names]}
     choice = req.tool_choice
     if choice == "none":
         if not has_tool_blocks:
