@@ -825,3 +825,29 @@ def test_empty_and_blank_tool_results_get_content_converse_accepts():
     body, _ = _to_bedrock({**OPENAI_REQUEST, "messages": messages})
     result = body["messages"][-1]["content"][0]["toolResult"]
     assert result["content"] == [{"text": "(empty)"}]
+
+
+def test_cohere_on_bedrock_gets_one_body_and_answers_as_openai():
+    body, dropped = bedrock.cohere_embed_request_from_openai(
+        {"input": ["a", "b"], "encoding_format": "float"}, model="cohere.embed-english-v3"
+    )
+    assert body == {
+        "texts": ["a", "b"],
+        "input_type": "search_document",
+        "embedding_types": ["float"],
+    }
+    assert dropped == []
+    cohere = {
+        "id": "x",
+        "response_type": "embeddings_by_type",
+        "embeddings": {"float": [[1.0], [2.0]]},
+    }
+    answer, usage = bedrock.cohere_embed_response_to_openai(cohere, model="public", input_tokens=4)
+    parsed = CreateEmbeddingResponse.model_validate(answer)
+    assert [d.embedding for d in parsed.data] == [[1.0], [2.0]]
+    assert parsed.usage.prompt_tokens == 4 and usage == Usage(input_tokens=4)
+    with pytest.raises(Unsupported) as caught:
+        bedrock.cohere_embed_request_from_openai({"input": ["x"] * 97}, model="m")
+    assert caught.value.param == "input"
+    with pytest.raises(Malformed):
+        bedrock.cohere_embed_response_to_openai({"message": "no"}, model="m")

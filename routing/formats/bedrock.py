@@ -23,7 +23,9 @@ tests. What the Converse API cannot honour:
 
 import orjson
 
-from .bedrock_embeddings import (  # noqa: F401 (Titan embeddings)
+from .bedrock_embeddings import (  # noqa: F401 (Titan and Cohere embeddings)
+    cohere_embed_request_from_openai,
+    cohere_embed_response_to_openai,
     embed_request_from_openai,
     embed_responses_to_openai,
 )

@@ -71,6 +71,10 @@ for _name in (
     "ExpiredTokenException",
     "IncompleteSignatureException",
     "MissingAuthenticationTokenException",
+    "InvalidClientTokenId",
+    "SignatureDoesNotMatch",
+    "RequestExpired",
+    "NotAuthorized",
 ):
     _FAULTS[_name] = _AUTH
 _BY_STATUS = {
