@@ -225,8 +225,9 @@ def request_from_ir(
         else:
             messages.append({"role": message.role, "content": blocks})
     body: dict = {"messages": messages}
-    if req.system:
-        body["system"] = [{"text": part.text} for part in req.system if part.text]
+    system = [{"text": part.text} for part in req.system if part.text.strip()]
+    if system:
+        body["system"] = system
     config: dict = {}
     if req.max_tokens is not None:
         config["maxTokens"] = req.max_tokens
