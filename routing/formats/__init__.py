@@ -16,7 +16,7 @@ traffic that crosses formats; same-format traffic is passed through untouched.
 
 from typing import Protocol
 
-from . import anthropic, openai
+from . import anthropic, gemini, openai
 from .errors import (
     ANTHROPIC_TYPE_BY_STATUS,
     STATUS_BY_ANTHROPIC_TYPE,
@@ -87,7 +87,7 @@ class Codec(Protocol):
     ) -> bytes: ...
 
 
-FORMATS: dict[str, Codec] = {"openai": openai, "anthropic": anthropic}
+FORMATS: dict[str, Codec] = {"openai": openai, "anthropic": anthropic, "gemini": gemini}
 
 
 def codec(name: str) -> Codec:
