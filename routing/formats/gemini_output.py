@@ -252,14 +252,15 @@ class StreamDecoder:
         if text is None:
             return  # inlineData, executableCode...: no IR equivalent
         kind = "thought" if part.get("thought") else "text"
+        if not text and (kind == "text" or not part.get("thoughtSignature")):
+            return  # the last chunk often holds an empty text part: it opens nothing
         if self._kind != kind:
             self._stop(out)
             self._open = self._next
             self._kind = kind
             self._next += 1
         if kind == "text":
-            if text:
-                out.append(TextDelta(self._open, text))
+            out.append(TextDelta(self._open, text))
         else:
             out.append(ThinkingDelta(self._open, text, part.get("thoughtSignature")))
 
