@@ -105,7 +105,12 @@ def test_openai_conversation_with_tools_becomes_gemini_contents():
             "role": "model",
             "parts": [
                 {"text": "Checking."},
-                {"functionCall": {"name": "get_weather", "args": {"city": "Paris"}}},
+                # Gemini 3 needs a thought signature on the first call of a step; a call made
+                # elsewhere has none, so it gets the documented placeholder.
+                {
+                    "functionCall": {"name": "get_weather", "args": {"city": "Paris"}},
+                    "thoughtSignature": "skip_thought_signature_validator",
+                },
                 {"functionCall": {"name": "get_weather", "args": {"city": "Rome"}}},
             ],
         },
@@ -790,6 +795,54 @@ def test_openai_stream_becomes_gemini_chunks_with_whole_function_calls():
         "totalTokenCount": 7,
     }
     assert {c["modelVersion"] for c in chunks} == {"gem"}
+
+
+SIGNATURE = "CiEBjz1rX0ilumvPg6k0sMMU+tISoQ/CLJv2bw=="  # base64, as Gemini sends bytes
+
+
+def _next_turn_parts(calls: list[dict]) -> list[dict]:
+    """The model parts Gemini gets back when an OpenAI client returns `calls` in its history."""
+    messages = [
+        {"role": "user", "content": "weather?"},
+        {"role": "assistant", "content": None, "tool_calls": calls},
+        *({"role": "tool", "tool_call_id": c["id"], "content": "21"} for c in calls),
+    ]
+    body, _ = to_gemini({"messages": messages})
+    return body["contents"][1]["parts"]
+
+
+def test_a_thought_signature_survives_an_openai_client_in_the_call_id():
+    signed = {
+        "candidates": [
+            {
+                "content": {
+                    "role": "model",
+                    "parts": [
+                        {"functionCall": {"name": "f", "args": {}}, "thoughtSignature": SIGNATURE},
+                        {"functionCall": {"name": "g", "args": {"x": 1}}},
+                    ],
+                },
+                "finishReason": "STOP",
+            }
+        ]
+    }
+    answer, _ = translate_response(signed, source="gemini", target="openai", model="m")
+    calls = answer["choices"][0]["message"]["tool_calls"]
+    assert calls[0]["id"].startswith("call_0_sig_") and calls[1]["id"] == "call_1"
+    assert all(c.isalnum() or c in "_-" for c in calls[0]["id"])  # a valid Anthropic id too
+    assert _next_turn_parts(calls) == [
+        {"functionCall": {"name": "f", "args": {}}, "thoughtSignature": SIGNATURE},
+        {"functionCall": {"name": "g", "args": {"x": 1}}},
+    ]
+
+
+def test_a_streamed_thought_signature_survives_an_openai_client():
+    part = {"functionCall": {"name": "f", "args": {"a": 1}}, "thoughtSignature": SIGNATURE}
+    translator = StreamTranslator("gemini", "openai", model="m", include_usage=False)
+    chunks = _openai_chunks(translator.feed(_chunk([part], "STOP")))
+    call = chunks[1]["choices"][0]["delta"]["tool_calls"][0]
+    history = [{"id": call["id"], "type": "function", "function": {"name": "f", "arguments": "{}"}}]
+    assert _next_turn_parts(history)[0]["thoughtSignature"] == SIGNATURE
 
 
 # --- errors ---------------------------------------------------------------------------------------

@@ -26,9 +26,11 @@ import orjson
 
 from .errors import Malformed, Unsupported
 from .gemini_output import (  # noqa: F401 (the codec's answer half)
+    SKIP_SIGNATURE,
     call_id,
     finish_from_ir,
     finish_to_ir,
+    function_call_part,
     response_from_ir,
     response_to_ir,
     stream_from_ir,
@@ -115,7 +117,7 @@ def _request_to_ir(body: dict) -> ChatRequest:
                 parts.append(Image(url=part["fileData"]["fileUri"]))
             elif "functionCall" in part:
                 call = part["functionCall"]
-                id_ = call_id(call, calls)
+                id_ = call_id(part, calls)
                 calls += 1
                 pending.setdefault(call["name"], []).append(id_)
                 arguments = orjson.dumps(call.get("args") or {}).decode()
@@ -266,9 +268,12 @@ def _parts_out(message: Message, names: dict[str, str], dropped: list[str]) -> l
                     f"{param}.tool_calls[{calls}].function.arguments",
                     "tool-call arguments must be a JSON object",
                 )
+            # The docs ask for a signature on the first call of a step only (parallel calls
+            # after it carry none).
+            fallback = SKIP_SIGNATURE if calls == 0 else None
             calls += 1
             names[part.id] = part.name
-            out.append({"functionCall": {"name": part.name, "args": args}})
+            out.append(function_call_part(part, fallback=fallback))
         elif kind is ToolResult:
             name = names.get(part.tool_call_id)
             if name is None:

@@ -101,8 +101,45 @@ def usage_from_ir(usage: Usage) -> dict:
     return out
 
 
+# Thinking models put a thoughtSignature on a functionCall part, and Gemini 3 refuses (400) a
+# history whose calls lack theirs. A client of another format keeps only the call's id, so the
+# signature travels in the id (base64 made URL-safe, so it stays a valid OpenAI and Anthropic
+# id) and comes back out of it when the history is sent to Gemini.
+_SIGNED = "_sig_"
+# For a call that has no thoughtSignature of its own (made by another model, or by a client
+# that lost it): the value Gemini's thought-signature docs give for exactly that case, which
+# models that check signatures (Gemini 3) accept and the others ignore.
+SKIP_SIGNATURE = "skip_thought_signature_validator"
+_TO_SAFE = str.maketrans("+/", "-_")
+_FROM_SAFE = str.maketrans("-_", "+/")
+
+
 def call_id(part: dict, n: int) -> str:
-    return part.get("id") or f"call_{n}"
+    """The IR id of a functionCall part: Gemini's own `id` when it sent one, else `call_<n>`,
+    n counting the calls of the answer, plus the part's thoughtSignature if any."""
+    id_ = part["functionCall"].get("id") or f"call_{n}"
+    signature = part.get("thoughtSignature")
+    if not signature or signature == SKIP_SIGNATURE:
+        return id_
+    return id_ + _SIGNED + signature.rstrip("=").translate(_TO_SAFE)
+
+
+def call_signature(id_: str) -> str | None:
+    """The thoughtSignature carried in an IR call id (call_id's inverse), or None."""
+    _, found, safe = id_.partition(_SIGNED)
+    if not found or not safe:
+        return None
+    return safe.translate(_FROM_SAFE) + "=" * (-len(safe) % 4)
+
+
+def function_call_part(call: ToolCall, *, fallback: str | None = None) -> dict:
+    """A functionCall part; its thoughtSignature from the id, else `fallback` when given."""
+    args = tool_input(call.arguments) or {}
+    part: dict = {"functionCall": {"name": call.name, "args": args}}
+    signature = call_signature(call.id) or fallback
+    if signature:
+        part["thoughtSignature"] = signature
+    return part
 
 
 # --- responses ------------------------------------------------------------------------------------
@@ -120,7 +157,7 @@ def response_to_ir(body: dict) -> ChatResponse:
                 if "functionCall" in part:
                     call = part["functionCall"]
                     arguments = orjson.dumps(call.get("args") or {}).decode()
-                    parts.append(ToolCall(call_id(call, calls), call["name"], arguments))
+                    parts.append(ToolCall(call_id(part, calls), call["name"], arguments))
                     calls += 1
                 elif "text" in part:
                     if part.get("thought"):
@@ -149,7 +186,7 @@ def _part_out(part) -> dict | None:
     if kind is Text:
         return {"text": part.text} if part.text else None
     if kind is ToolCall:
-        return {"functionCall": {"name": part.name, "args": tool_input(part.arguments) or {}}}
+        return function_call_part(part)
     if kind is Thinking and part.redacted is None:
         out: dict = {"text": part.text, "thought": True}
         if part.signature:
@@ -243,7 +280,8 @@ class StreamDecoder:
             self._stop(out)
             index = self._next
             self._next += 1
-            out.append(ToolCallStart(index, call_id(call, self._calls), call.get("name") or ""))
+            name = call.get("name") or ""
+            out.append(ToolCallStart(index, call_id(part, self._calls), name))
             self._calls += 1
             out.append(ToolCallDelta(index, orjson.dumps(call.get("args") or {}).decode()))
             out.append(BlockStop(index))
@@ -311,18 +349,18 @@ class StreamEncoder:
         if kind is TextDelta:
             return self._chunk([{"text": event.text}]) if event.text else b""
         if kind is ToolCallStart:
-            self._calls[event.index] = [event.name, ""]
+            self._calls[event.index] = [event.id, event.name, ""]
             return b""
         if kind is ToolCallDelta:
             call = self._calls.get(event.index)
             if call is not None:
-                call[1] += event.arguments
+                call[2] += event.arguments
             return b""
         if kind is BlockStop:
             call = self._calls.pop(event.index, None)
             if call is None:
                 return b""
-            return self._chunk([_part_out(ToolCall("", call[0], call[1]))])
+            return self._chunk([function_call_part(ToolCall(*call))])
         if kind is ThinkingDelta:
             if not event.text and not event.signature:
                 return b""
