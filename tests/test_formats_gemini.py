@@ -885,6 +885,42 @@ def test_error_from_body_reads_the_status_name_and_message():
     assert gemini.HTTP_BY_STATUS_NAME["RESOURCE_EXHAUSTED"] == 429
 
 
+def test_an_invalid_api_key_reads_as_unauthenticated_not_as_the_clients_400():
+    body = {
+        "error": {
+            "code": 400,
+            "message": "API key not valid. Please pass a valid API key.",
+            "status": "INVALID_ARGUMENT",
+            "details": [
+                {
+                    "@type": "type.googleapis.com/google.rpc.ErrorInfo",
+                    "reason": "API_KEY_INVALID",
+                    "domain": "googleapis.com",
+                }
+            ],
+        }
+    }
+    name, message = gemini.error_from_body(400, orjson.dumps(body))
+    assert name == "UNAUTHENTICATED" and message.startswith("API key not valid")
+
+
+def test_retry_delay_is_read_from_retry_info():
+    body = {
+        "error": {
+            "code": 429,
+            "message": "Resource has been exhausted",
+            "status": "RESOURCE_EXHAUSTED",
+            "details": [
+                {"@type": "type.googleapis.com/google.rpc.QuotaFailure", "violations": []},
+                {"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": "37s"},
+            ],
+        }
+    }
+    assert gemini.retry_delay(orjson.dumps(body)) == 37.0
+    assert gemini.retry_delay({"error": {"code": 429, "message": "x"}}) is None
+    assert gemini.retry_delay(b"not json") is None
+
+
 # --- embeddings -----------------------------------------------------------------------------------
 
 

@@ -5,7 +5,8 @@ Content and Part, /api/embeddings). The model is part of the URL
 (`models/{model}:generateContent`, `:streamGenerateContent?alt=sse` to stream), not of the
 body: request_from_ir returns the body only, and the adapter builds the URL from `model`;
 `stream` likewise is the URL's choice, not a body field. This module is the whole codec: it
-re-exports the answer half (gemini_output.py).
+re-exports the answer half (gemini_output.py)
+and the error shapes (gemini_errors.py).
 
 Choices where Gemini differs:
 - Tool results (functionResponse) name the function, not a call id: the name is found from
@@ -25,6 +26,15 @@ import struct
 import orjson
 
 from .errors import Malformed, Unsupported
+from .gemini_errors import (  # noqa: F401 (the codec's error shapes)
+    HTTP_BY_STATUS_NAME,
+    STATUS_NAME_BY_HTTP,
+    error_body,
+    error_from_body,
+    retry_delay,
+    status_name,
+    stream_error,
+)
 from .gemini_output import (  # noqa: F401 (the codec's answer half)
     SKIP_SIGNATURE,
     call_id,
@@ -333,77 +343,6 @@ def _tool_choice_out(choice: str | NamedTool | None) -> dict | None:
     if isinstance(choice, NamedTool):
         return {"mode": "ANY", "allowedFunctionNames": [choice.name]}
     return {"mode": _MODE_OUT[choice]}
-
-
-# --- errors ---------------------------------------------------------------------------------------
-
-# google.rpc.Code names by HTTP status (ai.google.dev/gemini-api/docs/troubleshooting).
-STATUS_NAME_BY_HTTP = {
-    400: "INVALID_ARGUMENT",
-    401: "UNAUTHENTICATED",
-    403: "PERMISSION_DENIED",
-    404: "NOT_FOUND",
-    409: "ABORTED",
-    429: "RESOURCE_EXHAUSTED",
-    499: "CANCELLED",
-    500: "INTERNAL",
-    501: "UNIMPLEMENTED",
-    503: "UNAVAILABLE",
-    504: "DEADLINE_EXCEEDED",
-}
-HTTP_BY_STATUS_NAME = {name: status for status, name in STATUS_NAME_BY_HTTP.items()}
-HTTP_BY_STATUS_NAME["FAILED_PRECONDITION"] = 400
-HTTP_BY_STATUS_NAME["OUT_OF_RANGE"] = 400
-
-
-def status_name(status: int) -> str:
-    found = STATUS_NAME_BY_HTTP.get(status)
-    if found is not None:
-        return found
-    return "INVALID_ARGUMENT" if 400 <= status < 500 else "INTERNAL"
-
-
-def _error(status: int, message: str) -> dict:
-    return {"error": {"code": status, "message": message, "status": status_name(status)}}
-
-
-def error_body(
-    status: int,
-    type_: str,
-    message: str,
-    *,
-    param: str | None = None,
-    code: str | None = None,
-    request_id: str | None = None,
-) -> bytes:
-    """Gemini's error shape; the status decides the status name (the shape has no param)."""
-    return orjson.dumps(_error(status, message))
-
-
-def stream_error(
-    status: int, type_: str, message: str, *, code: str | None = None, request_id: str | None = None
-) -> bytes:
-    return b"data: " + orjson.dumps(_error(status or 500, message)) + b"\r\n\r\n"
-
-
-def error_from_body(status: int, body: bytes | dict | None) -> tuple[str, str]:
-    """(status name, message) of an upstream Gemini error response, for the adapter's mapping.
-    A body that is not Gemini's shape (a proxy's HTML page) gives the status's own name."""
-    data = body
-    if isinstance(body, bytes | bytearray):
-        try:
-            data = orjson.loads(body)
-        except orjson.JSONDecodeError:
-            data = None
-    if isinstance(data, list) and data:
-        data = data[0]  # the stream endpoint without alt=sse answers errors in a JSON array
-    error = data.get("error") if isinstance(data, dict) else None
-    if not isinstance(error, dict):
-        return status_name(status), f"the provider answered HTTP {status}"
-    name = error.get("status")
-    if not isinstance(name, str) or not name:
-        name = status_name(status)
-    return name, str(error.get("message") or f"the provider answered HTTP {status}")
 
 
 # --- embeddings -----------------------------------------------------------------------------------
