@@ -1,12 +1,11 @@
-"""Gemini's generateContent format <-> the IR: requests, error shapes, embeddings.
+"""Gemini's generateContent format <-> the IR: requests, and embeddings.
 
 Field names follow the API reference (ai.google.dev/api/generate-content, /api/caching for
 Content and Part, /api/embeddings). The model is part of the URL
 (`models/{model}:generateContent`, `:streamGenerateContent?alt=sse` to stream), not of the
 body: request_from_ir returns the body only, and the adapter builds the URL from `model`;
 `stream` likewise is the URL's choice, not a body field. This module is the whole codec: it
-re-exports the answer half (gemini_output.py)
-and the error shapes (gemini_errors.py).
+re-exports the answer half (gemini_output.py) and the error shapes (gemini_errors.py).
 
 Choices where Gemini differs:
 - Tool results (functionResponse) name the function, not a call id: the name is found from
