@@ -16,7 +16,7 @@ traffic that crosses formats; same-format traffic is passed through untouched.
 
 from typing import Protocol
 
-from . import anthropic, bedrock, openai
+from . import anthropic, bedrock, gemini, openai
 from .errors import (
     ANTHROPIC_TYPE_BY_STATUS,
     STATUS_BY_ANTHROPIC_TYPE,
@@ -87,7 +87,12 @@ class Codec(Protocol):
     ) -> bytes: ...
 
 
-FORMATS: dict[str, Codec] = {"openai": openai, "anthropic": anthropic, "bedrock": bedrock}
+FORMATS: dict[str, Codec] = {
+    "openai": openai,
+    "anthropic": anthropic,
+    "gemini": gemini,
+    "bedrock": bedrock,
+}
 
 
 def codec(name: str) -> Codec:
