@@ -8,7 +8,7 @@ from django.core.exceptions import ValidationError
 from django.core.validators import MinValueValidator
 from django.db import models
 
-from . import crypto
+from .credentials import Credentials, decrypt_credentials, encrypt_credentials
 from .kinds import KINDS
 
 # Timeout defaults (docs/providers.md). Conservative: a non-streamed answer's first byte comes
@@ -97,8 +97,9 @@ class Provider(models.Model):
         help_text="Allow a plain http:// base URL to another machine. Prompts and the "
         "credential then cross the network unencrypted: only for a trusted private network.",
     )
-    # Fernet token; the plaintext never touches the database. Use set_api_key().
-    api_key_encrypted = models.TextField(blank=True, editable=False)
+    # One Fernet token of the whole credential object (routing/credentials.py); the plaintext
+    # never touches the database. Use set_credentials().
+    credentials_encrypted = models.TextField(blank=True, editable=False)
     region = models.CharField(max_length=50, blank=True)
     # The one timeout that had a process-wide setting keeps it as its default.
     connect_timeout_s = _timeout_field(
@@ -122,15 +123,24 @@ class Provider(models.Model):
         if problem:
             raise ValidationError({"api_base": problem})
 
+    def set_credentials(self, parts: dict[str, str]) -> None:
+        """Replace the whole credential (empty parts dropped; nothing left: none stored)."""
+        self.credentials_encrypted = encrypt_credentials(parts)
+
+    def get_credentials(self) -> Credentials:
+        """Raises ValueError when the stored token cannot be read with the configured keys."""
+        return decrypt_credentials(self.credentials_encrypted)
+
+    # The common case, one API key.
     def set_api_key(self, plaintext: str) -> None:
-        self.api_key_encrypted = crypto.encrypt(plaintext)
+        self.set_credentials({"api_key": plaintext})
 
     def get_api_key(self) -> str:
-        return crypto.decrypt(self.api_key_encrypted)
+        return self.get_credentials().get("api_key", "")
 
     @property
-    def has_api_key(self) -> bool:
-        return bool(self.api_key_encrypted)
+    def has_credentials(self) -> bool:
+        return bool(self.credentials_encrypted)
 
 
 class Deployment(models.Model):
