@@ -1,6 +1,8 @@
 """A fake OpenAI upstream: a real HTTP server speaking OpenAI's wire format.
 
 End-to-end tests point an `openai_compatible` provider at it and assert on what it received;
+an `azure_openai` provider at its Azure OpenAI paths (`/openai/deployments/{deployment}/...`,
+`api-key` header, `api-version` query parameter);
 the benchmark runs it as the fast upstream (`python -m tests.fake_upstream --port PORT`). It is
 a raw ASGI app under uvicorn, so the gateway talks to it over real sockets exactly as it talks
 to a vendor. Response bodies are built once per model and reused, keeping the fake's own cost
@@ -8,7 +10,8 @@ out of benchmark numbers.
 
 Behaviour is set per test: `delay_s` (before response headers), `chunk_delay_s` (between
 stream events) and faults (`fail`, `hang`, `drop_stream`, `stall`, `respond_raw`), each
-optionally for the next N matching requests only.
+optionally for the next N matching requests only. A chat request with `tools` is answered with
+a call of its first tool (or the one `tool_choice` names), streamed as OpenAI streams them.
 """
 
 import argparse
@@ -19,7 +22,8 @@ import socket
 import struct
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from urllib.parse import parse_qsl
 
 import uvicorn
 
@@ -29,6 +33,21 @@ EMBEDDING_TOKENS_PER_INPUT = 4
 EMBEDDING_DIMS = 8
 REPLY = "Hello from the fake upstream."
 MODELS = ("fake-chat", "fake-embed")
+# The tool call the fake makes when given tools, and how its arguments are streamed.
+TOOL_CALL_ID = "call_fake_0"
+TOOL_ARGUMENTS = '{"city": "Paris", "unit": "celsius"}'
+_TOOL_ARGUMENT_PIECES = 4
+# The Azure OpenAI API version the fake serves unless told otherwise (the current GA one).
+AZURE_API_VERSION = "2024-10-21"
+_AZURE_PREFIX = "/openai/deployments/"
+# Azure's own error bodies: a wrong key, and an api-version it does not serve (or none).
+_AZURE_401 = {
+    "code": "401",
+    "message": "Access denied due to invalid subscription key or wrong API endpoint. Make sure "
+    "to provide a valid key for an active subscription and use a correct regional API endpoint "
+    "for your resource.",
+}
+_AZURE_404 = {"code": "404", "message": "Resource not found"}
 # OpenAI's token breakdowns; the fake has nothing to break down.
 _COMPLETION_DETAILS = {
     f"{k}_tokens": 0 for k in ("reasoning", "audio", "accepted_prediction", "rejected_prediction")
@@ -58,6 +77,7 @@ class ReceivedRequest:
     path: str
     headers: dict[str, str]  # lower-cased names
     body: object  # parsed JSON, or None when the body was empty or not JSON
+    query: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -102,9 +122,12 @@ class FakeUpstream:
         prompt_tokens: int = PROMPT_TOKENS,
         completion_tokens: int = COMPLETION_TOKENS,
         record: bool = True,
+        azure_api_version: str = AZURE_API_VERSION,
     ) -> None:
-        # When set, requests without this bearer credential get OpenAI's 401, like the real API.
+        # When set, requests without this bearer credential get OpenAI's 401, like the real API
+        # (on Azure paths: without it in the api-key header, Azure's 401).
         self.api_key = api_key
+        self.azure_api_version = azure_api_version
         self.reply = reply
         self.prompt_tokens = prompt_tokens
         self.completion_tokens = completion_tokens
@@ -221,9 +244,14 @@ class FakeUpstream:
 
     @property
     def base_url(self) -> str:
+        return f"{self.azure_endpoint}/v1"
+
+    @property
+    def azure_endpoint(self) -> str:
+        """The api_base of an azure_openai provider: the server's root, as a resource's is."""
         if self._server is None:
             raise RuntimeError("the fake upstream is not running")
-        return f"{self._server.url}/v1"
+        return self._server.url
 
     def start(self) -> "FakeUpstream":
         self._server = ServerThread(self)
@@ -252,17 +280,20 @@ class FakeUpstream:
             await _respond(send, 400, _error_body(400, message="We could not parse the JSON."))
             return
         method, path = scope["method"], scope["path"]
+        # Azure names the deployment in the path; the endpoint is what follows it.
+        deployment, endpoint = _azure_route(path)
         headers: dict[str, str] = {}
-        if self.record or self.api_key is not None or self._faults:
+        if self.record or self.api_key is not None or self._faults or deployment is not None:
             headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+            query = dict(parse_qsl(scope.get("query_string", b"").decode("latin-1")))
             if self.record:
-                self.requests.append(ReceivedRequest(method, path, headers, body))
-            if (
-                self.api_key is not None
-                and headers.get("authorization") != f"Bearer {self.api_key}"
-            ):
-                await _respond(send, 401, _error_body(401))
+                self.requests.append(ReceivedRequest(method, path, headers, body, query))
+            refused = self._refusal(headers, query, azure=deployment is not None)
+            if refused is not None:
+                await _respond(send, *refused)
                 return
+        if deployment is not None and isinstance(body, dict):
+            body = {**body, "model": deployment}  # Azure answers for the path's deployment
         model = body.get("model") if isinstance(body, dict) else None
         fault = self._take_fault(model)
         if self.delay_s and await _sleep_or_disconnect(receive, self.delay_s):
@@ -287,14 +318,29 @@ class FakeUpstream:
             await self._stall(body, receive, send, fault.stall_after_chunks)
             return
 
-        if path == "/v1/chat/completions" and method == "POST" and isinstance(body, dict):
+        if endpoint == "/chat/completions" and method == "POST" and isinstance(body, dict):
             await self._chat(body, receive, send, fault)
-        elif path == "/v1/embeddings" and method == "POST" and isinstance(body, dict):
+        elif endpoint == "/embeddings" and method == "POST" and isinstance(body, dict):
             await _respond(send, 200, self._embeddings(body))
         elif path == "/v1/models" and method == "GET":
             await _respond(send, 200, self._models())
         else:
             await _respond(send, 404, _error_body(404, message=f"Unknown URL: {method} {path}"))
+
+    def _refusal(self, headers: dict, query: dict, *, azure: bool) -> tuple[int, bytes] | None:
+        """What the real service answers a request it will not serve, or None."""
+        if not azure:
+            if (
+                self.api_key is not None
+                and headers.get("authorization") != f"Bearer {self.api_key}"
+            ):
+                return 401, _error_body(401)
+            return None
+        if self.api_key is not None and headers.get("api-key") != self.api_key:
+            return 401, json.dumps({"error": _AZURE_401}).encode()
+        if query.get("api-version") != self.azure_api_version:
+            return 404, json.dumps({"error": _AZURE_404}).encode()
+        return None
 
     # --- bodies (built once per shape, then reused) ---------------------------------------------
 
@@ -350,13 +396,61 @@ class FakeUpstream:
 
         return self._cached(("stream", model, include_usage), build)
 
+    def _tool_completion(self, model: str, tool: str) -> bytes:
+        def build() -> bytes:
+            call = {"name": tool, "arguments": TOOL_ARGUMENTS}
+            calls = [{"id": TOOL_CALL_ID, "type": "function", "function": call}]
+            message = dict(
+                role="assistant", content=None, tool_calls=calls, refusal=None, annotations=[]
+            )
+            choice = {
+                "index": 0,
+                "message": message,
+                "logprobs": None,
+                "finish_reason": "tool_calls",
+            }
+            body = {**self._envelope("chat.completion", model), "choices": [choice]}
+            return json.dumps({**body, "usage": self._usage()}).encode()
+
+        return self._cached(("tool", model, tool), build)
+
+    def _tool_events(self, model: str, tool: str, include_usage: bool) -> list[bytes]:
+        """OpenAI's streamed tool call: the call's id and name first, then its arguments in
+        pieces, each a delta of the call at the same index."""
+
+        def build() -> list[bytes]:
+            base = self._envelope("chat.completion.chunk", model)
+            if include_usage:
+                base["usage"] = None
+            opening = {"index": 0, "id": TOOL_CALL_ID, "type": "function"}
+            opening["function"] = {"name": tool, "arguments": ""}
+            deltas = [{"role": "assistant", "content": None, "tool_calls": [opening]}]
+            step = -(-len(TOOL_ARGUMENTS) // _TOOL_ARGUMENT_PIECES)
+            for start in range(0, len(TOOL_ARGUMENTS), step):
+                piece = {"arguments": TOOL_ARGUMENTS[start : start + step]}
+                deltas.append({"tool_calls": [{"index": 0, "function": piece}]})
+            choices = [dict(index=0, delta=d, logprobs=None, finish_reason=None) for d in deltas]
+            choices.append(dict(index=0, delta={}, logprobs=None, finish_reason="tool_calls"))
+            events = [_sse({**base, "choices": [c]}) for c in choices]
+            if include_usage:
+                events.append(_sse({**base, "choices": [], "usage": self._usage()}))
+            return [*events, b"data: [DONE]\n\n"]
+
+        return self._cached(("tool-stream", model, tool, include_usage), build)
+
     async def _chat(self, body: dict, receive, send, fault: Fault | None) -> None:
         model = str(body.get("model", ""))
+        tool = _tool_to_call(body)
         if not body.get("stream"):
-            await _respond(send, 200, self._completion(model))
+            reply = self._completion(model) if tool is None else self._tool_completion(model, tool)
+            await _respond(send, 200, reply)
             return
         options = body.get("stream_options") or {}
-        events = self._events(model, bool(options.get("include_usage")))
+        include_usage = bool(options.get("include_usage"))
+        if tool is None:
+            events = self._events(model, include_usage)
+        else:
+            events = self._tool_events(model, tool, include_usage)
         await send({"type": "http.response.start", "status": 200, "headers": _SSE_HEADERS})
         drop_after = fault.drop_after_chunks if fault is not None else None
         if not self.chunk_delay_s and drop_after is None:
@@ -419,6 +513,30 @@ class FakeUpstream:
             return json.dumps({"object": "list", "data": data}).encode()
 
         return self._cached(("models",), build)
+
+
+def _azure_route(path: str) -> tuple[str | None, str]:
+    """(deployment, endpoint) of an Azure OpenAI path, or (None, endpoint) of an OpenAI one."""
+    if path.startswith(_AZURE_PREFIX):
+        deployment, _, rest = path[len(_AZURE_PREFIX) :].partition("/")
+        if deployment:
+            return deployment, f"/{rest}"
+    return None, path[3:] if path.startswith("/v1/") else ""
+
+
+def _tool_to_call(body: dict) -> str | None:
+    """The function a request with tools gets a call of: the one tool_choice names, else the
+    first; None without tools or with tool_choice "none"."""
+    tools = body.get("tools")
+    choice = body.get("tool_choice")
+    if not isinstance(tools, list) or not tools or choice == "none":
+        return None
+    if isinstance(choice, dict):
+        named = (choice.get("function") or {}).get("name")
+        if named:
+            return str(named)
+    first = tools[0] if isinstance(tools[0], dict) else {}
+    return str((first.get("function") or {}).get("name", "tool"))
 
 
 async def _respond(send, status: int, body: bytes, extra_headers=()) -> None:
