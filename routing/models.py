@@ -90,7 +90,8 @@ class Provider(models.Model):
     api_base = models.URLField(
         max_length=500,
         blank=True,
-        help_text="Base URL including /v1; outbound URLs come only from here.",
+        help_text="Base URL including /v1 (Azure OpenAI: the resource's endpoint, "
+        "https://<resource>.openai.azure.com); outbound URLs come only from here.",
     )
     allow_insecure_http = models.BooleanField(
         default=False,

@@ -76,5 +76,10 @@ class Migration(migrations.Migration):
             name='kind',
             field=models.CharField(choices=[('openai', 'OpenAI'), ('openai_compatible', 'OpenAI-compatible (vLLM, Ollama, Mistral, Groq…)'), ('azure_openai', 'Azure OpenAI'), ('mock', 'Mock (built-in fake model for demos and tests)')], max_length=32),
         ),
+        migrations.AlterField(
+            model_name='provider',
+            name='api_base',
+            field=models.URLField(blank=True, help_text="Base URL including /v1 (Azure OpenAI: the resource's endpoint, https://<resource>.openai.azure.com); outbound URLs come only from here.", max_length=500),
+        ),
         migrations.RunPython(_to_structured, _to_bare_api_key),
     ]

@@ -281,3 +281,61 @@ def test_the_azure_key_appears_in_no_response_header_log_line_or_usage_row(
     assert all(AZURE_KEY not in str(vars(record)) for record in caplog.records)
     # The key did go where it belongs, every time.
     assert {r.headers.get("api-key") for r in azure_upstream.requests} == {AZURE_KEY}
+
+
+# --- The fake itself, checked against the SDK's own Azure client ---------------------------------
+
+
+@pytest.fixture
+def azure_client(azure_upstream):
+    return openai.AzureOpenAI(
+        azure_endpoint=azure_upstream.azure_endpoint,
+        api_key=AZURE_KEY,
+        api_version=AZURE_API_VERSION,
+        max_retries=0,
+    )
+
+
+def test_sdks_azure_client_gets_answers_from_the_fake_at_the_paths_the_adapter_uses(
+    azure_client, azure_upstream
+):
+    completion = azure_client.chat.completions.create(model=CHAT_DEPLOYMENT, messages=MESSAGES)
+    assert completion.choices[0].message.content == REPLY
+    stream = azure_client.chat.completions.create(
+        model=CHAT_DEPLOYMENT, messages=MESSAGES, tools=[WEATHER_TOOL], stream=True
+    )
+    arguments = "".join(
+        call.function.arguments or ""
+        for chunk in stream
+        for call in (chunk.choices[0].delta.tool_calls or [] if chunk.choices else [])
+    )
+    assert arguments == TOOL_ARGUMENTS
+    embeddings = azure_client.embeddings.create(model=EMBED_DEPLOYMENT, input="text")
+    assert len(embeddings.data[0].embedding) == EMBEDDING_DIMS
+
+    paths = [r.path for r in azure_upstream.requests]
+    assert paths == [CHAT_PATH, CHAT_PATH, EMBED_PATH]
+    for request in azure_upstream.requests:
+        _assert_sent_the_azure_way(request)
+
+
+def test_fake_refuses_a_wrong_key_and_an_unserved_api_version_as_azure_does(
+    azure_client, azure_upstream
+):
+    with pytest.raises(openai.AuthenticationError) as caught:
+        azure_client.with_options(api_key="wrong").chat.completions.create(
+            model=CHAT_DEPLOYMENT, messages=MESSAGES
+        )
+    assert caught.value.response.json()["error"]["code"] == "401"
+
+    old = openai.AzureOpenAI(
+        azure_endpoint=azure_upstream.azure_endpoint,
+        api_key=AZURE_KEY,
+        api_version="2022-12-01",
+        max_retries=0,
+    )
+    with pytest.raises(openai.NotFoundError) as caught:
+        old.chat.completions.create(model=CHAT_DEPLOYMENT, messages=MESSAGES)
+    assert caught.value.response.json() == {
+        "error": {"code": "404", "message": "Resource not found"}
+    }
