@@ -1,17 +1,18 @@
 """A fake OpenAI upstream: a real HTTP server speaking OpenAI's wire format.
 
-End-to-end tests point an `openai_compatible` provider at it and assert on what it received;
-an `azure_openai` provider at its Azure OpenAI paths (`/openai/deployments/{deployment}/...`,
-`api-key` header, `api-version` query parameter);
+End-to-end tests point an `openai_compatible` provider at it and assert on what it received,
+or an `azure_openai` provider at its Azure OpenAI paths (`/openai/deployments/{deployment}/...`
+with the `api-key` header and the `api-version` query parameter, refused as Azure does);
 the benchmark runs it as the fast upstream (`python -m tests.fake_upstream --port PORT`). It is
 a raw ASGI app under uvicorn, so the gateway talks to it over real sockets exactly as it talks
 to a vendor. Response bodies are built once per model and reused, keeping the fake's own cost
 out of benchmark numbers.
 
+Offered tools, it calls one (`_tool_to_call`), streamed or not, until given the tool's result.
+
 Behaviour is set per test: `delay_s` (before response headers), `chunk_delay_s` (between
 stream events) and faults (`fail`, `hang`, `drop_stream`, `stall`, `respond_raw`), each
-optionally for the next N matching requests only. A chat request with `tools` is answered with
-a call of its first tool (or the one `tool_choice` names), streamed as OpenAI streams them.
+optionally for the next N matching requests only.
 """
 
 import argparse
@@ -33,21 +34,9 @@ EMBEDDING_TOKENS_PER_INPUT = 4
 EMBEDDING_DIMS = 8
 REPLY = "Hello from the fake upstream."
 MODELS = ("fake-chat", "fake-embed")
-# The tool call the fake makes when given tools, and how its arguments are streamed.
+# Offered tools and not yet given a tool's result, the fake calls one, as a model would.
 TOOL_CALL_ID = "call_fake_0"
-TOOL_ARGUMENTS = '{"city": "Paris", "unit": "celsius"}'
-_TOOL_ARGUMENT_PIECES = 4
-# The Azure OpenAI API version the fake serves unless told otherwise (the current GA one).
-AZURE_API_VERSION = "2024-10-21"
-_AZURE_PREFIX = "/openai/deployments/"
-# Azure's own error bodies: a wrong key, and an api-version it does not serve (or none).
-_AZURE_401 = {
-    "code": "401",
-    "message": "Access denied due to invalid subscription key or wrong API endpoint. Make sure "
-    "to provide a valid key for an active subscription and use a correct regional API endpoint "
-    "for your resource.",
-}
-_AZURE_404 = {"code": "404", "message": "Resource not found"}
+TOOL_ARGUMENTS = '{"city": "Paris"}'
 # OpenAI's token breakdowns; the fake has nothing to break down.
 _COMPLETION_DETAILS = {
     f"{k}_tokens": 0 for k in ("reasoning", "audio", "accepted_prediction", "rejected_prediction")
@@ -59,6 +48,18 @@ _SSE_HEADERS = [
 ]
 # Quiet, and no lifespan: the apps served here have no startup or shutdown work.
 _UVICORN = {"lifespan": "off", "access_log": False, "log_level": "warning"}
+
+# The Azure OpenAI API version the fake serves unless told otherwise (the current GA one).
+AZURE_API_VERSION = "2024-10-21"
+_AZURE_PREFIX = "/openai/deployments/"
+# Azure's own error bodies: a wrong key, and an api-version it does not serve (or none).
+_AZURE_401 = {
+    "code": "401",
+    "message": "Access denied due to invalid subscription key or wrong API endpoint. Make sure "
+    "to provide a valid key for an active subscription and use a correct regional API endpoint "
+    "for your resource.",
+}
+_AZURE_404 = {"code": "404", "message": "Resource not found"}
 
 # OpenAI's error `type` and `code` for the statuses tests inject.
 _ERRORS = {
@@ -107,6 +108,22 @@ def _error_body(status: int, **overrides) -> bytes:
     error = {"message": message, "type": kind, "param": None, "code": code}
     error.update({k: v for k, v in overrides.items() if v is not None})
     return json.dumps({"error": error}).encode()
+
+
+def _tool_to_call(body: dict) -> str | None:
+    """The tool the fake calls: the one `tool_choice` forces, else the first offered. None when
+    no tool is offered, `tool_choice` is "none", or the last message is a tool's result."""
+    tools = body.get("tools")
+    if not tools or not isinstance(tools, list):
+        return None
+    choice = body.get("tool_choice")
+    messages = body.get("messages")
+    last = messages[-1] if isinstance(messages, list) and messages else None
+    if choice == "none" or (isinstance(last, dict) and last.get("role") == "tool"):
+        return None
+    if isinstance(choice, dict):
+        return str(choice.get("function", {}).get("name", ""))
+    return str(tools[0].get("function", {}).get("name", ""))
 
 
 def _sse(data: dict) -> bytes:
@@ -398,37 +415,28 @@ class FakeUpstream:
 
     def _tool_completion(self, model: str, tool: str) -> bytes:
         def build() -> bytes:
-            call = {"name": tool, "arguments": TOOL_ARGUMENTS}
-            calls = [{"id": TOOL_CALL_ID, "type": "function", "function": call}]
-            message = dict(
-                role="assistant", content=None, tool_calls=calls, refusal=None, annotations=[]
-            )
-            choice = {
-                "index": 0,
-                "message": message,
-                "logprobs": None,
-                "finish_reason": "tool_calls",
-            }
+            call = {"id": TOOL_CALL_ID, "type": "function"}
+            call["function"] = {"name": tool, "arguments": TOOL_ARGUMENTS}
+            message = dict(role="assistant", content=None, refusal=None, tool_calls=[call])
+            choice = {"index": 0, "message": message, "logprobs": None}
+            choice["finish_reason"] = "tool_calls"
             body = {**self._envelope("chat.completion", model), "choices": [choice]}
             return json.dumps({**body, "usage": self._usage()}).encode()
 
         return self._cached(("tool", model, tool), build)
 
     def _tool_events(self, model: str, tool: str, include_usage: bool) -> list[bytes]:
-        """OpenAI's streamed tool call: the call's id and name first, then its arguments in
-        pieces, each a delta of the call at the same index."""
-
+        # As OpenAI streams a call: id, type and name first, then the arguments in pieces.
         def build() -> list[bytes]:
             base = self._envelope("chat.completion.chunk", model)
             if include_usage:
                 base["usage"] = None
-            opening = {"index": 0, "id": TOOL_CALL_ID, "type": "function"}
-            opening["function"] = {"name": tool, "arguments": ""}
-            deltas = [{"role": "assistant", "content": None, "tool_calls": [opening]}]
-            step = -(-len(TOOL_ARGUMENTS) // _TOOL_ARGUMENT_PIECES)
-            for start in range(0, len(TOOL_ARGUMENTS), step):
-                piece = {"arguments": TOOL_ARGUMENTS[start : start + step]}
-                deltas.append({"tool_calls": [{"index": 0, "function": piece}]})
+            head = {"index": 0, "id": TOOL_CALL_ID, "type": "function"}
+            head["function"] = {"name": tool, "arguments": ""}
+            half = len(TOOL_ARGUMENTS) // 2
+            pieces = (TOOL_ARGUMENTS[:half], TOOL_ARGUMENTS[half:])
+            deltas = [{"role": "assistant", "content": None, "tool_calls": [head]}]
+            deltas += [{"tool_calls": [{"index": 0, "function": {"arguments": p}}]} for p in pieces]
             choices = [dict(index=0, delta=d, logprobs=None, finish_reason=None) for d in deltas]
             choices.append(dict(index=0, delta={}, logprobs=None, finish_reason="tool_calls"))
             events = [_sse({**base, "choices": [c]}) for c in choices]
@@ -522,21 +530,6 @@ def _azure_route(path: str) -> tuple[str | None, str]:
         if deployment:
             return deployment, f"/{rest}"
     return None, path[3:] if path.startswith("/v1/") else ""
-
-
-def _tool_to_call(body: dict) -> str | None:
-    """The function a request with tools gets a call of: the one tool_choice names, else the
-    first; None without tools or with tool_choice "none"."""
-    tools = body.get("tools")
-    choice = body.get("tool_choice")
-    if not isinstance(tools, list) or not tools or choice == "none":
-        return None
-    if isinstance(choice, dict):
-        named = (choice.get("function") or {}).get("name")
-        if named:
-            return str(named)
-    first = tools[0] if isinstance(tools[0], dict) else {}
-    return str((first.get("function") or {}).get("name", "tool"))
 
 
 async def _respond(send, status: int, body: bytes, extra_headers=()) -> None:
