@@ -21,7 +21,7 @@ from routing.providers import known_kinds, needs_api_base
 from tenants.models import Organization, Project, Team
 
 from . import config_reading as read
-from .config_credentials import read_credentials
+from .config_credentials import misplaced_parts, read_credentials
 from .config_reading import Problems
 from .config_timeouts import DEPLOYMENT_DEFAULTS, PROVIDER_DEFAULTS, read_timeouts
 
@@ -164,7 +164,10 @@ def _load_provider(path: str, item: dict, run: _Run) -> None:
     where = read.label(path, item, "name")
     failed = run.check()
     item = read.interpolate(item, where, run)
-    read.check_keys(item, FIELDS["providers"], REQUIRED["providers"], where, run)
+    for name in misplaced_parts(item):  # `api_version:` beside `api_key:`, a likely slip
+        run.error(f"{where}.{name}", "a credential part: put it under credentials")
+    known = FIELDS["providers"] | set(misplaced_parts(item))
+    read.check_keys(item, known, REQUIRED["providers"], where, run)
     kind = item.get("kind")
     if "kind" in item and kind not in known_kinds():
         run.error(f"{where}.kind", f"{kind!r} is not one of {', '.join(known_kinds())}")

@@ -11,7 +11,7 @@ problems its own way. Messages name parts, never values.
 import datetime
 import difflib
 
-from routing.kinds import credential_shape
+from routing.kinds import PARTS, credential_shape
 
 SHORTHAND = "api_key"
 FIELD = "credentials"
@@ -26,6 +26,11 @@ def _text(value) -> str | None:
     if isinstance(value, datetime.date) and not isinstance(value, datetime.datetime):
         return value.isoformat()
     return None
+
+
+def misplaced_parts(item: dict) -> list[str]:
+    """Credential parts written beside the provider's fields instead of under credentials."""
+    return sorted(name for name in item if name in PARTS and name != SHORTHAND)
 
 
 def read_credentials(item: dict, kind) -> tuple[dict[str, str], list[tuple[str, str]]]:

@@ -145,3 +145,15 @@ def test_removing_the_credentials_removes_the_stored_one(db):
     report = config_load(text="providers:\n  - {name: p, kind: openai, credentials: {}}\n")
     assert report.lines == ["updated   provider p: api_key"]
     assert not Provider.objects.get().has_credentials
+
+
+def test_a_part_written_beside_the_api_key_is_pointed_under_credentials(db):
+    text = (
+        "providers:\n  - {name: azure, kind: azure_openai, api_base: 'https://r.openai.azure.com',"
+        " api_key: x, api_version: '2024-10-21'}\n"
+    )
+    assert _errors(text) == [
+        "providers[0] (azure).api_version: a credential part: put it under credentials",
+        "providers[0] (azure).credentials.api_version: missing (required for azure_openai "
+        "providers)",
+    ]
