@@ -123,6 +123,16 @@ class Provider(models.Model):
         problem = api_base_problem(self.api_base, self.allow_insecure_http)
         if problem:
             raise ValidationError({"api_base": problem})
+        # The adapter adds /openai/deployments/...; an endpoint copied with /openai (or Azure's
+        # newer /openai/v1) would be asked for /openai/openai/..., a 404 that looks like a key
+        # problem. A path before it is fine (an API gateway in front of the resource).
+        if self.kind == "azure_openai" and "openai" in urlsplit(self.api_base).path.split("/"):
+            raise ValidationError(
+                {
+                    "api_base": "the resource's endpoint without /openai, e.g. "
+                    "https://my-resource.openai.azure.com (the gateway adds the rest)"
+                }
+            )
 
     def set_credentials(self, parts: dict[str, str]) -> None:
         """Replace the whole credential (empty parts dropped; nothing left: none stored)."""

@@ -157,3 +157,22 @@ def test_a_part_written_beside_the_api_key_is_pointed_under_credentials(db):
         "providers[0] (azure).credentials.api_version: missing (required for azure_openai "
         "providers)",
     ]
+
+
+@pytest.mark.parametrize("suffix", ["/openai", "/openai/", "/openai/v1"])
+def test_an_azure_endpoint_copied_with_openai_in_its_path_is_refused(db, suffix):
+    text = AZURE.format(version="2024-10-21").replace(
+        "https://res.openai.azure.com", f"https://res.openai.azure.com{suffix}"
+    )
+    assert _errors(text) == [
+        "providers[0] (azure).api_base: the resource's endpoint without /openai, e.g. "
+        "https://my-resource.openai.azure.com (the gateway adds the rest)"
+    ]
+
+
+def test_an_azure_endpoint_behind_an_api_gateway_path_is_accepted(db):
+    text = AZURE.format(version="2024-10-21").replace(
+        "https://res.openai.azure.com", "https://apim.example.com/team-a"
+    )
+    config_load(text=text)
+    assert Provider.objects.get().api_base == "https://apim.example.com/team-a"
