@@ -15,12 +15,14 @@ from dataclasses import dataclass, field
 import yaml
 from django.db import transaction
 
+from routing.credentials import Credentials, credential_changes
 from routing.models import TIMEOUT_FIELDS, Deployment, Provider
 from routing.providers import known_kinds, needs_api_base
 from tenants.models import Organization, Project, Team
 
 from . import config_reading as read
 from .config_capabilities import read_capabilities
+from .config_credentials import misplaced_parts, read_credentials
 from .config_reading import Problems
 from .config_timeouts import DEPLOYMENT_DEFAULTS, PROVIDER_DEFAULTS, read_timeouts
 
@@ -70,6 +72,7 @@ FIELDS: dict[str, frozenset[str]] = {
             "api_base",
             "allow_insecure_http",
             "api_key",
+            "credentials",
             "region",
             "timeout_s",
             "enabled",
@@ -140,6 +143,20 @@ def _apply(obj, values: dict, secret_fields: frozenset[str] = frozenset()) -> li
     return changes
 
 
+def _apply_credentials(provider: Provider, new: Credentials) -> list[str]:
+    """Store the credential if it changed (re-encrypting an unchanged one would rewrite the row
+    on every load); describe the change, secret parts by name only."""
+    try:
+        old = provider.get_credentials()
+    except ValueError:  # stored under a key this gateway no longer has: replaced outright
+        provider.set_credentials(new)
+        return ["credentials (the stored one could not be decrypted)"]
+    if old == new:
+        return []
+    provider.set_credentials(new)
+    return credential_changes(old, new)
+
+
 # --- Loaders, one per level ----------------------------------------------------------------------
 
 
@@ -156,7 +173,10 @@ def _load_provider(path: str, item: dict, run: _Run) -> None:
     where = read.label(path, item, "name")
     failed = run.check()
     item = read.interpolate(item, where, run)
-    read.check_keys(item, FIELDS["providers"], REQUIRED["providers"], where, run)
+    for name in misplaced_parts(item):  # `api_version:` beside `api_key:`, a likely slip
+        run.error(f"{where}.{name}", "a credential part: put it under credentials")
+    known = FIELDS["providers"] | set(misplaced_parts(item))
+    read.check_keys(item, known, REQUIRED["providers"], where, run)
     kind = item.get("kind")
     if "kind" in item and kind not in known_kinds():
         run.error(f"{where}.kind", f"{kind!r} is not one of {', '.join(known_kinds())}")
@@ -171,18 +191,18 @@ def _load_provider(path: str, item: dict, run: _Run) -> None:
         "enabled": read.flag(item, "enabled", where, run),
     }
     name = read.text(item, "name", where, run)
-    api_key = read.text(item, "api_key", where, run)
+    credentials, problems = read_credentials(item, kind)
+    for subpath, message in problems:
+        run.error(f"{where}.{subpath}", message)
     if failed():
         return
     provider = Provider.objects.filter(name=name).first()
     created = provider is None
     provider = provider or Provider(name=name)
     changes = _apply(provider, values)
-    if api_key != (provider.get_api_key() if provider.api_key_encrypted else ""):
-        provider.set_api_key(api_key)
-        changes.append("api_key")
+    changes += _apply_credentials(provider, Credentials(credentials))
     if (created or changes) and read.full_clean(
-        provider, where, run, {"api_key_encrypted": f"{where}.api_key"}
+        provider, where, run, {"credentials_encrypted": f"{where}.credentials"}
     ):
         read.save(provider, where, run)
     run.report.record(f"provider {provider.name}", created, [] if created else changes)

@@ -2,25 +2,48 @@ from django import forms
 from django.contrib import admin
 
 from .capabilities import FEATURE_FIELDS, FEATURE_NAMES
-from .kinds import needs_api_base
+from .credentials import EMPTY, Credentials
+from .kinds import KINDS, CredentialShape, credential_parts_in_use, credential_shape, needs_api_base
 from .models import TIMEOUT_FIELDS, Deployment, Provider
 from .selectors import provider_problem
 
 
-class ProviderForm(forms.ModelForm):
+def _credential_help() -> str:
+    kinds = "; ".join(f"{k.value}: {k.credentials.describe()}" for k in KINDS)
+    return (
+        "Secret parts are write-only: leave blank to keep what is stored. Each kind takes: "
+        f"{kinds}."
+    )
+
+
+def _credential_fields() -> dict[str, forms.Field]:
+    """One form field per credential part some kind takes (routing/kinds.py)."""
+    fields: dict[str, forms.Field] = {}
+    for part in credential_parts_in_use():
+        users = ", ".join(k.value for k in KINDS if part.name in k.credentials.names)
+        if part.secret:
+            # Never rendered back, not even masked.
+            widget = forms.PasswordInput(render_value=False)
+            help_text = f"For {users}. Leave blank to keep the stored value."
+        else:
+            widget, help_text = forms.TextInput(), f"For {users}."
+        fields[part.name] = forms.CharField(
+            required=False, strip=False, label=part.label, widget=widget, help_text=help_text
+        )
+    return fields
+
+
+class _ProviderFormBase(forms.ModelForm):
     api_base = forms.URLField(
         required=False,
         max_length=500,
         assume_scheme="https",
         help_text=Provider._meta.get_field("api_base").help_text,
     )
-    # Write-only: the stored credential is never rendered back, not even masked.
-    api_key = forms.CharField(
+    clear_credentials = forms.BooleanField(
         required=False,
-        widget=forms.PasswordInput(render_value=False),
-        help_text="Leave blank to keep the current credential.",
+        help_text="Remove the stored credential (parts typed above are then all there is).",
     )
-    clear_api_key = forms.BooleanField(required=False, help_text="Remove the stored credential.")
 
     class Meta:
         model = Provider
@@ -34,24 +57,62 @@ class ProviderForm(forms.ModelForm):
             "enabled",
         ]
 
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        # None: there is a stored credential, but it cannot be decrypted.
+        self.stored: Credentials | None = EMPTY
+        if self.instance.pk is not None:
+            try:
+                self.stored = self.instance.get_credentials()
+            except ValueError:
+                self.stored = None
+        for part in credential_parts_in_use():
+            if not part.secret and self.stored:
+                self.initial.setdefault(part.name, self.stored.get(part.name, ""))
+
     def clean(self):
         data = super().clean()
-        if needs_api_base(data.get("kind", "")) and not data.get("api_base"):
+        kind = data.get("kind", "")
+        if needs_api_base(kind) and not data.get("api_base"):
             self.add_error("api_base", "This kind of provider needs a base URL.")
+        self.credentials = self._clean_credentials(data, credential_shape(kind))
         return data
+
+    def _clean_credentials(self, data: dict, shape: CredentialShape | None) -> Credentials | None:
+        """The credential to store, or None to keep the stored token untouched."""
+        parts = credential_parts_in_use()
+        typed = {p.name: data[p.name] for p in parts if data.get(p.name)}
+        shown = {p.name for p in parts if not p.secret}  # prefilled: blank means removed
+        if self.stored is None and not typed and not data.get("clear_credentials"):
+            return None  # unreadable, and nothing asked for: the admin's row shows the problem
+        base = {} if data.get("clear_credentials") or self.stored is None else dict(self.stored)
+        if shape is None:  # an invalid kind has its own error
+            return None
+        for name in shape.unknown(set(typed)):
+            if typed[name] != base.get(name):  # typed here, not just shown back
+                self.add_error(name, f"Not used by this kind of provider ({shape.describe()}).")
+        merged = {k: v for k, v in base.items() if k in shape.names and k not in shown}
+        merged.update({k: v for k, v in typed.items() if k in shape.names})
+        for name in shape.missing(set(merged)):
+            self.add_error(name, "This kind of provider needs it.")
+        new = Credentials(merged)
+        return None if new == self.stored else new
 
     def save(self, commit=True):
         provider = super().save(commit=False)
-        if self.cleaned_data.get("clear_api_key"):
-            provider.api_key_encrypted = ""
-        elif self.cleaned_data.get("api_key"):
-            provider.set_api_key(self.cleaned_data["api_key"])
+        if self.credentials is not None:
+            provider.set_credentials(self.credentials)
         if commit:
             provider.save()
         return provider
 
 
 CAPABILITY_FIELDS = ["context_window", "max_output_tokens", *FEATURE_FIELDS.values()]
+
+# Built from the kinds table, so a kind that takes a new part gets its field here.
+ProviderForm = type(
+    "ProviderForm", (_ProviderFormBase,), {"__module__": __name__, **_credential_fields()}
+)
 
 
 class DeploymentInline(admin.TabularInline):
@@ -77,19 +138,41 @@ class ProviderAdmin(admin.ModelAdmin):
         "kind",
         "api_base",
         "region",
-        "has_api_key",
+        "has_credentials",
         "enabled",
         "routing_problem",
         "updated_at",
     ]
     list_filter = ["kind", "region", "enabled", "allow_insecure_http"]
     search_fields = ["name", "api_base"]
-    readonly_fields = ["routing_problem"]
+    readonly_fields = ["credential_parts_set", "routing_problem"]
     inlines = [DeploymentInline]
 
+    def get_fieldsets(self, request, obj=None):
+        credential = [
+            "credential_parts_set",
+            *(p.name for p in credential_parts_in_use()),
+            "clear_credentials",
+        ]
+        general = [f for f in self.get_fields(request, obj) if f not in credential]
+        return [
+            (None, {"fields": general}),
+            ("Credential", {"description": _credential_help(), "fields": credential}),
+        ]
+
     @admin.display(boolean=True, description="Credential set")
-    def has_api_key(self, obj: Provider) -> bool:
-        return obj.has_api_key
+    def has_credentials(self, obj: Provider) -> bool:
+        return obj.has_credentials
+
+    @admin.display(description="Parts stored")
+    def credential_parts_set(self, obj: Provider) -> str:
+        # Which parts, never their values.
+        if obj.pk is None or not obj.has_credentials:
+            return "none"
+        try:
+            return ", ".join(sorted(obj.get_credentials())) or "none"
+        except ValueError:
+            return "(cannot be decrypted with GATEWAY_ENCRYPTION_KEYS)"
 
     @admin.display(description="Left out of routing because")
     def routing_problem(self, obj: Provider) -> str:

@@ -8,8 +8,8 @@ from django.core.exceptions import ValidationError
 from django.core.validators import MinValueValidator
 from django.db import models
 
-from . import crypto
 from .capabilities import Capabilities, capabilities_of
+from .credentials import Credentials, decrypt_credentials, encrypt_credentials
 from .kinds import KINDS
 
 # Timeout defaults (docs/providers.md). Conservative: a non-streamed answer's first byte comes
@@ -91,15 +91,17 @@ class Provider(models.Model):
     api_base = models.URLField(
         max_length=500,
         blank=True,
-        help_text="Base URL including /v1; outbound URLs come only from here.",
+        help_text="Base URL including /v1 (Azure OpenAI: the resource's endpoint, "
+        "https://<resource>.openai.azure.com); outbound URLs come only from here.",
     )
     allow_insecure_http = models.BooleanField(
         default=False,
         help_text="Allow a plain http:// base URL to another machine. Prompts and the "
         "credential then cross the network unencrypted: only for a trusted private network.",
     )
-    # Fernet token; the plaintext never touches the database. Use set_api_key().
-    api_key_encrypted = models.TextField(blank=True, editable=False)
+    # One Fernet token of the whole credential object (routing/credentials.py); the plaintext
+    # never touches the database. Use set_credentials().
+    credentials_encrypted = models.TextField(blank=True, editable=False)
     region = models.CharField(max_length=50, blank=True)
     # The one timeout that had a process-wide setting keeps it as its default.
     connect_timeout_s = _timeout_field(
@@ -122,16 +124,35 @@ class Provider(models.Model):
         problem = api_base_problem(self.api_base, self.allow_insecure_http)
         if problem:
             raise ValidationError({"api_base": problem})
+        # The adapter adds /openai/deployments/...; an endpoint copied with /openai (or Azure's
+        # newer /openai/v1) would be asked for /openai/openai/..., a 404 that looks like a key
+        # problem. A path before it is fine (an API gateway in front of the resource).
+        if self.kind == "azure_openai" and "openai" in urlsplit(self.api_base).path.split("/"):
+            raise ValidationError(
+                {
+                    "api_base": "the resource's endpoint without /openai, e.g. "
+                    "https://my-resource.openai.azure.com (the gateway adds the rest)"
+                }
+            )
 
+    def set_credentials(self, parts: dict[str, str]) -> None:
+        """Replace the whole credential (empty parts dropped; nothing left: none stored)."""
+        self.credentials_encrypted = encrypt_credentials(parts)
+
+    def get_credentials(self) -> Credentials:
+        """Raises ValueError when the stored token cannot be read with the configured keys."""
+        return decrypt_credentials(self.credentials_encrypted)
+
+    # The common case, one API key.
     def set_api_key(self, plaintext: str) -> None:
-        self.api_key_encrypted = crypto.encrypt(plaintext)
+        self.set_credentials({"api_key": plaintext})
 
     def get_api_key(self) -> str:
-        return crypto.decrypt(self.api_key_encrypted)
+        return self.get_credentials().get("api_key", "")
 
     @property
-    def has_api_key(self) -> bool:
-        return bool(self.api_key_encrypted)
+    def has_credentials(self) -> bool:
+        return bool(self.credentials_encrypted)
 
 
 class Deployment(models.Model):

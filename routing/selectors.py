@@ -26,6 +26,7 @@ from infra.perloop import PerLoop
 
 from .capabilities import DEFAULT as DEFAULT_CAPABILITIES
 from .capabilities import Capabilities
+from .credentials import EMPTY, Credentials
 from .kinds import BY_VALUE, needs_api_base
 from .models import (
     DEFAULT_ATTEMPT_TIMEOUT_S,
@@ -53,7 +54,8 @@ class Route:
     provider_name: str
     provider_kind: str
     api_base: str
-    api_key: str = ""  # decrypted, in memory only; excluded from repr below
+    # Decrypted, in memory only; excluded from repr below (and its own repr names parts only).
+    credentials: Credentials = EMPTY
     region: str = ""
     input_cost_per_mtok: Decimal = Decimal(0)
     output_cost_per_mtok: Decimal = Decimal(0)
@@ -84,6 +86,10 @@ class Route:
     @property
     def label(self) -> str:
         return f"{self.provider_name}/{self.upstream_model}"
+
+    @property
+    def api_key(self) -> str:
+        return self.credentials.get("api_key", "")
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,20 +149,27 @@ def _first_set(*values: float | None) -> float:
     return next(v for v in values if v is not None)
 
 
-def _check_provider(provider: Provider) -> tuple[str, str | None]:
-    """(the decrypted credential, None) or ("", why the provider cannot be routed to)."""
-    if provider.kind not in BY_VALUE:
-        return "", f"unknown kind {provider.kind!r}"
+def _check_provider(provider: Provider) -> tuple[Credentials, str | None]:
+    """(the decrypted credential, None) or (EMPTY, why the provider cannot be routed to)."""
+    kind = BY_VALUE.get(provider.kind)
+    if kind is None:
+        return EMPTY, f"unknown kind {provider.kind!r}"
     if needs_api_base(provider.kind) and not provider.api_base:
-        return "", "no api_base"
+        return EMPTY, "no api_base"
     # Also enforced on save (Provider.clean); a row written another way is caught here.
     insecure = api_base_problem(provider.api_base, provider.allow_insecure_http)
     if insecure:
-        return "", insecure
+        return EMPTY, insecure
     try:
-        return provider.get_api_key(), None
+        credentials = provider.get_credentials()
     except ValueError:
-        return "", "credential cannot be decrypted"
+        return EMPTY, "credential cannot be decrypted"
+    # Checked on save too (loadconfig, the admin); a kind changed another way is caught here. A
+    # part the kind does not use is left alone: it harms nothing.
+    missing = kind.credentials.missing(set(credentials))
+    if missing:
+        return EMPTY, f"credential lacks {', '.join(missing)} (needed by {kind.value} providers)"
+    return credentials, None
 
 
 def provider_problem(provider: Provider) -> str | None:
@@ -164,7 +177,7 @@ def provider_problem(provider: Provider) -> str | None:
     return _check_provider(provider)[1]
 
 
-def _route(d: Deployment, p: Provider, api_key: str) -> Route:
+def _route(d: Deployment, p: Provider, credentials: Credentials) -> Route:
     return Route(
         deployment_id=d.pk,
         model_name=d.model_name,
@@ -174,7 +187,7 @@ def _route(d: Deployment, p: Provider, api_key: str) -> Route:
         provider_name=p.name,
         provider_kind=p.kind,
         api_base=p.api_base,
-        api_key=api_key,
+        credentials=credentials,
         region=d.effective_region,
         input_cost_per_mtok=d.input_cost_per_mtok,
         output_cost_per_mtok=d.output_cost_per_mtok,
@@ -185,7 +198,7 @@ def _route(d: Deployment, p: Provider, api_key: str) -> Route:
         first_byte_timeout_s=_first_set(d.first_byte_timeout_s, p.first_byte_timeout_s),
         idle_timeout_s=_first_set(d.idle_timeout_s, p.idle_timeout_s),
         attempt_timeout_s=_first_set(d.attempt_timeout_s, p.attempt_timeout_s),
-        secret_forms=_secret_forms(api_key),
+        secret_forms=_secret_forms(*credentials.secret_values()),
     )
 
 
@@ -195,7 +208,7 @@ def routing_table_build() -> RoutingTable:
         "provider"
     )
     grouped: dict[tuple[str, str], list[Route]] = {}
-    providers: dict[int, tuple[str, str | None]] = {}
+    providers: dict[int, tuple[Credentials, str | None]] = {}
     skipped: list[Skipped] = []
     for d in deployments:
         p = d.provider
@@ -203,11 +216,11 @@ def routing_table_build() -> RoutingTable:
             providers[p.pk] = _check_provider(p)
             if providers[p.pk][1] is not None:
                 skipped.append(Skipped(provider=p.name, reason=providers[p.pk][1]))
-        api_key, problem = providers[p.pk]
+        credentials, problem = providers[p.pk]
         if problem is not None:
             continue
         try:
-            route = _route(d, p, api_key)
+            route = _route(d, p, credentials)
         except Exception as exc:  # one unusable row, never the whole table
             label = f"{d.model_name} -> {d.upstream_model}"
             reason = f"invalid deployment ({type(exc).__name__})"

@@ -1,6 +1,8 @@
 """A fake OpenAI upstream: a real HTTP server speaking OpenAI's wire format.
 
-End-to-end tests point an `openai_compatible` provider at it and assert on what it received;
+End-to-end tests point an `openai_compatible` provider at it and assert on what it received,
+or an `azure_openai` provider at its Azure OpenAI paths (`/openai/deployments/{deployment}/...`
+with the `api-key` header and the `api-version` query parameter, refused as Azure does);
 the benchmark runs it as the fast upstream (`python -m tests.fake_upstream --port PORT`). It is
 a raw ASGI app under uvicorn, so the gateway talks to it over real sockets exactly as it talks
 to a vendor. Response bodies are built once per model and reused, keeping the fake's own cost
@@ -21,7 +23,8 @@ import socket
 import struct
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from urllib.parse import parse_qsl
 
 import uvicorn
 
@@ -46,6 +49,18 @@ _SSE_HEADERS = [
 # Quiet, and no lifespan: the apps served here have no startup or shutdown work.
 _UVICORN = {"lifespan": "off", "access_log": False, "log_level": "warning"}
 
+# The Azure OpenAI API version the fake serves unless told otherwise (the current GA one).
+AZURE_API_VERSION = "2024-10-21"
+_AZURE_PREFIX = "/openai/deployments/"
+# Azure's own error bodies: a wrong key, and an api-version it does not serve (or none).
+_AZURE_401 = {
+    "code": "401",
+    "message": "Access denied due to invalid subscription key or wrong API endpoint. Make sure "
+    "to provide a valid key for an active subscription and use a correct regional API endpoint "
+    "for your resource.",
+}
+_AZURE_404 = {"code": "404", "message": "Resource not found"}
+
 # OpenAI's error `type` and `code` for the statuses tests inject.
 _ERRORS = {
     400: ("invalid_request_error", None, "Invalid request."),
@@ -63,6 +78,7 @@ class ReceivedRequest:
     path: str
     headers: dict[str, str]  # lower-cased names
     body: object  # parsed JSON, or None when the body was empty or not JSON
+    query: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -123,9 +139,12 @@ class FakeUpstream:
         prompt_tokens: int = PROMPT_TOKENS,
         completion_tokens: int = COMPLETION_TOKENS,
         record: bool = True,
+        azure_api_version: str = AZURE_API_VERSION,
     ) -> None:
-        # When set, requests without this bearer credential get OpenAI's 401, like the real API.
+        # When set, requests without this bearer credential get OpenAI's 401, like the real API
+        # (on Azure paths: without it in the api-key header, Azure's 401).
         self.api_key = api_key
+        self.azure_api_version = azure_api_version
         self.reply = reply
         self.prompt_tokens = prompt_tokens
         self.completion_tokens = completion_tokens
@@ -242,9 +261,14 @@ class FakeUpstream:
 
     @property
     def base_url(self) -> str:
+        return f"{self.azure_endpoint}/v1"
+
+    @property
+    def azure_endpoint(self) -> str:
+        """The api_base of an azure_openai provider: the server's root, as a resource's is."""
         if self._server is None:
             raise RuntimeError("the fake upstream is not running")
-        return f"{self._server.url}/v1"
+        return self._server.url
 
     def start(self) -> "FakeUpstream":
         self._server = ServerThread(self)
@@ -273,17 +297,20 @@ class FakeUpstream:
             await _respond(send, 400, _error_body(400, message="We could not parse the JSON."))
             return
         method, path = scope["method"], scope["path"]
+        # Azure names the deployment in the path; the endpoint is what follows it.
+        deployment, endpoint = _azure_route(path)
         headers: dict[str, str] = {}
-        if self.record or self.api_key is not None or self._faults:
+        if self.record or self.api_key is not None or self._faults or deployment is not None:
             headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+            query = dict(parse_qsl(scope.get("query_string", b"").decode("latin-1")))
             if self.record:
-                self.requests.append(ReceivedRequest(method, path, headers, body))
-            if (
-                self.api_key is not None
-                and headers.get("authorization") != f"Bearer {self.api_key}"
-            ):
-                await _respond(send, 401, _error_body(401))
+                self.requests.append(ReceivedRequest(method, path, headers, body, query))
+            refused = self._refusal(headers, query, azure=deployment is not None)
+            if refused is not None:
+                await _respond(send, *refused)
                 return
+        if deployment is not None and isinstance(body, dict):
+            body = {**body, "model": deployment}  # Azure answers for the path's deployment
         model = body.get("model") if isinstance(body, dict) else None
         fault = self._take_fault(model)
         if self.delay_s and await _sleep_or_disconnect(receive, self.delay_s):
@@ -308,14 +335,29 @@ class FakeUpstream:
             await self._stall(body, receive, send, fault.stall_after_chunks)
             return
 
-        if path == "/v1/chat/completions" and method == "POST" and isinstance(body, dict):
+        if endpoint == "/chat/completions" and method == "POST" and isinstance(body, dict):
             await self._chat(body, receive, send, fault)
-        elif path == "/v1/embeddings" and method == "POST" and isinstance(body, dict):
+        elif endpoint == "/embeddings" and method == "POST" and isinstance(body, dict):
             await _respond(send, 200, self._embeddings(body))
         elif path == "/v1/models" and method == "GET":
             await _respond(send, 200, self._models())
         else:
             await _respond(send, 404, _error_body(404, message=f"Unknown URL: {method} {path}"))
+
+    def _refusal(self, headers: dict, query: dict, *, azure: bool) -> tuple[int, bytes] | None:
+        """What the real service answers a request it will not serve, or None."""
+        if not azure:
+            if (
+                self.api_key is not None
+                and headers.get("authorization") != f"Bearer {self.api_key}"
+            ):
+                return 401, _error_body(401)
+            return None
+        if self.api_key is not None and headers.get("api-key") != self.api_key:
+            return 401, json.dumps({"error": _AZURE_401}).encode()
+        if query.get("api-version") != self.azure_api_version:
+            return 404, json.dumps({"error": _AZURE_404}).encode()
+        return None
 
     # --- bodies (built once per shape, then reused) ---------------------------------------------
 
@@ -479,6 +521,15 @@ class FakeUpstream:
             return json.dumps({"object": "list", "data": data}).encode()
 
         return self._cached(("models",), build)
+
+
+def _azure_route(path: str) -> tuple[str | None, str]:
+    """(deployment, endpoint) of an Azure OpenAI path, or (None, endpoint) of an OpenAI one."""
+    if path.startswith(_AZURE_PREFIX):
+        deployment, _, rest = path[len(_AZURE_PREFIX) :].partition("/")
+        if deployment:
+            return deployment, f"/{rest}"
+    return None, path[3:] if path.startswith("/v1/") else ""
 
 
 async def _respond(send, status: int, body: bytes, extra_headers=()) -> None:

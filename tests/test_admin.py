@@ -203,26 +203,26 @@ def provider(db):
 def test_provider_change_form_never_renders_the_credential(admin_client, provider):
     page = admin_client.get(_url(Provider, "change", provider.pk)).content.decode()
     assert UPSTREAM_SECRET not in page
-    assert provider.api_key_encrypted not in page
+    assert provider.credentials_encrypted not in page
     assert 'name="api_key"' in page  # the write-only field is there, empty
 
 
 def test_provider_changelist_shows_only_whether_a_credential_is_set(admin_client, provider):
     page = admin_client.get(_url(Provider, "changelist")).content.decode()
     assert UPSTREAM_SECRET not in page
-    assert provider.api_key_encrypted not in page
+    assert provider.credentials_encrypted not in page
     assert "Credential set" in page
 
 
 def test_saving_provider_with_blank_api_key_keeps_the_credential(admin_client, provider):
-    token = provider.api_key_encrypted
+    token = provider.credentials_encrypted
     response = admin_client.post(
         _url(Provider, "change", provider.pk), _provider_form(provider, api_key="", region="us")
     )
     assert response.status_code == 302
     provider.refresh_from_db()
     assert provider.region == "us"
-    assert provider.api_key_encrypted == token
+    assert provider.credentials_encrypted == token
     assert provider.get_api_key() == UPSTREAM_SECRET
 
 
@@ -233,16 +233,16 @@ def test_saving_provider_with_new_api_key_replaces_it_encrypted(admin_client, pr
     assert response.status_code == 302
     provider.refresh_from_db()
     assert provider.get_api_key() == "sk-new-value"
-    assert "sk-new-value" not in provider.api_key_encrypted
+    assert "sk-new-value" not in provider.credentials_encrypted
 
 
-def test_clear_api_key_removes_the_credential(admin_client, provider):
+def test_clear_credentials_removes_the_credential(admin_client, provider):
     response = admin_client.post(
-        _url(Provider, "change", provider.pk), _provider_form(provider, clear_api_key="on")
+        _url(Provider, "change", provider.pk), _provider_form(provider, clear_credentials="on")
     )
     assert response.status_code == 302
     provider.refresh_from_db()
-    assert not provider.has_api_key
+    assert not provider.has_credentials
 
 
 def test_openai_compatible_provider_without_base_url_is_rejected(admin_client, provider):

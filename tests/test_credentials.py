@@ -35,7 +35,7 @@ def _keys(*keys: str):
 def _raw_column(provider: Provider) -> str:
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT api_key_encrypted FROM routing_provider WHERE id = %s", [provider.pk]
+            "SELECT credentials_encrypted FROM routing_provider WHERE id = %s", [provider.pk]
         )
         return cursor.fetchone()[0]
 
@@ -55,7 +55,7 @@ def test_credential_round_trips_through_the_database(db):
     provider.set_api_key(PLAINTEXT)
     provider.save()
     assert Provider.objects.get(pk=provider.pk).get_api_key() == PLAINTEXT
-    assert Provider.objects.get(pk=provider.pk).has_api_key
+    assert Provider.objects.get(pk=provider.pk).has_credentials
 
 
 def test_same_credential_encrypts_differently_each_time():
@@ -69,7 +69,7 @@ def test_empty_credential_is_stored_as_empty(db):
     provider.save()
     assert _raw_column(provider) == ""
     assert Provider.objects.get(pk=provider.pk).get_api_key() == ""
-    assert not provider.has_api_key
+    assert not provider.has_credentials
 
 
 def test_rotation_keeps_old_tokens_readable_and_reencrypts_under_the_new_key(db):
@@ -84,7 +84,7 @@ def test_rotation_keeps_old_tokens_readable_and_reencrypts_under_the_new_key(db)
         provider = Provider.objects.get(pk=provider.pk)
         assert provider.get_api_key() == PLAINTEXT
         # Step 2: re-encrypt every credential under the newest key.
-        provider.api_key_encrypted = crypto.rotate(provider.api_key_encrypted)
+        provider.credentials_encrypted = crypto.rotate(provider.credentials_encrypted)
         provider.save()
         new_token = _raw_column(provider)
     assert new_token != old_token

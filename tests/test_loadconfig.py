@@ -87,7 +87,7 @@ def test_omitted_api_key_removes_the_stored_credential(db, example_key, load):
     load(MINIMAL_CONFIG)
     output = load(MINIMAL_CONFIG.replace("    api_key: ${EXAMPLE_API_KEY}\n", ""))
     assert "updated   provider openai-eu: api_key" in output
-    assert not Provider.objects.get(name="openai-eu").has_api_key
+    assert not Provider.objects.get(name="openai-eu").has_credentials
 
 
 def test_missing_environment_variable_is_an_error_and_changes_nothing(db, monkeypatch, load):
@@ -139,8 +139,8 @@ def test_failed_update_keeps_the_previous_configuration(db, example_key, load):
         ),
         ("teams:\n  - {slug: t, members: []}\n", "teams[0] (t).members: unknown field"),
         (
-            "providers:\n  - {name: p, kind: azure}\n",
-            "providers[0] (p).kind: 'azure' is not one of mock, openai",
+            "providers:\n  - {name: p, kind: azure-openai}\n",
+            "providers[0] (p).kind: 'azure-openai' is not one of ",
         ),
         ("providers:\n  - {name: p}\n", "providers[0] (p).kind: missing (required)"),
         (
@@ -260,7 +260,7 @@ def test_example_file_documents_every_accepted_field():
     }
     assert used == {level: set(names) for level, names in FIELDS.items()}
     kinds = {p["kind"] for p in doc["providers"]}
-    assert kinds >= {"openai_compatible", "mock"}
+    assert kinds >= {"openai_compatible", "azure_openai", "mock"}
     assert {m.get("mode", "chat") for m in doc["models"]} == {"chat", "embedding"}
 
 
@@ -269,13 +269,17 @@ def test_example_file_loads_and_is_idempotent(db, monkeypatch):
     _set_referenced_env(monkeypatch, text)
     out = StringIO()
     call_command("loadconfig", str(EXAMPLE), stdout=out)
-    assert Provider.objects.count() == 3
-    assert Deployment.objects.filter(model_name="small").count() == 2
+    assert Provider.objects.count() == 4
+    assert Deployment.objects.filter(model_name="small").count() == 3
     assert Deployment.objects.get(model_name="embed").mode == Deployment.Mode.EMBEDDING
     team = Team.objects.get(slug="search")
     assert team.organization.slug == "acme"
     assert team.projects.get().slug == "ranking"
     assert Provider.objects.get(name="openai-eu").get_api_key() == "test-value-for-EXAMPLE_API_KEY"
+    assert Provider.objects.get(name="azure-eu").get_credentials() == {
+        "api_key": "test-value-for-AZURE_OPENAI_API_KEY",
+        "api_version": "2024-10-21",
+    }
     before = config_rows()
     out = StringIO()
     call_command("loadconfig", str(EXAMPLE), stdout=out)

@@ -8,9 +8,12 @@ import pytest
 from django.core.management import CommandError
 
 from gateway.config import ConfigError, config_load
+from routing.providers import known_kinds
 from tenants.models import Team
 from tests.helpers_config import config_rows, run_loadconfig
 
+# Every kind, as the error about an unknown one lists them.
+KNOWN_KINDS = ", ".join(known_kinds())
 EXAMPLE = Path(__file__).resolve().parent.parent / "config" / "example.yaml"
 
 
@@ -39,7 +42,7 @@ def test_all_errors_of_a_file_are_reported_at_once_and_nothing_is_applied(db):
     text = """
 providers:
   - {name: p, kind: mock, timeout_s: soon}
-  - {name: q, kind: azure}
+  - {name: q, kind: azure-openai}
 models:
   - {name: m, deployments: [{provider: p, model: x, input_cost_per_mtok: -1}]}
 teams:
@@ -49,7 +52,7 @@ teams:
         config_load(text=text)
     assert excinfo.value.errors == [
         "providers[0] (p).timeout_s: not a number: 'soon'",
-        "providers[1] (q).kind: 'azure' is not one of mock, openai, openai_compatible",
+        f"providers[1] (q).kind: 'azure-openai' is not one of {KNOWN_KINDS}",
         "models[0] (m).deployments[0] (p).input_cost_per_mtok: must be >= 0 with at most "
         "6 decimals",
         "teams[0] (t).colour: unknown field (known: allowed_models, cost_center, is_active, "
@@ -62,11 +65,11 @@ teams:
 
 def test_command_lists_every_error_under_one_line(db, load):
     with pytest.raises(CommandError) as excinfo:
-        load("providers:\n  - {name: p, kind: azure}\n  - {name: q}\n")
+        load("providers:\n  - {name: p, kind: azure-openai}\n  - {name: q}\n")
     message = str(excinfo.value)
     assert message.splitlines()[0].endswith(": 2 errors; nothing was changed:")
     assert message.splitlines()[1:] == [
-        "  providers[0] (p).kind: 'azure' is not one of mock, openai, openai_compatible",
+        f"  providers[0] (p).kind: 'azure-openai' is not one of {KNOWN_KINDS}",
         "  providers[1] (q).kind: missing (required)",
     ]
 
@@ -158,9 +161,9 @@ def test_runs_count_the_same_items_every_time(db, monkeypatch, load):
     assert "created   organization acme" in first
     assert "created   organization default" in first
     assert "created   project search/ranking" in first
-    # 3 providers, 3 deployments, 2 organizations, 2 teams, 1 project.
-    assert "11 created, 0 updated, 0 unchanged" in first
-    assert "0 created, 0 updated, 11 unchanged" in second
+    # 4 providers, 4 deployments, 2 organizations, 2 teams, 1 project.
+    assert "13 created, 0 updated, 0 unchanged" in first
+    assert "0 created, 0 updated, 13 unchanged" in second
 
 
 def test_an_organization_shared_by_teams_is_counted_once(db, load):

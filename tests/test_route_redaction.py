@@ -1,6 +1,7 @@
 """Route.redact: a route's credential never leaves in relayed upstream text, in any spelling
 JSON allows; placeholder "credentials" of local servers are left alone."""
 
+from routing.credentials import Credentials
 from routing.selectors import Route, _secret_forms
 
 
@@ -14,7 +15,7 @@ def _route(api_key: str) -> Route:
         provider_name="p",
         provider_kind="openai",
         api_base="",
-        api_key=api_key,
+        credentials=Credentials({"api_key": api_key}),
         secret_forms=_secret_forms(api_key),
     )
 

@@ -33,7 +33,7 @@ def _good_and_undecryptable() -> None:
     DeploymentFactory(provider=bad, model_name="broken")
     # A credential written under a key that is no longer in GATEWAY_ENCRYPTION_KEYS.
     token = Fernet(Fernet.generate_key()).encrypt(FOREIGN_SECRET.encode()).decode()
-    Provider.objects.filter(pk=bad.pk).update(api_key_encrypted=token)
+    Provider.objects.filter(pk=bad.pk).update(credentials_encrypted=token)
 
 
 @sync_to_async

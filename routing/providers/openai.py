@@ -118,14 +118,16 @@ class OpenAICompatibleAdapter(ProviderAdapter):
             raise ProviderError(f"provider {route.provider_name} has no api_base", retryable=True)
         return base.rstrip("/") + path
 
+    def _auth_headers(self, route: Route) -> dict[str, str]:
+        # No credential (a local server without auth): no header at all.
+        return {"authorization": f"Bearer {route.api_key}"} if route.api_key else {}
+
     async def _send(
         self, route: Route, path: str, payload: dict, headers: dict[str, str], started: float
     ) -> httpx.Response:
         """Send the request; returns at the response headers, an error status raised. The body
         is the caller's to read (bounded) and to close. The caller bounds the wait."""
-        out_headers = {**headers, "content-type": "application/json"}
-        if route.api_key:
-            out_headers["authorization"] = f"Bearer {route.api_key}"
+        out_headers = {**headers, "content-type": "application/json", **self._auth_headers(route)}
         client = http.client()
         request = client.build_request(
             "POST",
