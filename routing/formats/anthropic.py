@@ -18,7 +18,7 @@ from .anthropic_output import (  # noqa: F401 (the codec's answer half)
     usage_from_ir,
     usage_to_ir,
 )
-from .errors import Unsupported
+from .errors import Unsupported, refuse_choices_and_logprobs
 from .errors import anthropic_error_body as error_body  # noqa: F401
 from .errors import anthropic_stream_error as stream_error  # noqa: F401
 from .ir import (
@@ -33,6 +33,7 @@ from .ir import (
     Tool,
     ToolCall,
     ToolResult,
+    finish_request,
 )
 
 NAME = "anthropic"
@@ -242,23 +243,14 @@ def request_from_ir(
         }
     if req.stream:
         body["stream"] = True
-    for name in ("seed", "presence_penalty", "frequency_penalty"):
-        if getattr(req, name) is not None:
-            dropped.append(name)
-    if req.source == NAME:
-        body.update(req.extra)
-    else:
-        dropped.extend(req.extra)
-    return body, list(dict.fromkeys(dropped))
+    return finish_request(
+        body, req, NAME, dropped, ("seed", "presence_penalty", "frequency_penalty")
+    )
 
 
 def _refuse(req: ChatRequest) -> None:
     """What a Messages API call cannot honour and the client would rely on: a 400 naming it."""
-    if req.n is not None and req.n > 1:
-        raise Unsupported("n", "this model returns one choice per request; n must be 1")
-    if req.logprobs or req.top_logprobs:
-        param = "logprobs" if req.logprobs else "top_logprobs"
-        raise Unsupported(param, "this model does not return log probabilities")
+    refuse_choices_and_logprobs(req)
     if req.temperature is not None and req.temperature > 1:
         # Not clamped: 1.5 asks for more randomness than the provider can give, and a silent
         # 1.0 would be a different request. Not rescaled either: the scales are not linear.

@@ -42,7 +42,7 @@ from .bedrock_output import (  # noqa: F401 (the codec's answer half)
     usage_from_ir,
     usage_to_ir,
 )
-from .errors import Unsupported
+from .errors import Unsupported, refuse_choices_and_logprobs
 from .ir import (
     ChatRequest,
     Defaults,
@@ -54,6 +54,7 @@ from .ir import (
     Tool,
     ToolCall,
     ToolResult,
+    finish_request,
 )
 
 NAME = "bedrock"
@@ -244,23 +245,14 @@ def request_from_ir(
         body["toolConfig"] = tool_config
     if req.parallel_tool_calls is False:
         dropped.append("parallel_tool_calls")
-    for name in ("seed", "presence_penalty", "frequency_penalty", "top_k", "user"):
-        if getattr(req, name) is not None:
-            dropped.append(name)
-    if req.source == NAME:
-        body.update(req.extra)
-    else:
-        dropped.extend(req.extra)
-    return body, list(dict.fromkeys(dropped))
+    return finish_request(
+        body, req, NAME, dropped, ("seed", "presence_penalty", "frequency_penalty", "top_k", "user")
+    )
 
 
 def _refuse(req: ChatRequest) -> None:
     """What a Converse call cannot honour and the client would rely on: a 400 naming it."""
-    if req.n is not None and req.n > 1:
-        raise Unsupported("n", "this model returns one choice per request; n must be 1")
-    if req.logprobs or req.top_logprobs:
-        param = "logprobs" if req.logprobs else "top_logprobs"
-        raise Unsupported(param, "this model does not return log probabilities")
+    refuse_choices_and_logprobs(req)
     if req.response_format is not None:
         # Dropping it would hand the client prose where it parses JSON.
         raise Unsupported(

@@ -123,3 +123,14 @@ def anthropic_stream_error(
     if request_id is not None:
         body["request_id"] = request_id
     return b"event: error\ndata: " + orjson.dumps(body) + b"\n\n"
+
+
+def refuse_choices_and_logprobs(
+    req, *, logprobs_message: str = "this model does not return log probabilities"
+) -> None:
+    """Refusals shared by every format that returns one choice and no log probabilities:
+    silently answering one choice, or none of the probabilities, would break the client."""
+    if req.n is not None and req.n > 1:
+        raise Unsupported("n", "this model returns one choice per request; n must be 1")
+    if req.logprobs or req.top_logprobs:
+        raise Unsupported("logprobs" if req.logprobs else "top_logprobs", logprobs_message)

@@ -24,7 +24,7 @@ import struct
 
 import orjson
 
-from .errors import Malformed, Unsupported
+from .errors import Malformed, Unsupported, refuse_choices_and_logprobs
 from .gemini_errors import (  # noqa: F401 (the codec's error shapes)
     HTTP_BY_STATUS_NAME,
     STATUS_NAME_BY_HTTP,
@@ -61,6 +61,7 @@ from .ir import (
     ToolCall,
     ToolResult,
     Usage,
+    finish_request,
 )
 
 NAME = "gemini"
@@ -239,24 +240,16 @@ def request_from_ir(
         body["generationConfig"] = config
     if req.parallel_tool_calls is False:
         dropped.append("parallel_tool_calls")  # Gemini has no switch for it
-    if req.user is not None:
-        dropped.append("user")
-    if req.source == NAME:
-        body.update(req.extra)
-    else:
-        dropped.extend(req.extra)
-    return body, list(dict.fromkeys(dropped))
+    return finish_request(body, req, NAME, dropped, ("user",))
 
 
 def _refuse(req: ChatRequest) -> None:
     """What generateContent cannot honour here and the client would rely on: a 400 naming it."""
-    if req.n is not None and req.n > 1:
-        # candidateCount exists, but a stream carries one candidate here and only candidate 0
-        # is read back: n > 1 would silently return one choice.
-        raise Unsupported("n", "this model returns one choice per request; n must be 1")
-    if req.logprobs or req.top_logprobs:
-        param = "logprobs" if req.logprobs else "top_logprobs"
-        raise Unsupported(param, "log probabilities cannot be translated for this model")
+    # candidateCount exists, but a stream carries one candidate here and only candidate 0 is
+    # read back: n > 1 would silently return one choice.
+    refuse_choices_and_logprobs(
+        req, logprobs_message="log probabilities cannot be translated for this model"
+    )
 
 
 def _parts_out(message: Message, names: dict[str, str], dropped: list[str]) -> list[dict]:

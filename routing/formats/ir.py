@@ -219,3 +219,19 @@ StreamEvent = (
     | Error
     | End
 )
+
+
+def finish_request(
+    body: dict, req: ChatRequest, target: str, dropped: list[str], unsupported: tuple[str, ...] = ()
+) -> tuple[dict, list[str]]:
+    """The last step of every `request_from_ir`: list the set parameters `target` has no field
+    for, then carry the client's unknown fields over only within one format (another format's
+    unknown fields mean nothing there, so they are dropped and named)."""
+    for name in unsupported:
+        if getattr(req, name) is not None:
+            dropped.append(name)
+    if req.source == target:
+        body.update(req.extra)
+    else:
+        dropped.extend(req.extra)
+    return body, list(dict.fromkeys(dropped))

@@ -21,6 +21,7 @@ from .ir import (
     Tool,
     ToolCall,
     ToolResult,
+    finish_request,
 )
 from .openai_output import (  # noqa: F401 (the codec's answer half)
     finish_from_ir,
@@ -264,11 +265,7 @@ def request_from_ir(
         # the usage chunk only if it asked (StreamEncoder(include_usage=...)).
         body["stream"] = True
         body["stream_options"] = {"include_usage": True}
-    if req.source == NAME:
-        body.update(req.extra)
-    else:
-        dropped.extend(req.extra)
-    return body, list(dict.fromkeys(dropped))
+    return finish_request(body, req, NAME, dropped)
 
 
 def _content_out(parts: list) -> str | list[dict]:
