@@ -20,6 +20,7 @@ KINDS: tuple[ProviderKind, ...] = (
         "routing.providers.openai:OpenAICompatibleAdapter",
         needs_api_base=True,
     ),
+    ProviderKind("anthropic", "Anthropic", "routing.providers.anthropic:AnthropicAdapter"),
     ProviderKind(
         "mock",
         "Mock (built-in fake model for demos and tests)",

@@ -140,7 +140,7 @@ def test_failed_update_keeps_the_previous_configuration(db, example_key, load):
         ("teams:\n  - {slug: t, members: []}\n", "teams[0] (t).members: unknown field"),
         (
             "providers:\n  - {name: p, kind: azure}\n",
-            "providers[0] (p).kind: 'azure' is not one of mock, openai",
+            "providers[0] (p).kind: 'azure' is not one of anthropic, mock, openai",
         ),
         ("providers:\n  - {name: p}\n", "providers[0] (p).kind: missing (required)"),
         (

@@ -49,7 +49,7 @@ teams:
         config_load(text=text)
     assert excinfo.value.errors == [
         "providers[0] (p).timeout_s: not a number: 'soon'",
-        "providers[1] (q).kind: 'azure' is not one of mock, openai, openai_compatible",
+        "providers[1] (q).kind: 'azure' is not one of anthropic, mock, openai, openai_compatible",
         "models[0] (m).deployments[0] (p).input_cost_per_mtok: must be >= 0 with at most "
         "6 decimals",
         "teams[0] (t).colour: unknown field (known: allowed_models, cost_center, is_active, "
@@ -66,7 +66,7 @@ def test_command_lists_every_error_under_one_line(db, load):
     message = str(excinfo.value)
     assert message.splitlines()[0].endswith(": 2 errors; nothing was changed:")
     assert message.splitlines()[1:] == [
-        "  providers[0] (p).kind: 'azure' is not one of mock, openai, openai_compatible",
+        "  providers[0] (p).kind: 'azure' is not one of anthropic, mock, openai, openai_compatible",
         "  providers[1] (q).kind: missing (required)",
     ]
 

@@ -25,7 +25,7 @@ from routing.providers import ProviderError, get_adapter
 from routing.selectors import Route, RoutingTable, routing_table_cache
 from tenants.selectors import KeyPrincipal
 
-from . import needs, parsing, refusals, validation
+from . import crossing, needs, parsing, refusals, validation
 from .auth import authenticate
 from .context import SCOPE_START, RequestContext
 from .errors import (
@@ -46,6 +46,8 @@ log = logging.getLogger("gateway.proxy")
 CHAT = "chat.completions"
 EMBEDDINGS = "embeddings"
 _MODE = {CHAT: "chat", EMBEDDINGS: "embedding"}
+# The wire format of the /v1 (and Azure-style) chat endpoint's clients.
+CLIENT_FORMAT = "openai"
 
 
 def _forward_headers(request: HttpRequest, ctx: RequestContext) -> dict[str, str]:
@@ -182,36 +184,54 @@ async def _chat(ctx: RequestContext, request: HttpRequest, data: dict) -> HttpRe
     routes = needs.capable_routes(
         routes, needs.chat_needs(data, len(request.body)), ctx.requested_model
     )
+    # Routes of another wire format get the request translated (once each, before any call).
+    routes, plans = crossing.plan(routes, data, CLIENT_FORMAT)
     headers = _forward_headers(request, ctx)
 
     if not ctx.stream:
-        result, _ = await _call(
-            ctx,
-            routes,
-            lambda r: get_adapter(r.provider_kind).chat(
-                r, {**data, "model": r.upstream_model}, headers
-            ),
-        )
+
+        async def complete(r: Route):
+            adapter = get_adapter(r.provider_kind)
+            found = plans.get(r.deployment_id) if plans is not None else None
+            if found is None:
+                return await adapter.chat(r, {**data, "model": r.upstream_model}, headers)
+            result = await adapter.chat(r, found.body, headers)
+            return crossing.translated_answer(r, result, found, CLIENT_FORMAT)
+
+        result, _ = await _call(ctx, routes, complete)
         ctx.usage = result.usage
         ctx.upstream_ms += result.upstream_ms
-        return HttpResponse(ctx.route.redact(result.body), content_type="application/json")
+        response = HttpResponse(ctx.route.redact(result.body), content_type="application/json")
+        _dropped_header(response, plans, ctx)
+        return response
 
-    upstream, deadline = await _call(
-        ctx,
-        routes,
-        lambda r: get_adapter(r.provider_kind).chat_stream(
-            r, {**data, "model": r.upstream_model}, headers
-        ),
-    )
+    def open_stream(r: Route):
+        found = plans.get(r.deployment_id) if plans is not None else None
+        payload = {**data, "model": r.upstream_model} if found is None else found.body
+        return get_adapter(r.provider_kind).chat_stream(r, payload, headers)
+
+    upstream, deadline = await _call(ctx, routes, open_stream)
     ctx.upstream_ms += upstream.upstream_ms
     wants_usage = bool(stream_options.get("include_usage"))
+    found = plans.get(ctx.route.deployment_id) if plans is not None else None
+    translator = (
+        None if found is None else crossing.stream_translator(found, CLIENT_FORMAT, wants_usage)
+    )
     response = StreamingHttpResponse(
-        relay(ctx, upstream, data, wants_usage, deadline=deadline),
+        relay(ctx, upstream, data, wants_usage, deadline=deadline, translator=translator),
         content_type="text/event-stream",
     )
     response["cache-control"] = "no-cache"
     response["x-accel-buffering"] = "no"  # tell nginx-style proxies not to buffer the stream
+    _dropped_header(response, plans, ctx)
     return response
+
+
+def _dropped_header(response: HttpResponse, plans, ctx: RequestContext) -> None:
+    if plans is not None:
+        dropped = crossing.dropped_header(plans, ctx.route)
+        if dropped:
+            response[crossing.DROPPED_HEADER] = dropped
 
 
 async def _embeddings(ctx: RequestContext, request: HttpRequest, data: dict) -> HttpResponse:

@@ -15,8 +15,9 @@ import orjson
 from django.conf import settings
 
 from infra import http
+from routing.formats import Malformed, StreamTranslator
 from routing.providers import ProviderError, UpstreamStream
-from routing.providers.usage import estimate_usage, usage_from_openai
+from routing.providers.usage import estimate_usage, usage_from_ir, usage_from_openai
 
 from .context import RequestContext, log
 from .sse import EventBuffer, EventTooLarge
@@ -35,6 +36,18 @@ def _usage_chunk(event: bytearray) -> dict | None:
                 return None
             return data if isinstance(data, dict) and data.get("usage") else None
     return None
+
+
+_DONE = b"data: [DONE]"
+
+
+def _translated(translator: StreamTranslator, events: list[bytearray]) -> list[bytes]:
+    out = []
+    for event in events:
+        translated = translator.feed(event)
+        if translated:
+            out.append(translated)
+    return out
 
 
 class _Guard:
@@ -127,9 +140,13 @@ async def relay(
     client_wants_usage: bool,
     *,
     deadline: float,
+    translator: StreamTranslator | None = None,
 ):
     """Yield upstream events as they arrive, until the attempt's `deadline` (monotonic) at the
-    latest; settle exactly once however the stream ends."""
+    latest; settle exactly once however the stream ends.
+
+    With a `translator` (an upstream of another wire format) each event is translated into the
+    client's format and usage comes from it; without one, events pass through byte for byte."""
     events = EventBuffer(settings.GATEWAY_UPSTREAM_MAX_EVENT_BYTES)
     guard = _Guard(upstream, ctx.route.idle_timeout_s, deadline)
     _open.add(guard)
@@ -146,18 +163,23 @@ async def relay(
             chunk = upstream.first  # read before the response was committed
             chunks = aiter(upstream.chunks)
             while True:
-                out = []
-                for event in events.feed(chunk):
-                    data = _usage_chunk(event)
-                    if data is not None:
-                        usage = usage_from_openai(data["usage"])
-                        if usage is not None:
-                            ctx.usage, reported = usage, True
-                        # Injected on the client's behalf: a client that did not ask for the
-                        # usage-only chunk (no choices) may index choices[0], so it is dropped.
-                        if not client_wants_usage and not data.get("choices"):
-                            continue
-                    out.append(event)
+                if translator is None:
+                    out = []
+                    for event in events.feed(chunk):
+                        data = _usage_chunk(event)
+                        if data is not None:
+                            usage = usage_from_openai(data["usage"])
+                            if usage is not None:
+                                ctx.usage, reported = usage, True
+                            # Injected on the client's behalf: a client that did not ask for
+                            # the usage-only chunk (no choices) may index choices[0], so it is
+                            # dropped.
+                            if not client_wants_usage and not data.get("choices"):
+                                continue
+                        out.append(event)
+                else:
+                    out = _translated(translator, events.feed(chunk))
+                    finished = translator.finished
                 if out:
                     if ctx.ttft_ms is None:
                         ctx.ttft_ms = ctx.elapsed_ms()
@@ -165,7 +187,7 @@ async def relay(
                     if redact is not None:
                         joined = redact(joined)
                     streamed_bytes += len(joined)
-                    finished = out[-1].startswith(b"data: [DONE]")
+                    finished = finished if translator is not None else out[-1].startswith(_DONE)
                     guard.reading_since = None
                     yield joined
                 if events.too_large:
@@ -177,8 +199,19 @@ async def relay(
                 if chunk is None:
                     break
             rest = events.rest()
+            if translator is not None:
+                # An upstream that stopped without its end marker: the client's stream still
+                # ends properly (its format's end, with usage if any came).
+                rest = b"" if translator.finished else translator.close()
+                finished = translator.finished
             if rest.strip():
                 yield redact(rest) if redact is not None else rest
+        except Malformed as exc:
+            ctx.fail(502, "upstream_error")
+            log.warning("request %s: %s", ctx.request_id, exc)
+            yield _error_event(
+                "the upstream sent an event the gateway cannot read", "upstream_error"
+            )
         except EventTooLarge as exc:
             ctx.fail(502, "upstream_response_too_large")
             log.warning("request %s: %s", ctx.request_id, exc)
@@ -203,6 +236,12 @@ async def relay(
     finally:
         guard.close()
         _open.discard(guard)
+        if translator is not None:
+            if translator.usage is not None:
+                ctx.usage, reported = usage_from_ir(translator.usage), True
+            if translator.error is not None and ctx.status == 200:
+                # The upstream ended the stream with an error event (relayed, translated).
+                ctx.fail(502, "upstream_error")
         if not reported:
             # Counting SSE bytes over-estimates the output (JSON framing); for money, erring
             # high is the safe side, and the row says it is an estimate.
