@@ -120,13 +120,14 @@ def end_open_streams() -> int:
     return len(guards)
 
 
-def _error_event(message: str, code: str) -> bytes:
+def error_event(message: str, code: str) -> bytes:
+    """OpenAI's in-stream error (the OpenAI dialect's)."""
     kind = "service_unavailable" if code == SHUTTING_DOWN[0] else "upstream_error"
     body = {"error": {"message": message, "type": kind, "param": None, "code": code}}
     return b"data: " + orjson.dumps(body) + b"\n\n"
 
 
-_STATUS = {
+STREAM_ERROR_STATUS = {
     "upstream_timeout": 504,
     "upstream_response_too_large": 502,
     "gateway_shutting_down": 503,
@@ -141,12 +142,16 @@ async def relay(
     *,
     deadline: float,
     translator: StreamTranslator | None = None,
+    sniffer=None,
+    end_with=error_event,
 ):
     """Yield upstream events as they arrive, until the attempt's `deadline` (monotonic) at the
     latest; settle exactly once however the stream ends.
 
     With a `translator` (an upstream of another wire format) each event is translated into the
-    client's format and usage comes from it; without one, events pass through byte for byte."""
+    client's format and usage comes from it; without one, events pass through byte for byte,
+    usage sniffed from OpenAI's final chunk, or by `sniffer` for another format (the dialect's
+    usage_sniffer). `end_with` renders the error event that ends a stream cut short."""
     events = EventBuffer(settings.GATEWAY_UPSTREAM_MAX_EVENT_BYTES)
     guard = _Guard(upstream, ctx.route.idle_timeout_s, deadline)
     _open.add(guard)
@@ -163,7 +168,12 @@ async def relay(
             chunk = upstream.first  # read before the response was committed
             chunks = aiter(upstream.chunks)
             while True:
-                if translator is None:
+                if sniffer is not None:
+                    out = events.feed(chunk)
+                    for event in out:
+                        sniffer.feed(event)
+                    finished = sniffer.finished
+                elif translator is None:
                     out = []
                     for event in events.feed(chunk):
                         data = _usage_chunk(event)
@@ -187,7 +197,8 @@ async def relay(
                     if redact is not None:
                         joined = redact(joined)
                     streamed_bytes += len(joined)
-                    finished = finished if translator is not None else out[-1].startswith(_DONE)
+                    if translator is None and sniffer is None:
+                        finished = out[-1].startswith(_DONE)
                     guard.reading_since = None
                     yield joined
                 if events.too_large:
@@ -209,13 +220,11 @@ async def relay(
         except Malformed as exc:
             ctx.fail(502, "upstream_error")
             log.warning("request %s: %s", ctx.request_id, exc)
-            yield _error_event(
-                "the upstream sent an event the gateway cannot read", "upstream_error"
-            )
+            yield end_with("the upstream sent an event the gateway cannot read", "upstream_error")
         except EventTooLarge as exc:
             ctx.fail(502, "upstream_response_too_large")
             log.warning("request %s: %s", ctx.request_id, exc)
-            yield _error_event(str(exc), "upstream_response_too_large")
+            yield end_with(str(exc), "upstream_response_too_large")
         except (httpx.TransportError, ProviderError, _Ended) as exc:
             if guard.code is not None:  # ended on purpose: the guard says why
                 code, message = guard.code, guard.message
@@ -223,9 +232,9 @@ async def relay(
                 code, message = "upstream_timeout", "the upstream stream timed out"
             else:
                 code, message = "upstream_disconnected", "the upstream stream ended abnormally"
-            ctx.fail(_STATUS.get(code, 502), code)
+            ctx.fail(STREAM_ERROR_STATUS.get(code, 502), code)
             log.warning("request %s: upstream stream broke: %s", ctx.request_id, code)
-            yield _error_event(message, code)
+            yield end_with(message, code)
     except (asyncio.CancelledError, GeneratorExit):
         # The client went away. Django cancels the response task (or closes this generator).
         # Clients such as the OpenAI SDK hang up as soon as they read [DONE]: that stream was
@@ -236,10 +245,11 @@ async def relay(
     finally:
         guard.close()
         _open.discard(guard)
-        if translator is not None:
-            if translator.usage is not None:
-                ctx.usage, reported = usage_from_ir(translator.usage), True
-            if translator.error is not None and ctx.status == 200:
+        watcher = translator or sniffer
+        if watcher is not None:
+            if watcher.usage is not None:
+                ctx.usage, reported = usage_from_ir(watcher.usage), True
+            if watcher.error is not None and ctx.status == 200:
                 # The upstream ended the stream with an error event (relayed, translated).
                 ctx.fail(502, "upstream_error")
         if not reported:
