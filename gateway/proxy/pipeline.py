@@ -1,8 +1,13 @@
 """The hot path: the one place a /v1 request is authenticated, checked, routed, sent, settled.
 
-    read body (handler.py: bounded) -> authenticate -> parse and validate (parsing.py,
-    validation.py) -> policy (allowed models) -> candidates (routing table) -> call upstream,
-    falling back before the first byte -> respond -> settle (usage event)
+    read body (handler.py: bounded) -> authenticate -> parse and validate (parsing.py, the
+    dialect's validation) -> policy (allowed models) -> candidates (routing table) -> translate
+    for routes of another wire format (crossing.py) -> call upstream, falling back before the
+    first byte -> respond -> settle (usage event)
+
+The client's dialect (dialects/: OpenAI on /v1 and the Azure-style paths, Anthropic on
+/v1/messages) decides where the key is, how the body is validated and how errors look; the
+rest is the same for every dialect.
 
 A request refused before authentication has no tenant and so no usage row; refusals.py counts
 and logs it instead.

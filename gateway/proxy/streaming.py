@@ -1,10 +1,12 @@
-"""Server-sent events passed through chunk by chunk, with usage taken from the final chunk.
+"""Server-sent events passed through chunk by chunk, with usage taken from the final chunk (or
+translated event by event when the upstream speaks another format than the client).
 
 Once the first byte has gone to the client nothing is retried: whatever ends a stream early (an
 upstream that breaks, goes quiet for the idle timeout or outlives the attempt's deadline, an
-event over GATEWAY_UPSTREAM_MAX_EVENT_BYTES, the shutdown drain) ends it with one OpenAI-shaped
-error event, and the stream is settled exactly once. The per-chunk work stays small: events are
-split in linear time (sse.py), and the timeouts cost one timer per stream, not one per chunk.
+event over GATEWAY_UPSTREAM_MAX_EVENT_BYTES, the shutdown drain) ends it with one error event in
+the client's dialect, and the stream is settled exactly once. The per-chunk work stays small:
+events are split in linear time (sse.py), and the timeouts cost one timer per stream, not one
+per chunk.
 """
 
 import asyncio

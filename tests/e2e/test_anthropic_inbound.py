@@ -304,3 +304,31 @@ def test_an_error_event_from_an_anthropic_upstream_is_relayed_and_recorded(
     assert "Overloaded" in str(caught.value)
     [record] = wait_for_usage_records(1)
     assert (record.status_code, record.error_type) == (502, "upstream_error")
+
+
+def test_an_anthropic_stream_is_relayed_as_the_upstream_sent_it(gateway, fake_anthropic, client):
+    with gateway.http() as http:
+        response = http.post(
+            "/v1/messages",
+            json={"model": "sonnet", "max_tokens": 10, "messages": HELLO, "stream": True},
+            headers={"x-api-key": gateway.key},
+        )
+
+    # What a translation would not reproduce: the pings, the provider's own usage fields.
+    assert 'event: ping\ndata: {"type":"ping"}\n\n' in response.text
+    assert '"service_tier":"standard"' in response.text
+    assert '"model":"claude-sonnet-fake"' in response.text
+    assert response.text.endswith('event: message_stop\ndata: {"type":"message_stop"}\n\n')
+
+
+def test_fields_an_openai_upstream_cannot_take_are_listed_as_dropped(gateway, upstream, client):
+    raw = client.messages.with_raw_response.create(
+        model="chat-fast",
+        max_tokens=2048,
+        messages=HELLO,
+        thinking={"type": "enabled", "budget_tokens": 1024},
+    )
+
+    assert raw.parse().content[0].text == REPLY
+    assert raw.headers["x-gateway-dropped-params"] == "thinking"
+    assert "thinking" not in upstream.received("/v1/chat/completions")[-1].body
