@@ -332,3 +332,15 @@ def test_fields_an_openai_upstream_cannot_take_are_listed_as_dropped(gateway, up
     assert raw.parse().content[0].text == REPLY
     assert raw.headers["x-gateway-dropped-params"] == "thinking"
     assert "thinking" not in upstream.received("/v1/chat/completions")[-1].body
+
+
+@pytest.mark.parametrize("path", ["/v1/messages", "/v1/messages/count_tokens"])
+def test_a_get_is_refused_in_anthropic_shape(gateway, path):
+    with gateway.http() as http:
+        response = http.get(path, headers={"x-api-key": gateway.key})
+
+    assert response.status_code == 405
+    assert response.headers["allow"] == "POST"
+    body = response.json()
+    assert (body["type"], body["error"]["type"]) == ("error", "invalid_request_error")
+    assert body["request_id"] == response.headers["x-request-id"]
