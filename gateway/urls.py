@@ -3,7 +3,7 @@ from django.http import JsonResponse
 from django.urls import path, re_path
 
 from gateway.admin_login import admin_login
-from gateway.proxy import azure
+from gateway.proxy import azure, messages
 from gateway.proxy import views as proxy
 
 
@@ -40,6 +40,9 @@ def readyz(request):
 urlpatterns = [
     path("v1/chat/completions", proxy.chat_completions),
     path("v1/embeddings", proxy.embeddings),
+    # Anthropic's Messages API, for the anthropic SDK (gateway/proxy/messages.py).
+    path("v1/messages", messages.messages),
+    path("v1/messages/count_tokens", messages.count_tokens),
     path("v1/models", proxy.models),
     # <path:>: a model name may hold slashes ("meta-llama/Llama-3.1-8B").
     path("v1/models/<path:model>", proxy.model),

@@ -80,6 +80,8 @@ OPTIONAL_API_KEY = CredentialShape(
     required=(API_KEY,), may_be_empty=True, empty_means="requests carry no credential"
 )
 NO_CREDENTIALS = CredentialShape()
+# A hosted API that refuses every request without its key: a missing key is a config error.
+API_KEY_REQUIRED = CredentialShape(required=(API_KEY,))
 AZURE_OPENAI_CREDENTIALS = CredentialShape(required=(API_KEY, API_VERSION))
 # For an AWS kind (Bedrock): access key id and secret (and a session token for temporary
 # credentials), or none at all, and then the standard AWS credential chain of the gateway's
@@ -109,6 +111,12 @@ KINDS: tuple[ProviderKind, ...] = (
         "OpenAI-compatible (vLLM, Ollama, Mistral, Groq…)",
         "routing.providers.openai:OpenAICompatibleAdapter",
         needs_api_base=True,
+    ),
+    ProviderKind(
+        "anthropic",
+        "Anthropic",
+        "routing.providers.anthropic:AnthropicAdapter",
+        credentials=API_KEY_REQUIRED,
     ),
     ProviderKind(
         "azure_openai",

@@ -176,3 +176,12 @@ def test_an_azure_endpoint_behind_an_api_gateway_path_is_accepted(db):
     )
     config_load(text=text)
     assert Provider.objects.get().api_base == "https://apim.example.com/team-a"
+
+
+def test_an_anthropic_provider_without_a_key_is_an_error(db):
+    text = "providers:\n  - {name: claude, kind: anthropic}\n"
+    with pytest.raises(ConfigError) as caught:
+        config_load(text=text)
+    assert "providers[0] (claude).credentials.api_key: missing (required for anthropic" in str(
+        caught.value
+    )

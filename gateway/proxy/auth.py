@@ -79,14 +79,15 @@ def clear_process_state() -> None:
     throttle.blocked.clear()
 
 
-def presented_key(request: HttpRequest) -> str | None:
+def presented_key(request: HttpRequest, key_header: str = "api-key") -> str | None:
     header = request.headers.get("authorization")
     if header:
         scheme, _, token = header.partition(" ")
         if scheme.lower() == "bearer" and token.strip():
             return token.strip()
-    # Azure OpenAI clients send the key in `api-key` (some with an empty Authorization beside).
-    token = request.headers.get("api-key")
+    # The dialect's own header: Azure OpenAI clients send the key in `api-key` (some with an
+    # empty Authorization beside), Anthropic's in `x-api-key`.
+    token = request.headers.get(key_header)
     return token.strip() if token and token.strip() else None
 
 
@@ -148,14 +149,14 @@ def _refusal(principal: KeyPrincipal | None) -> tuple[str, str] | None:
     return None
 
 
-async def authenticate(request: HttpRequest) -> KeyPrincipal:
+async def authenticate(request: HttpRequest, key_header: str = "api-key") -> KeyPrincipal:
     if throttle.blocked:
         throttle.refuse_if_blocked(request)  # no I/O: this process already counted enough
-    secret = presented_key(request)
+    secret = presented_key(request, key_header)
     if secret is None:
         await throttle.failed(request)
         raise AuthenticationFailed(
-            "missing API key: send 'Authorization: Bearer <key>' (or an 'api-key' header)"
+            f"missing API key: send 'Authorization: Bearer <key>' (or an '{key_header}' header)"
         )
     key_hash = hash_secret(secret)
     found, principal = local_cache.get(key_hash)

@@ -1,8 +1,13 @@
 """The hot path: the one place a /v1 request is authenticated, checked, routed, sent, settled.
 
-    read body (handler.py: bounded) -> authenticate -> parse and validate (parsing.py,
-    validation.py) -> policy (allowed models) -> candidates (routing table) -> call upstream,
-    falling back before the first byte -> respond -> settle (usage event)
+    read body (handler.py: bounded) -> authenticate -> parse and validate (parsing.py, the
+    dialect's validation) -> policy (allowed models) -> candidates (routing table) -> translate
+    for routes of another wire format (crossing.py) -> call upstream, falling back before the
+    first byte -> respond -> settle (usage event)
+
+The client's dialect (dialects/: OpenAI on /v1 and the Azure-style paths, Anthropic on
+/v1/messages) decides where the key is, how the body is validated and how errors look; the
+rest is the same for every dialect.
 
 A request refused before authentication has no tenant and so no usage row; refusals.py counts
 and logs it instead.
@@ -25,9 +30,10 @@ from routing.providers import ProviderError, get_adapter
 from routing.selectors import Route, RoutingTable, routing_table_cache
 from tenants.selectors import KeyPrincipal
 
-from . import needs, parsing, refusals, validation
+from . import crossing, needs, parsing, refusals
 from .auth import authenticate
 from .context import SCOPE_START, RequestContext
+from .dialects import OPENAI, Dialect
 from .errors import (
     GatewayError,
     InternalError,
@@ -45,10 +51,10 @@ log = logging.getLogger("gateway.proxy")
 
 CHAT = "chat.completions"
 EMBEDDINGS = "embeddings"
-_MODE = {CHAT: "chat", EMBEDDINGS: "embedding"}
+MESSAGES = "messages"  # Anthropic's Messages API (dialects/anthropic.py)
 
 
-def _forward_headers(request: HttpRequest, ctx: RequestContext) -> dict[str, str]:
+def forward_headers(request: HttpRequest, ctx: RequestContext) -> dict[str, str]:
     headers = {
         name: request.headers[name]
         for name in settings.GATEWAY_FORWARD_HEADERS
@@ -87,7 +93,7 @@ def _model_not_allowed(principal: KeyPrincipal, model: str) -> PermissionDenied:
     return PermissionDenied(reason, param="model")
 
 
-async def _candidates(ctx: RequestContext, mode: str) -> tuple[Route, ...]:
+async def candidates(ctx: RequestContext, mode: str) -> tuple[Route, ...]:
     table = await _routing_table()
     model = ctx.requested_model
     routes = table.candidates(mode, model)
@@ -98,7 +104,7 @@ async def _candidates(ctx: RequestContext, mode: str) -> tuple[Route, ...]:
     return routes
 
 
-def _upstream_failed(exc: ProviderError, route: Route | None) -> GatewayError:
+def upstream_failed(exc: ProviderError, route: Route | None) -> GatewayError:
     if exc.kind == "client_error":
         # Relayed to the caller: never with a credential a careless upstream echoed.
         body = route.redact(exc.body) if route is not None and exc.body else exc.body
@@ -169,54 +175,84 @@ async def _call(ctx: RequestContext, routes, attempt: Callable[[Route], Awaitabl
         )
         if not exc.retryable:
             break
-    raise _upstream_failed(last, ctx.route)
+    raise upstream_failed(last, ctx.route)
 
 
-async def _chat(ctx: RequestContext, request: HttpRequest, data: dict) -> HttpResponse:
-    # Types already checked by validation.py: `stream` is a boolean or null, `stream_options`
-    # an object or null.
+async def _chat(
+    ctx: RequestContext, request: HttpRequest, data: dict, dialect: Dialect
+) -> HttpResponse:
+    # Types already checked by the dialect's validation: `stream` is a boolean or null,
+    # `stream_options` an object or null.
     ctx.stream = data.get("stream") is True
     stream_options = data.get("stream_options") or {}
-    routes = await _candidates(ctx, "chat")
+    client = dialect.name
+    routes = await candidates(ctx, "chat")
     # Only the candidates with what the request needs (tools, images, ...); 400 if none.
     routes = needs.capable_routes(
-        routes, needs.chat_needs(data, len(request.body)), ctx.requested_model
+        routes, needs.chat_needs(dialect.chat_view(data), len(request.body)), ctx.requested_model
     )
-    headers = _forward_headers(request, ctx)
+    # Routes of another wire format get the request translated (once each, before any call).
+    routes, plans = crossing.plan(routes, data, client)
+    headers = forward_headers(request, ctx)
 
     if not ctx.stream:
-        result, _ = await _call(
-            ctx,
-            routes,
-            lambda r: get_adapter(r.provider_kind).chat(
-                r, {**data, "model": r.upstream_model}, headers
-            ),
-        )
+
+        async def complete(r: Route):
+            adapter = get_adapter(r.provider_kind)
+            found = plans.get(r.deployment_id) if plans is not None else None
+            if found is None:
+                return await adapter.chat(r, {**data, "model": r.upstream_model}, headers)
+            result = await adapter.chat(r, found.body, headers)
+            return crossing.translated_answer(r, result, found, client)
+
+        result, _ = await _call(ctx, routes, complete)
         ctx.usage = result.usage
         ctx.upstream_ms += result.upstream_ms
-        return HttpResponse(ctx.route.redact(result.body), content_type="application/json")
+        response = HttpResponse(ctx.route.redact(result.body), content_type="application/json")
+        _dropped_header(response, plans, ctx)
+        return response
 
-    upstream, deadline = await _call(
-        ctx,
-        routes,
-        lambda r: get_adapter(r.provider_kind).chat_stream(
-            r, {**data, "model": r.upstream_model}, headers
-        ),
-    )
+    def open_stream(r: Route):
+        found = plans.get(r.deployment_id) if plans is not None else None
+        payload = {**data, "model": r.upstream_model} if found is None else found.body
+        return get_adapter(r.provider_kind).chat_stream(r, payload, headers)
+
+    upstream, deadline = await _call(ctx, routes, open_stream)
     ctx.upstream_ms += upstream.upstream_ms
     wants_usage = bool(stream_options.get("include_usage"))
+    found = plans.get(ctx.route.deployment_id) if plans is not None else None
+    translator = None if found is None else crossing.stream_translator(found, client, wants_usage)
     response = StreamingHttpResponse(
-        relay(ctx, upstream, data, wants_usage, deadline=deadline),
+        relay(
+            ctx,
+            upstream,
+            data,
+            wants_usage,
+            deadline=deadline,
+            translator=translator,
+            sniffer=dialect.usage_sniffer() if translator is None else None,
+            end_with=dialect.stream_error,
+        ),
         content_type="text/event-stream",
     )
     response["cache-control"] = "no-cache"
     response["x-accel-buffering"] = "no"  # tell nginx-style proxies not to buffer the stream
+    _dropped_header(response, plans, ctx)
     return response
 
 
-async def _embeddings(ctx: RequestContext, request: HttpRequest, data: dict) -> HttpResponse:
-    routes = await _candidates(ctx, "embedding")
-    headers = _forward_headers(request, ctx)
+def _dropped_header(response: HttpResponse, plans, ctx: RequestContext) -> None:
+    if plans is not None:
+        dropped = crossing.dropped_header(plans, ctx.route)
+        if dropped:
+            response[crossing.DROPPED_HEADER] = dropped
+
+
+async def _embeddings(
+    ctx: RequestContext, request: HttpRequest, data: dict, dialect: Dialect
+) -> HttpResponse:
+    routes = await candidates(ctx, "embedding")
+    headers = forward_headers(request, ctx)
     result, _ = await _call(
         ctx,
         routes,
@@ -229,8 +265,7 @@ async def _embeddings(ctx: RequestContext, request: HttpRequest, data: dict) -> 
     return HttpResponse(ctx.route.redact(result.body), content_type="application/json")
 
 
-_HANDLERS = {CHAT: _chat, EMBEDDINGS: _embeddings}
-_VALIDATORS = {CHAT: validation.validate_chat, EMBEDDINGS: validation.validate_embeddings}
+_HANDLERS = {CHAT: _chat, EMBEDDINGS: _embeddings, MESSAGES: _chat}
 
 
 def _set_headers(response: HttpResponse, ctx: RequestContext) -> None:
@@ -250,9 +285,13 @@ def _set_headers(response: HttpResponse, ctx: RequestContext) -> None:
 
 
 async def handle(
-    request: HttpRequest, endpoint: str, *, path_model: str | None = None
+    request: HttpRequest,
+    endpoint: str,
+    *,
+    path_model: str | None = None,
+    dialect: Dialect = OPENAI,
 ) -> HttpResponse:
-    """Serve one chat or embeddings request.
+    """Serve one chat, embeddings or messages request, spoken in `dialect`.
 
     `path_model` is the model the URL names (the Azure-style paths, gateway/proxy/azure.py); it
     replaces the body's `model`, as Azure's own service ignores the body's.
@@ -263,7 +302,7 @@ async def handle(
         ctx.requested_model = path_model  # logged even if the body turns out to be unreadable
     try:
         body = parsing.read_body(request)
-        ctx.principal = await authenticate(request)
+        ctx.principal = await authenticate(request, key_header=dialect.key_header)
         parsing.check_forwarded_headers(request)
         data = parsing.parse_json_object(body)
         if path_model is not None:
@@ -271,13 +310,13 @@ async def handle(
         model = data.get("model")
         # Known before validation, so even a refused request is logged with the model it named.
         ctx.requested_model = model if isinstance(model, str) else ""
-        _VALIDATORS[endpoint](data)
-        response = await _HANDLERS[endpoint](ctx, request, data)
+        dialect.validators[endpoint](data)
+        response = await _HANDLERS[endpoint](ctx, request, data, dialect)
     except GatewayError as exc:
         ctx.fail(exc.status, exc.error_type)
         if ctx.principal is None:  # no usage row will tell of it
             refusals.record(scope, exc, ctx.request_id)
-        response = error_response(exc, ctx.request_id)
+        response = dialect.error_response(exc, ctx.request_id)
     except asyncio.CancelledError:
         # The client went away (Django cancels the view); the upstream may already have been
         # called, so the request is still logged. Shielded: this task is being cancelled.
@@ -290,7 +329,7 @@ async def handle(
         ctx.fail(exc.status, exc.error_type)
         if ctx.principal is None:
             refusals.record(scope, exc, ctx.request_id)
-        response = error_response(exc, ctx.request_id)
+        response = dialect.error_response(exc, ctx.request_id)
     _set_headers(response, ctx)
     if not response.streaming:
         if scope.get(SCOPE_DEFERS_SETTLE):

@@ -1,10 +1,12 @@
-"""Server-sent events passed through chunk by chunk, with usage taken from the final chunk.
+"""Server-sent events passed through chunk by chunk, with usage taken from the final chunk (or
+translated event by event when the upstream speaks another format than the client).
 
 Once the first byte has gone to the client nothing is retried: whatever ends a stream early (an
 upstream that breaks, goes quiet for the idle timeout or outlives the attempt's deadline, an
-event over GATEWAY_UPSTREAM_MAX_EVENT_BYTES, the shutdown drain) ends it with one OpenAI-shaped
-error event, and the stream is settled exactly once. The per-chunk work stays small: events are
-split in linear time (sse.py), and the timeouts cost one timer per stream, not one per chunk.
+event over GATEWAY_UPSTREAM_MAX_EVENT_BYTES, the shutdown drain) ends it with one error event in
+the client's dialect, and the stream is settled exactly once. The per-chunk work stays small:
+events are split in linear time (sse.py), and the timeouts cost one timer per stream, not one
+per chunk.
 """
 
 import asyncio
@@ -15,8 +17,9 @@ import orjson
 from django.conf import settings
 
 from infra import http
+from routing.formats import Malformed, StreamTranslator
 from routing.providers import ProviderError, UpstreamStream
-from routing.providers.usage import estimate_usage, usage_from_openai
+from routing.providers.usage import estimate_usage, usage_from_ir, usage_from_openai
 
 from .context import RequestContext, log
 from .sse import EventBuffer, EventTooLarge
@@ -35,6 +38,18 @@ def _usage_chunk(event: bytearray) -> dict | None:
                 return None
             return data if isinstance(data, dict) and data.get("usage") else None
     return None
+
+
+_DONE = b"data: [DONE]"
+
+
+def _translated(translator: StreamTranslator, events: list[bytearray]) -> list[bytes]:
+    out = []
+    for event in events:
+        translated = translator.feed(event)
+        if translated:
+            out.append(translated)
+    return out
 
 
 class _Guard:
@@ -107,13 +122,14 @@ def end_open_streams() -> int:
     return len(guards)
 
 
-def _error_event(message: str, code: str) -> bytes:
+def error_event(message: str, code: str) -> bytes:
+    """OpenAI's in-stream error (the OpenAI dialect's)."""
     kind = "service_unavailable" if code == SHUTTING_DOWN[0] else "upstream_error"
     body = {"error": {"message": message, "type": kind, "param": None, "code": code}}
     return b"data: " + orjson.dumps(body) + b"\n\n"
 
 
-_STATUS = {
+STREAM_ERROR_STATUS = {
     "upstream_timeout": 504,
     "upstream_response_too_large": 502,
     "gateway_shutting_down": 503,
@@ -127,9 +143,17 @@ async def relay(
     client_wants_usage: bool,
     *,
     deadline: float,
+    translator: StreamTranslator | None = None,
+    sniffer=None,
+    end_with=error_event,
 ):
     """Yield upstream events as they arrive, until the attempt's `deadline` (monotonic) at the
-    latest; settle exactly once however the stream ends."""
+    latest; settle exactly once however the stream ends.
+
+    With a `translator` (an upstream of another wire format) each event is translated into the
+    client's format and usage comes from it; without one, events pass through byte for byte,
+    usage sniffed from OpenAI's final chunk, or by `sniffer` for another format (the dialect's
+    usage_sniffer). `end_with` renders the error event that ends a stream cut short."""
     events = EventBuffer(settings.GATEWAY_UPSTREAM_MAX_EVENT_BYTES)
     guard = _Guard(upstream, ctx.route.idle_timeout_s, deadline)
     _open.add(guard)
@@ -146,18 +170,28 @@ async def relay(
             chunk = upstream.first  # read before the response was committed
             chunks = aiter(upstream.chunks)
             while True:
-                out = []
-                for event in events.feed(chunk):
-                    data = _usage_chunk(event)
-                    if data is not None:
-                        usage = usage_from_openai(data["usage"])
-                        if usage is not None:
-                            ctx.usage, reported = usage, True
-                        # Injected on the client's behalf: a client that did not ask for the
-                        # usage-only chunk (no choices) may index choices[0], so it is dropped.
-                        if not client_wants_usage and not data.get("choices"):
-                            continue
-                    out.append(event)
+                if sniffer is not None:
+                    out = events.feed(chunk)
+                    for event in out:
+                        sniffer.feed(event)
+                    finished = sniffer.finished
+                elif translator is None:
+                    out = []
+                    for event in events.feed(chunk):
+                        data = _usage_chunk(event)
+                        if data is not None:
+                            usage = usage_from_openai(data["usage"])
+                            if usage is not None:
+                                ctx.usage, reported = usage, True
+                            # Injected on the client's behalf: a client that did not ask for
+                            # the usage-only chunk (no choices) may index choices[0], so it is
+                            # dropped.
+                            if not client_wants_usage and not data.get("choices"):
+                                continue
+                        out.append(event)
+                else:
+                    out = _translated(translator, events.feed(chunk))
+                    finished = translator.finished
                 if out:
                     if ctx.ttft_ms is None:
                         ctx.ttft_ms = ctx.elapsed_ms()
@@ -165,7 +199,8 @@ async def relay(
                     if redact is not None:
                         joined = redact(joined)
                     streamed_bytes += len(joined)
-                    finished = out[-1].startswith(b"data: [DONE]")
+                    if translator is None and sniffer is None:
+                        finished = out[-1].startswith(_DONE)
                     guard.reading_since = None
                     yield joined
                 if events.too_large:
@@ -177,12 +212,21 @@ async def relay(
                 if chunk is None:
                     break
             rest = events.rest()
+            if translator is not None:
+                # An upstream that stopped without its end marker: the client's stream still
+                # ends properly (its format's end, with usage if any came).
+                rest = b"" if translator.finished else translator.close()
+                finished = translator.finished
             if rest.strip():
                 yield redact(rest) if redact is not None else rest
+        except Malformed as exc:
+            ctx.fail(502, "upstream_error")
+            log.warning("request %s: %s", ctx.request_id, exc)
+            yield end_with("the upstream sent an event the gateway cannot read", "upstream_error")
         except EventTooLarge as exc:
             ctx.fail(502, "upstream_response_too_large")
             log.warning("request %s: %s", ctx.request_id, exc)
-            yield _error_event(str(exc), "upstream_response_too_large")
+            yield end_with(str(exc), "upstream_response_too_large")
         except (httpx.TransportError, ProviderError, _Ended) as exc:
             if guard.code is not None:  # ended on purpose: the guard says why
                 code, message = guard.code, guard.message
@@ -190,9 +234,9 @@ async def relay(
                 code, message = "upstream_timeout", "the upstream stream timed out"
             else:
                 code, message = "upstream_disconnected", "the upstream stream ended abnormally"
-            ctx.fail(_STATUS.get(code, 502), code)
+            ctx.fail(STREAM_ERROR_STATUS.get(code, 502), code)
             log.warning("request %s: upstream stream broke: %s", ctx.request_id, code)
-            yield _error_event(message, code)
+            yield end_with(message, code)
     except (asyncio.CancelledError, GeneratorExit):
         # The client went away. Django cancels the response task (or closes this generator).
         # Clients such as the OpenAI SDK hang up as soon as they read [DONE]: that stream was
@@ -203,6 +247,13 @@ async def relay(
     finally:
         guard.close()
         _open.discard(guard)
+        watcher = translator or sniffer
+        if watcher is not None:
+            if watcher.usage is not None:
+                ctx.usage, reported = usage_from_ir(watcher.usage), True
+            if watcher.error is not None and ctx.status == 200:
+                # The upstream ended the stream with an error event (relayed, translated).
+                ctx.fail(502, "upstream_error")
         if not reported:
             # Counting SSE bytes over-estimates the output (JSON framing); for money, erring
             # high is the safe side, and the row says it is an estimate.

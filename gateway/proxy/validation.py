@@ -180,7 +180,7 @@ _ERROR = re.compile(r"(?P<detail>.*?)(?: - at `\$(?P<path>[^`]*)`)?", re.DOTALL)
 _MISSING = re.compile(r"Object missing required field `(?P<field>[^`]+)`")
 
 
-def _bad_request(exc: msgspec.ValidationError) -> BadRequest:
+def _bad_request(exc: msgspec.ValidationError, roles: tuple[str, ...] = ROLES) -> BadRequest:
     found = _ERROR.fullmatch(str(exc))
     # A dict's values are at "[...]" (logit_bias[...]); the key is not known, the dict is.
     detail, path = found["detail"], (found["path"] or "").lstrip(".").replace("[...]", "")
@@ -190,21 +190,22 @@ def _bad_request(exc: msgspec.ValidationError) -> BadRequest:
         return BadRequest(f"Missing required parameter: '{param}'.", param=param)
     detail = detail[:1].lower() + detail[1:]
     if path.endswith(".role") and path.startswith("messages["):
-        detail += f"; expected one of {', '.join(ROLES)}"
+        detail += f"; expected one of {', '.join(roles)}"
     if not path:
         return BadRequest(f"Invalid request body: {detail}.")
     return BadRequest(f"Invalid '{path}': {detail}.", param=path)
 
 
-def _convert(data: dict, schema: type[Struct]):
+def convert(data: dict, schema: type[Struct], *, roles: tuple[str, ...] = ROLES):
+    """`data` checked against `schema`; a 400 naming the field (`param`) if it does not fit."""
     try:
         return msgspec.convert(data, schema)
     except msgspec.ValidationError as exc:
-        raise _bad_request(exc) from None
+        raise _bad_request(exc, roles) from None
 
 
 def validate_chat(data: dict) -> ChatRequest:
-    request = _convert(data, ChatRequest)
+    request = convert(data, ChatRequest)
     for index, message in enumerate(request.messages):
         if (
             type(message) is AssistantMessage
@@ -222,7 +223,7 @@ def validate_chat(data: dict) -> ChatRequest:
 
 
 def validate_embeddings(data: dict) -> EmbeddingsRequest:
-    request = _convert(data, EmbeddingsRequest)
+    request = convert(data, EmbeddingsRequest)
     items = request.input
     if isinstance(items, list) and len({type(item) for item in items}) > 1:
         raise BadRequest(

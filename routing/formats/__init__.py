@@ -24,7 +24,7 @@ from .errors import (
     Unsupported,
     anthropic_error_type,
 )
-from .ir import ChatRequest, ChatResponse, Defaults, End, Finish, Usage
+from .ir import ChatRequest, ChatResponse, Defaults, End, Error, Finish, Usage
 
 __all__ = [
     "ANTHROPIC_TYPE_BY_STATUS",
@@ -127,7 +127,7 @@ class StreamTranslator:
     message_start counts only the input, so it does not count here); `finished` turns true once
     the upstream's end (or close()) has been translated."""
 
-    __slots__ = ("_decoder", "_encoder", "finish_reason", "finished", "usage")
+    __slots__ = ("_decoder", "_encoder", "error", "finish_reason", "finished", "usage")
 
     def __init__(
         self, source: str, target: str, *, model: str | None = None, include_usage: bool = True
@@ -137,6 +137,8 @@ class StreamTranslator:
         self.usage: Usage | None = None
         self.finish_reason: str | None = None
         self.finished = False
+        # The type of the first error event the upstream sent mid-stream, if any.
+        self.error: str | None = None
 
     def _encode(self, events: list) -> bytes:
         encode = self._encoder.encode
@@ -149,6 +151,8 @@ class StreamTranslator:
                 self.finish_reason = event.reason
             elif kind is End:
                 self.finished = True
+            elif kind is Error and self.error is None:
+                self.error = event.type
             out.append(encode(event))
         return b"".join(out)
 

@@ -1,8 +1,8 @@
 """The adapter contract every provider module implements.
 
-Adapters speak their vendor's wire format upstream and OpenAI's format towards the gateway:
-`chat` returns an OpenAI chat-completion body, `chat_stream` yields OpenAI SSE bytes. The proxy
-(gateway/proxy) never looks at vendor formats.
+Each adapter declares its wire `format` (a codec name in routing/formats): `chat` takes a body
+in that format and returns the provider's answer in it, `chat_stream` yields its SSE bytes. The
+proxy passes same-format traffic through untouched and translates the rest (routing.formats).
 """
 
 from abc import ABC, abstractmethod
@@ -94,6 +94,12 @@ class UpstreamStream:
 class ProviderAdapter(ABC):
     """One provider kind. Calls keep the route's connect, first-byte and idle timeouts (raising
     ProviderError(kind="upstream_timeout")); the proxy bounds each whole attempt itself."""
+
+    # The wire format of the bodies `chat`/`chat_stream` take and return (routing.formats).
+    format: str = "openai"
+    # Where a translated OpenAI-format request puts its output limit: OpenAI's reasoning models
+    # take only max_completion_tokens, many OpenAI-compatible servers only max_tokens.
+    max_tokens_field: str = "max_completion_tokens"
 
     @abstractmethod
     async def chat(

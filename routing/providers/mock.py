@@ -50,6 +50,8 @@ def _sse(data: dict) -> bytes:
 
 
 class MockAdapter(ProviderAdapter):
+    format = "openai"
+
     async def chat(self, route: Route, payload: dict, headers: dict[str, str]) -> UpstreamResponse:
         text = _reply_text(payload)
         usage = _usage(payload, text)

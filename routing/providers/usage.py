@@ -1,5 +1,7 @@
 """Token usage from OpenAI-shaped bodies, and a rough estimate when an upstream reports none."""
 
+from routing.formats.ir import Usage as IRUsage
+
 from .base import Usage
 
 # Roughly four characters per token for English text with OpenAI/Llama tokenizers. Only used
@@ -40,4 +42,14 @@ def estimate_usage(payload: dict, output_chars: int) -> Usage:
         input_tokens=estimate_tokens(source),
         output_tokens=max(0, output_chars // _CHARS_PER_TOKEN),
         estimated=True,
+    )
+
+
+def usage_from_ir(usage: IRUsage) -> Usage:
+    """The translation layer's usage (routing.formats) as the gateway records it: every prompt
+    token in input_tokens, cache reads as cached_tokens."""
+    return Usage(
+        input_tokens=usage.input_tokens,
+        output_tokens=usage.output_tokens,
+        cached_tokens=usage.cache_read_tokens,
     )
