@@ -224,6 +224,62 @@ def test_a_blocked_prompt_is_finish_reason_content_filter(gateway, fake_gemini, 
     assert not completion.choices[0].message.content
 
 
+def test_json_mode_images_and_stop_sequences_are_translated(gateway, fake_gemini, gemini):
+    pixel = base64.b64encode(b"\x89PNG fake image bytes").decode()
+    content = [
+        {"type": "text", "text": "Describe these"},
+        {"type": "image_url", "image_url": {"url": f"data:image/png;base64,{pixel}"}},
+        {"type": "image_url", "image_url": {"url": "https://example.com/cat.jpg"}},
+    ]
+    completion = gemini.chat.completions.create(
+        model="flash",
+        messages=[{"role": "user", "content": content}],
+        response_format={"type": "json_object"},
+        stop=["END"],
+        seed=7,
+    )
+
+    assert completion.choices[0].message.content == '{"echo": "Describe these"}'
+    sent = fake_gemini.last.body
+    assert sent["contents"][0]["parts"] == [
+        {"text": "Describe these"},
+        {"inlineData": {"mimeType": "image/png", "data": pixel}},
+        {"fileData": {"mimeType": "image/jpeg", "fileUri": "https://example.com/cat.jpg"}},
+    ]
+    config = sent["generationConfig"]
+    assert (config["responseMimeType"], config["stopSequences"], config["seed"]) == (
+        "application/json",
+        ["END"],
+        7,
+    )
+    # Two words of text and two images.
+    assert completion.usage.prompt_tokens == 2 + 2 * rules.IMAGE_TOKENS
+
+
+def test_a_parameter_gemini_cannot_honour_is_refused_before_any_call(gateway, fake_gemini, gemini):
+    with gateway.http() as http:
+        response = http.post(
+            "/v1/chat/completions",
+            json={"model": "flash", "messages": HELLO, "n": 2},
+            headers=gateway.auth(),
+        )
+
+    error = assert_openai_error(response, 400, "unsupported_parameter")
+    assert error["param"] == "n"
+    assert fake_gemini.requests == []
+    record = only_usage_record(response.headers["x-request-id"])
+    assert (record.status_code, record.error_type) == (400, "unsupported_parameter")
+
+
+def test_a_dropped_parameter_is_listed_in_a_header(gateway, fake_gemini, gemini):
+    raw = gemini.chat.completions.with_raw_response.create(
+        model="flash", messages=WEATHER, tools=[WEATHER_TOOL], parallel_tool_calls=False
+    )
+
+    assert raw.parse().choices[0].finish_reason == "tool_calls"
+    assert raw.headers["x-gateway-dropped-params"] == "parallel_tool_calls"
+
+
 # --- errors ---------------------------------------------------------------------------------------
 
 
