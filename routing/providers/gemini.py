@@ -170,7 +170,7 @@ class GeminiAdapter(ProviderAdapter):
         batchEmbedContents, and the answer returned in OpenAI's shape. Gemini reports no token
         count for embeddings: usage is estimated, and the usage row says so."""
         try:
-            body, _ = gemini.embed_request_from_openai(payload, model=route.upstream_model)
+            body, dropped = gemini.embed_request_from_openai(payload, model=route.upstream_model)
         except Unsupported as exc:
             raise _client_error(exc) from exc
         _, data, upstream_ms = await self._json(route, "batchEmbedContents", body, headers)
@@ -193,4 +193,5 @@ class GeminiAdapter(ProviderAdapter):
             body=orjson.dumps(answer),
             usage=Usage(input_tokens=usage.input_tokens, estimated=True),
             upstream_ms=upstream_ms,
+            dropped=tuple(dropped),
         )

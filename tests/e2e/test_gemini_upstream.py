@@ -426,6 +426,17 @@ def test_the_openai_sdk_gets_gemini_embeddings(gateway, fake_gemini, gemini):
     wait_for_usage_records(1)
 
 
+def test_an_embeddings_parameter_gemini_lacks_is_dropped_and_listed(gateway, fake_gemini, gemini):
+    raw = gemini.embeddings.with_raw_response.create(
+        model="gemini-embed", input="hello", user="end-user-7"
+    )
+
+    assert len(raw.parse().data) == 1
+    assert raw.headers["x-gateway-dropped-params"] == "user"
+    assert "user" not in fake_gemini.last.body["requests"][0]
+    wait_for_usage_records(1)
+
+
 def test_token_array_embedding_input_is_refused_naming_input(gateway, fake_gemini, gemini):
     with gateway.http() as http:
         response = http.post(
