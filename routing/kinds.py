@@ -119,6 +119,12 @@ KINDS: tuple[ProviderKind, ...] = (
         credentials=API_KEY_REQUIRED,
     ),
     ProviderKind(
+        "gemini",
+        "Google Gemini",
+        "routing.providers.gemini:GeminiAdapter",
+        credentials=API_KEY_REQUIRED,
+    ),
+    ProviderKind(
         "azure_openai",
         "Azure OpenAI",
         "routing.providers.azure_openai:AzureOpenAIAdapter",

@@ -260,7 +260,7 @@ def test_example_file_documents_every_accepted_field():
     }
     assert used == {level: set(names) for level, names in FIELDS.items()}
     kinds = {p["kind"] for p in doc["providers"]}
-    assert kinds >= {"openai_compatible", "azure_openai", "mock"}
+    assert kinds >= {"openai_compatible", "azure_openai", "gemini", "mock"}
     assert {m.get("mode", "chat") for m in doc["models"]} == {"chat", "embedding"}
 
 
@@ -269,9 +269,13 @@ def test_example_file_loads_and_is_idempotent(db, monkeypatch):
     _set_referenced_env(monkeypatch, text)
     out = StringIO()
     call_command("loadconfig", str(EXAMPLE), stdout=out)
-    assert Provider.objects.count() == 4
+    assert Provider.objects.count() == 5
     assert Deployment.objects.filter(model_name="small").count() == 3
     assert Deployment.objects.get(model_name="embed").mode == Deployment.Mode.EMBEDDING
+    assert Deployment.objects.get(model_name="gemini-embed").mode == Deployment.Mode.EMBEDDING
+    assert Provider.objects.get(name="gemini").get_credentials() == {
+        "api_key": "test-value-for-GEMINI_API_KEY"
+    }
     team = Team.objects.get(slug="search")
     assert team.organization.slug == "acme"
     assert team.projects.get().slug == "ranking"

@@ -185,3 +185,22 @@ def test_an_anthropic_provider_without_a_key_is_an_error(db):
     assert "providers[0] (claude).credentials.api_key: missing (required for anthropic" in str(
         caught.value
     )
+
+
+def test_a_gemini_provider_without_a_key_is_an_error(db):
+    text = "providers:\n  - {name: gemini, kind: gemini}\n"
+    with pytest.raises(ConfigError) as caught:
+        config_load(text=text)
+    assert "providers[0] (gemini).credentials.api_key: missing (required for gemini" in str(
+        caught.value
+    )
+
+
+def test_a_gemini_provider_needs_no_api_base(db):
+    config_load(text="providers:\n  - {name: gemini, kind: gemini, api_key: AIza-test-key}\n")
+    provider = Provider.objects.get()
+    assert (provider.kind, provider.api_base, provider.get_api_key()) == (
+        "gemini",
+        "",
+        "AIza-test-key",
+    )

@@ -262,7 +262,10 @@ async def _embeddings(
     )
     ctx.usage = result.usage
     ctx.upstream_ms += result.upstream_ms
-    return HttpResponse(ctx.route.redact(result.body), content_type="application/json")
+    response = HttpResponse(ctx.route.redact(result.body), content_type="application/json")
+    if result.dropped:
+        response[crossing.DROPPED_HEADER] = ", ".join(result.dropped)
+    return response
 
 
 _HANDLERS = {CHAT: _chat, EMBEDDINGS: _embeddings, MESSAGES: _chat}

@@ -69,6 +69,9 @@ class UpstreamResponse:
     usage: Usage
     upstream_ms: float
     status: int = 200
+    # Client parameters the adapter itself had to drop (an embeddings request it translates):
+    # listed in x-gateway-dropped-params like the proxy's own.
+    dropped: tuple[str, ...] = ()
 
 
 @dataclass(slots=True)
