@@ -80,9 +80,19 @@ async def _credentials(route: Route) -> AwsCredentials:
         return AwsCredentials(
             key_id, parts.get("aws_secret_access_key", ""), parts.get("aws_session_token")
         )
-    # The chain may ask the instance metadata service: never on the event loop.
-    found = await asyncio.to_thread(environment_credentials)
-    frozen = await asyncio.to_thread(found.get_frozen_credentials) if found else None
+    # Resolving the chain, or refreshing what it found (a role's credentials, every few
+    # hours), may ask the instance metadata service: never on the event loop. Otherwise both
+    # are in-memory reads, and a request pays no thread hop.
+    if environment_credentials.cache_info().currsize:
+        found = environment_credentials()
+    else:
+        found = await asyncio.to_thread(environment_credentials)
+    if found is None:
+        frozen = None
+    elif getattr(found, "refresh_needed", lambda: False)():
+        frozen = await asyncio.to_thread(found.get_frozen_credentials)
+    else:
+        frozen = found.get_frozen_credentials()
     if frozen is None or not frozen.access_key:
         raise ProviderError(
             f"{route.provider_name} has no credential and the gateway's environment provides "
