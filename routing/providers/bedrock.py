@@ -209,12 +209,20 @@ class BedrockAdapter(ProviderAdapter):
         return {**headers, **dict(request.headers.items())}
 
     async def _post(
-        self, route: Route, model: str, operation: str, payload: dict, headers: dict[str, str]
+        self,
+        route: Route,
+        model: str,
+        operation: str,
+        payload: dict,
+        headers: dict[str, str],
+        response_headers: dict[str, str] | None = None,
     ) -> tuple[bytes, float]:
         url = self._url(route, model, operation)
         body = orjson.dumps(payload)
         signed = await self._signed(route, url, body, headers, "application/json")
-        return await transport.complete(route, url, payload, signed, _status_error, body)
+        return await transport.complete(
+            route, url, payload, signed, _status_error, body, response_headers
+        )
 
     async def chat(self, route: Route, payload: dict, headers: dict[str, str]) -> UpstreamResponse:
         body, upstream_ms = await self._post(
@@ -265,19 +273,23 @@ class BedrockAdapter(ProviderAdapter):
         except Unsupported as exc:
             raise _refused(exc) from None
         limit = asyncio.Semaphore(EMBED_CONCURRENCY)
+        seen: dict[str, str] = {}  # the last answer's headers (Cohere: the only answer)
 
         async def one(body: dict) -> tuple[bytes, float]:
             async with limit:
-                return await self._post(route, model, "invoke", body, headers)
+                return await self._post(route, model, "invoke", body, headers, seen)
 
         answers = await asyncio.gather(*(one(b) for b in bodies))
         upstream_ms = max(ms for _, ms in answers)
         try:
             if model.startswith("cohere."):
-                # Cohere's body has no count; the header is only on the raw response. Words
-                # would be a guess: the count is left to the estimate below when missing.
+                # Cohere's body has no count: Bedrock sends it in a header.
+                count = seen.get("x-amzn-bedrock-input-token-count", "")
                 answer, usage = cohere_embed_response_to_openai(
-                    _json(route, answers[0][0]), model=model, encoding_format=encoding
+                    _json(route, answers[0][0]),
+                    model=model,
+                    input_tokens=int(count) if count.isdigit() and len(count) < 10 else 0,
+                    encoding_format=encoding,
                 )
             else:
                 answer, usage = embed_responses_to_openai(

@@ -166,8 +166,10 @@ async def complete(
     headers: dict[str, str],
     status_error: StatusError,
     content: bytes | None = None,
+    response_headers: dict[str, str] | None = None,
 ) -> tuple[bytes, float]:
-    """A whole (non-streamed) answer's body, and the ms it took."""
+    """A whole (non-streamed) answer's body, and the ms it took. `response_headers`, when
+    given, receives the answer's headers (lower-case names): some providers count there."""
     started = time.perf_counter()
     try:
         # Not streamed: the response starts only once the whole answer is ready.
@@ -175,6 +177,8 @@ async def complete(
             response = await send(route, url, payload, headers, started, status_error, content)
     except TimeoutError as exc:
         raise timed_out(route, "first byte", route.first_byte_timeout_s, started) from exc
+    if response_headers is not None:
+        response_headers.update((k.lower(), v) for k, v in response.headers.items())
     try:
         body = await http.read_body(
             response,

@@ -40,6 +40,10 @@ models:
     mode: embedding
     deployments:
       - {{provider: aws, model: "amazon.titan-embed-text-v2:0", input_cost_per_mtok: 0.02}}
+  - name: cohere
+    mode: embedding
+    deployments:
+      - {{provider: aws, model: "cohere.embed-english-v3", input_cost_per_mtok: 0.1}}
 """
 
 WEATHER_TOOL = {
@@ -247,6 +251,23 @@ def test_titan_embeddings_are_one_signed_call_per_input(gateway, fake_bedrock, b
     sent = fake_bedrock.received(operation="invoke")
     assert sorted(r.body["inputText"] for r in sent) == ["first text", "the second text"]
     assert all(r.raw_path == "/model/amazon.titan-embed-text-v2:0/invoke" for r in sent)
+    record = only_usage_record(raw.headers["x-request-id"])
+    assert (record.input_tokens, record.usage_estimated) == (5, False)
+
+
+def test_cohere_embeddings_are_one_call_for_every_input(gateway, fake_bedrock, bedrock):
+    raw = bedrock.embeddings.with_raw_response.create(
+        model="cohere", input=["first text", "the second text"]
+    )
+    answer = raw.parse()  # base64 by the SDK's default, decoded back to floats
+
+    assert len(answer.data) == 2
+    assert answer.data[1].embedding == pytest.approx(rules.embedding("the second text", 1024))
+    [sent] = fake_bedrock.received(operation="invoke")
+    assert sent.body["texts"] == ["first text", "the second text"]
+    assert sent.body["input_type"] == "search_document"
+    # Cohere's body has no token count: Bedrock's x-amzn-bedrock-input-token-count has it.
+    assert answer.usage.prompt_tokens == 5
     record = only_usage_record(raw.headers["x-request-id"])
     assert (record.input_tokens, record.usage_estimated) == (5, False)
 
