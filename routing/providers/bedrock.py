@@ -176,6 +176,14 @@ class _Frames:
             raise Malformed(f"not AWS event-stream framing ({type(exc).__name__})") from None
 
 
+def _exception_first(sse: bytes) -> str | None:
+    """The exception's type (ThrottlingException) when a stream's first event is one."""
+    if not sse.startswith(b"event: "):
+        return None
+    name = sse[7 : sse.find(b"\n")].decode("utf-8", "replace")
+    return name[:1].upper() + name[1:] if name.endswith("Exception") else None
+
+
 async def _reframe(frames: _Frames, chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
     async for chunk in chunks:
         out = frames.feed(chunk)
@@ -255,6 +263,19 @@ class BedrockAdapter(ProviderAdapter):
                 retryable=True,
                 upstream_ms=raw.upstream_ms,
             ) from exc
+        failed = _exception_first(first)
+        if failed is not None:
+            # Nothing has reached the client: a stream that fails at once (throttled, model
+            # not ready) falls back like a failed call.
+            await raw.aclose()
+            fault = error_from_response(0, {"x-amzn-errortype": failed}, None)
+            raise ProviderError(
+                fault.message,
+                retryable=fault.retryable,
+                kind=fault.kind if fault.kind != "client_error" else "upstream_error",
+                status=fault.status if fault.kind != "client_error" else 502,
+                upstream_ms=raw.upstream_ms,
+            )
         raw.chunks = _reframe(frames, raw.chunks)
         raw.first = first
         return raw

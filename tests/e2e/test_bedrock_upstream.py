@@ -192,6 +192,18 @@ def test_throttling_is_a_429_with_retry_after(gateway, fake_bedrock, bedrock):
     assert (record.status_code, record.error_type) == (429, "upstream_rate_limited")
 
 
+def test_a_stream_throttled_before_its_first_event_is_a_429(gateway, fake_bedrock, bedrock):
+    fake_bedrock.fail_mid_stream(after_chunks=0, type="throttlingException", message="slow")
+
+    with pytest.raises(openai.RateLimitError) as caught:
+        bedrock.chat.completions.create(model="claude", messages=HELLO, stream=True)
+
+    response = caught.value.response
+    assert_openai_error(response, 429, "upstream_rate_limited")
+    record = only_usage_record(response.headers["x-request-id"])
+    assert (record.status_code, record.error_type) == (429, "upstream_rate_limited")
+
+
 def test_a_validation_error_is_relayed_as_a_400(gateway, fake_bedrock, bedrock):
     fake_bedrock.fail(400, message="messages: something is wrong")
 
