@@ -16,6 +16,7 @@ import yaml
 from django.db import transaction
 
 from routing.credentials import Credentials, credential_changes
+from routing.kinds import needs_region
 from routing.models import TIMEOUT_FIELDS, Deployment, Provider
 from routing.providers import known_kinds, needs_api_base
 from tenants.models import Organization, Project, Team
@@ -243,6 +244,16 @@ def _load_deployment(
     if provider is None and provider_name is not None and provider_name not in run.file_providers:
         known = sorted(run.file_providers | set(Provider.objects.values_list("name", flat=True)))
         run.error(f"{where}.provider", f"{provider_name!r} names no provider{read.known(known)}")
+    if (
+        provider is not None
+        and needs_region(provider.kind)
+        and not (values["region"] or provider.region)
+    ):
+        # Signed for a region: the routing table would leave the deployment out.
+        run.error(
+            f"{where}.region",
+            f"missing (required for {provider.kind} deployments: set it here or on the provider)",
+        )
     # A provider of the file that is missing here failed, and has its own error.
     if failed() or model_failed() or provider is None:
         return

@@ -20,6 +20,7 @@ from http.cookiejar import CookieJar, DefaultCookiePolicy
 
 import aiohttp
 import httpx
+import yarl
 from django.conf import settings
 from httpx_aiohttp import AiohttpTransport
 
@@ -59,6 +60,13 @@ _clients: PerLoop[httpx.AsyncClient] = PerLoop(_new_client)
 
 def client() -> httpx.AsyncClient:
     return _clients.get()
+
+
+def wire_url(url: str) -> str:
+    """`url` exactly as the transport puts it on the wire: httpx's normalization, then
+    aiohttp's (yarl), which for one decodes a percent-encoded character that a path may hold
+    as it is ("%3A" is sent as ":"). A request signature (SigV4) must cover this form."""
+    return str(yarl.URL(str(httpx.URL(url))))
 
 
 async def aclose() -> None:

@@ -102,6 +102,9 @@ class ProviderKind:
     needs_api_base: bool = False  # no default endpoint: the admin must give one
     # Most kinds take one API key; a kind says so when it takes something else.
     credentials: CredentialShape = OPTIONAL_API_KEY
+    # Requests are signed for one region (AWS): a deployment whose region (its own, else its
+    # provider's) is empty cannot be called, and the routing table leaves it out.
+    needs_region: bool = False
 
 
 KINDS: tuple[ProviderKind, ...] = (
@@ -133,6 +136,14 @@ KINDS: tuple[ProviderKind, ...] = (
         credentials=AZURE_OPENAI_CREDENTIALS,
     ),
     ProviderKind(
+        "bedrock",
+        "Amazon Bedrock",
+        "routing.providers.bedrock:BedrockAdapter",
+        # https://bedrock-runtime.{region}.amazonaws.com by default.
+        credentials=AWS_CREDENTIALS,
+        needs_region=True,
+    ),
+    ProviderKind(
         "mock",
         "Mock (built-in fake model for demos and tests)",
         "routing.providers.mock:MockAdapter",
@@ -149,6 +160,11 @@ def kind_choices() -> list[tuple[str, str]]:
 def needs_api_base(kind: str) -> bool:
     found = BY_VALUE.get(kind)
     return found is not None and found.needs_api_base
+
+
+def needs_region(kind: str) -> bool:
+    found = BY_VALUE.get(kind)
+    return found is not None and found.needs_region
 
 
 def credential_shape(kind: str) -> CredentialShape | None:

@@ -27,7 +27,7 @@ from infra.perloop import PerLoop
 from .capabilities import DEFAULT as DEFAULT_CAPABILITIES
 from .capabilities import Capabilities
 from .credentials import EMPTY, Credentials
-from .kinds import BY_VALUE, needs_api_base
+from .kinds import BY_VALUE, needs_api_base, needs_region
 from .models import (
     DEFAULT_ATTEMPT_TIMEOUT_S,
     DEFAULT_FIRST_BYTE_TIMEOUT_S,
@@ -218,6 +218,12 @@ def routing_table_build() -> RoutingTable:
                 skipped.append(Skipped(provider=p.name, reason=providers[p.pk][1]))
         credentials, problem = providers[p.pk]
         if problem is not None:
+            continue
+        if needs_region(p.kind) and not d.effective_region:
+            # Signed for a region (AWS): without one there is no endpoint and no signature.
+            label = f"{d.model_name} -> {d.upstream_model}"
+            reason = f"no region (needed by {p.kind} deployments: set it here or on the provider)"
+            skipped.append(Skipped(provider=p.name, reason=reason, deployment=label))
             continue
         try:
             route = _route(d, p, credentials)

@@ -260,7 +260,7 @@ def test_example_file_documents_every_accepted_field():
     }
     assert used == {level: set(names) for level, names in FIELDS.items()}
     kinds = {p["kind"] for p in doc["providers"]}
-    assert kinds >= {"openai_compatible", "azure_openai", "gemini", "mock"}
+    assert kinds >= {"openai_compatible", "azure_openai", "gemini", "bedrock", "mock"}
     assert {m.get("mode", "chat") for m in doc["models"]} == {"chat", "embedding"}
 
 
@@ -269,9 +269,11 @@ def test_example_file_loads_and_is_idempotent(db, monkeypatch):
     _set_referenced_env(monkeypatch, text)
     out = StringIO()
     call_command("loadconfig", str(EXAMPLE), stdout=out)
-    assert Provider.objects.count() == 5
+    assert Provider.objects.count() == 6
     assert Deployment.objects.filter(model_name="small").count() == 3
-    assert Deployment.objects.get(model_name="embed").mode == Deployment.Mode.EMBEDDING
+    assert {d.mode for d in Deployment.objects.filter(model_name="embed")} == {
+        Deployment.Mode.EMBEDDING
+    }
     assert Deployment.objects.get(model_name="gemini-embed").mode == Deployment.Mode.EMBEDDING
     assert Provider.objects.get(name="gemini").get_credentials() == {
         "api_key": "test-value-for-GEMINI_API_KEY"
@@ -283,6 +285,10 @@ def test_example_file_loads_and_is_idempotent(db, monkeypatch):
     assert Provider.objects.get(name="azure-eu").get_credentials() == {
         "api_key": "test-value-for-AZURE_OPENAI_API_KEY",
         "api_version": "2024-10-21",
+    }
+    assert Provider.objects.get(name="bedrock-us").get_credentials() == {
+        "aws_access_key_id": "test-value-for-AWS_ACCESS_KEY_ID",
+        "aws_secret_access_key": "test-value-for-AWS_SECRET_ACCESS_KEY",
     }
     before = config_rows()
     out = StringIO()

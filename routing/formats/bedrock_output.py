@@ -11,7 +11,9 @@ mid-stream is an exception event (throttlingException, modelStreamErrorException
 {message} payload.
 
 So, unlike the SSE formats, StreamDecoder.feed takes an `(event_type, payload)` tuple, or the
-one-key dict `{event_type: payload}` that boto3 yields for the same event. StreamEncoder.encode
+one-key dict `{event_type: payload}` that boto3 yields for the same event, or the same event
+re-framed as SSE (`event: <type>\ndata: <JSON payload>\n\n`), which is what the bedrock adapter
+hands the proxy's relay. StreamEncoder.encode
 returns a list of such tuples rather than bytes: Bedrock is never a client dialect, and the
 encoder exists for symmetry and tests.
 """
@@ -37,6 +39,7 @@ from .ir import (
     ToolCallStart,
     Usage,
 )
+from .sse import load_json, read_event
 
 _FINISH_IN = {
     "end_turn": "stop",
@@ -197,7 +200,14 @@ class StreamDecoder:
         self._started = False
 
     def feed(self, event) -> list:
-        if isinstance(event, dict):
+        if isinstance(event, bytes | bytearray):
+            # The adapter re-frames each decoded event as one SSE event (`event: <type>`,
+            # `data: <payload>`), so the proxy's relay splits Bedrock streams like any other.
+            kind, data = read_event(event)
+            if kind is None or data is None:
+                return []  # nothing but a comment
+            payload = load_json(data)
+        elif isinstance(event, dict):
             if len(event) != 1:
                 return [Error("api_error", "the upstream sent a malformed stream event")]
             ((kind, payload),) = event.items()

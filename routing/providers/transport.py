@@ -110,9 +110,12 @@ def timed_out(route: Route, which: str, seconds: float, started: float) -> Provi
     )
 
 
-def is_event_stream(response: httpx.Response) -> bool:
+EVENT_STREAM = "text/event-stream"
+
+
+def is_event_stream(response: httpx.Response, expected: str = EVENT_STREAM) -> bool:
     content_type = response.headers.get("content-type", "")
-    return content_type.split(";", 1)[0].strip().lower() == "text/event-stream"
+    return content_type.split(";", 1)[0].strip().lower() == expected
 
 
 def not_json(route: Route) -> ProviderError:
@@ -126,14 +129,16 @@ async def send(
     headers: dict[str, str],
     started: float,
     status_error: StatusError,
+    content: bytes | None = None,
 ) -> httpx.Response:
     """Send the request; returns at the response headers, an error status raised. The body
-    is the caller's to read (bounded) and to close. The caller bounds the wait."""
+    is the caller's to read (bounded) and to close. The caller bounds the wait. `content`,
+    when given, is sent instead of the payload's JSON: the exact bytes a signature covers."""
     client = http.client()
     request = client.build_request(
         "POST",
         url,
-        content=orjson.dumps(payload),
+        content=content if content is not None else orjson.dumps(payload),
         headers=headers,
         timeout=http.request_timeout(route.connect_timeout_s),
     )
@@ -160,15 +165,20 @@ async def complete(
     payload: dict,
     headers: dict[str, str],
     status_error: StatusError,
+    content: bytes | None = None,
+    response_headers: dict[str, str] | None = None,
 ) -> tuple[bytes, float]:
-    """A whole (non-streamed) answer's body, and the ms it took."""
+    """A whole (non-streamed) answer's body, and the ms it took. `response_headers`, when
+    given, receives the answer's headers (lower-case names): some providers count there."""
     started = time.perf_counter()
     try:
         # Not streamed: the response starts only once the whole answer is ready.
         async with asyncio.timeout(route.first_byte_timeout_s):
-            response = await send(route, url, payload, headers, started, status_error)
+            response = await send(route, url, payload, headers, started, status_error, content)
     except TimeoutError as exc:
         raise timed_out(route, "first byte", route.first_byte_timeout_s, started) from exc
+    if response_headers is not None:
+        response_headers.update((k.lower(), v) for k, v in response.headers.items())
     try:
         body = await http.read_body(
             response,
@@ -199,16 +209,19 @@ async def open_stream(
     payload: dict,
     headers: dict[str, str],
     status_error: StatusError,
+    content: bytes | None = None,
+    stream_type: str = EVENT_STREAM,
 ) -> UpstreamStream:
-    """Returns once the upstream sent the stream's first chunk (see ProviderAdapter)."""
+    """Returns once the upstream sent the stream's first chunk (see ProviderAdapter).
+    `stream_type` is the content type the stream must have (Bedrock's is AWS event-stream)."""
     started = time.perf_counter()
     response: httpx.Response | None = None
     try:
         # Until the first chunk, not just the headers: some servers send headers at once and
         # then think. Failing here still lets the proxy fall back.
         async with asyncio.timeout(route.first_byte_timeout_s):
-            response = await send(route, url, payload, headers, started, status_error)
-            if not is_event_stream(response):
+            response = await send(route, url, payload, headers, started, status_error, content)
+            if not is_event_stream(response, stream_type):
                 # An HTML error page from a proxy, a JSON body: relayed as a 200 stream, the
                 # client would get an empty or garbled answer.
                 content_type = response.headers.get("content-type") or "no content type"
