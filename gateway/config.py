@@ -16,7 +16,7 @@ import yaml
 from django.db import transaction
 
 from routing.credentials import Credentials, credential_changes
-from routing.kinds import needs_region
+from routing.kinds import needs_region, serves_embeddings
 from routing.models import TIMEOUT_FIELDS, Deployment, Provider
 from routing.providers import known_kinds, needs_api_base
 from tenants.models import Organization, Project, Team
@@ -254,6 +254,8 @@ def _load_deployment(
             f"{where}.region",
             f"missing (required for {provider.kind} deployments: set it here or on the provider)",
         )
+    if provider is not None and mode == "embedding" and not serves_embeddings(provider.kind):
+        run.error(f"{where}.provider", f"{provider.kind} providers have no embeddings API")
     # A provider of the file that is missing here failed, and has its own error.
     if failed() or model_failed() or provider is None:
         return

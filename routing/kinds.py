@@ -105,6 +105,9 @@ class ProviderKind:
     # Requests are signed for one region (AWS): a deployment whose region (its own, else its
     # provider's) is empty cannot be called, and the routing table leaves it out.
     needs_region: bool = False
+    # The provider serves an embeddings API; an embedding deployment on one that does not is
+    # refused by loadconfig and left out of routing (its callers get a clear 404).
+    embeddings: bool = True
 
 
 KINDS: tuple[ProviderKind, ...] = (
@@ -120,6 +123,7 @@ KINDS: tuple[ProviderKind, ...] = (
         "Anthropic",
         "routing.providers.anthropic:AnthropicAdapter",
         credentials=API_KEY_REQUIRED,
+        embeddings=False,
     ),
     ProviderKind(
         "gemini",
@@ -165,6 +169,11 @@ def needs_api_base(kind: str) -> bool:
 def needs_region(kind: str) -> bool:
     found = BY_VALUE.get(kind)
     return found is not None and found.needs_region
+
+
+def serves_embeddings(kind: str) -> bool:
+    found = BY_VALUE.get(kind)
+    return found is None or found.embeddings
 
 
 def credential_shape(kind: str) -> CredentialShape | None:

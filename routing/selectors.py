@@ -27,7 +27,7 @@ from infra.perloop import PerLoop
 from .capabilities import DEFAULT as DEFAULT_CAPABILITIES
 from .capabilities import Capabilities
 from .credentials import EMPTY, Credentials
-from .kinds import BY_VALUE, needs_api_base, needs_region
+from .kinds import BY_VALUE, needs_api_base, needs_region, serves_embeddings
 from .models import (
     DEFAULT_ATTEMPT_TIMEOUT_S,
     DEFAULT_FIRST_BYTE_TIMEOUT_S,
@@ -223,6 +223,11 @@ def routing_table_build() -> RoutingTable:
             # Signed for a region (AWS): without one there is no endpoint and no signature.
             label = f"{d.model_name} -> {d.upstream_model}"
             reason = f"no region (needed by {p.kind} deployments: set it here or on the provider)"
+            skipped.append(Skipped(provider=p.name, reason=reason, deployment=label))
+            continue
+        if d.mode == "embedding" and not serves_embeddings(p.kind):
+            label = f"{d.model_name} -> {d.upstream_model}"
+            reason = f"{p.kind} providers have no embeddings API"
             skipped.append(Skipped(provider=p.name, reason=reason, deployment=label))
             continue
         try:

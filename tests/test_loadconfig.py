@@ -260,7 +260,7 @@ def test_example_file_documents_every_accepted_field():
     }
     assert used == {level: set(names) for level, names in FIELDS.items()}
     kinds = {p["kind"] for p in doc["providers"]}
-    assert kinds >= {"openai_compatible", "azure_openai", "gemini", "bedrock", "mock"}
+    assert kinds >= {"openai_compatible", "azure_openai", "anthropic", "gemini", "bedrock", "mock"}
     assert {m.get("mode", "chat") for m in doc["models"]} == {"chat", "embedding"}
 
 
@@ -269,7 +269,7 @@ def test_example_file_loads_and_is_idempotent(db, monkeypatch):
     _set_referenced_env(monkeypatch, text)
     out = StringIO()
     call_command("loadconfig", str(EXAMPLE), stdout=out)
-    assert Provider.objects.count() == 6
+    assert Provider.objects.count() == 7
     assert Deployment.objects.filter(model_name="small").count() == 3
     assert {d.mode for d in Deployment.objects.filter(model_name="embed")} == {
         Deployment.Mode.EMBEDDING

@@ -162,8 +162,8 @@ def test_runs_count_the_same_items_every_time(db, monkeypatch, load):
     assert "created   organization default" in first
     assert "created   project search/ranking" in first
     # 5 providers, 6 deployments, 2 organizations, 2 teams, 1 project.
-    assert "19 created, 0 updated, 0 unchanged" in first
-    assert "0 created, 0 updated, 19 unchanged" in second
+    assert "21 created, 0 updated, 0 unchanged" in first
+    assert "0 created, 0 updated, 21 unchanged" in second
 
 
 def test_an_organization_shared_by_teams_is_counted_once(db, load):
