@@ -260,7 +260,15 @@ def test_example_file_documents_every_accepted_field():
     }
     assert used == {level: set(names) for level, names in FIELDS.items()}
     kinds = {p["kind"] for p in doc["providers"]}
-    assert kinds >= {"openai_compatible", "azure_openai", "anthropic", "gemini", "bedrock", "mock"}
+    assert kinds >= {
+        "openai",
+        "openai_compatible",
+        "azure_openai",
+        "anthropic",
+        "gemini",
+        "bedrock",
+        "mock",
+    }
     assert {m.get("mode", "chat") for m in doc["models"]} == {"chat", "embedding"}
 
 
