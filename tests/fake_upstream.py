@@ -313,11 +313,11 @@ class FakeUpstream:
             body = {**body, "model": deployment}  # Azure answers for the path's deployment
         model = body.get("model") if isinstance(body, dict) else None
         fault = self._take_fault(model)
-        if self.delay_s and await _sleep_or_disconnect(receive, self.delay_s):
+        if self.delay_s and await sleep_or_disconnect(receive, self.delay_s):
             self.disconnects += 1
             return
         if fault is not None and fault.hang:
-            await _until_disconnect(receive)
+            await until_disconnect(receive)
             self.disconnects += 1
             return
         if fault is not None and fault.raw_body is not None:
@@ -469,7 +469,7 @@ class FakeUpstream:
             if drop_after is not None and index == drop_after:
                 raise _DropConnection("fault injection: connection closed mid-stream")
             pause = self.chunk_delay_s if index else 0.0
-            if pause and await _sleep_or_disconnect(receive, pause):
+            if pause and await sleep_or_disconnect(receive, pause):
                 self.disconnects += 1
                 return
             await send({"type": "http.response.body", "body": event, "more_body": True})
@@ -491,7 +491,7 @@ class FakeUpstream:
             )
             half = full[: len(full) // 2]
             await send({"type": "http.response.body", "body": half, "more_body": True})
-        await _until_disconnect(receive)
+        await until_disconnect(receive)
         self.disconnects += 1
 
     def _embeddings(self, body: dict) -> bytes:
@@ -554,16 +554,16 @@ async def _respond_raw(send, fault: Fault) -> None:
     await send({"type": "http.response.body", "body": b""})
 
 
-async def _until_disconnect(receive) -> None:
+async def until_disconnect(receive) -> None:
     # The body has been read, so the next message is the client's disconnect.
     while (await receive())["type"] != "http.disconnect":
         pass
 
 
-async def _sleep_or_disconnect(receive, seconds: float) -> bool:
+async def sleep_or_disconnect(receive, seconds: float) -> bool:
     """Sleep, but wake early (returning True) if the client goes away meanwhile."""
     try:
-        await asyncio.wait_for(_until_disconnect(receive), timeout=seconds)
+        await asyncio.wait_for(until_disconnect(receive), timeout=seconds)
     except TimeoutError:
         return False
     return True

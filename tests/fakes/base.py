@@ -18,14 +18,13 @@ Tests program a fake the way they program the OpenAI one:
 `received()` lists what arrived: method, path, headers, parsed body.
 """
 
-import asyncio
 import itertools
 import json
 import threading
 from dataclasses import dataclass, field
 from urllib.parse import parse_qsl
 
-from tests.fake_upstream import ServerThread
+from tests.fake_upstream import ServerThread, sleep_or_disconnect, until_disconnect
 
 
 @dataclass(frozen=True)
@@ -237,11 +236,11 @@ class FakeProvider:
             await self._send(self.error_reply(400), None, receive, send)
             return
         fault = self._take_fault(model) if self._faults else None
-        if self.delay_s and await _sleep_or_disconnect(receive, self.delay_s):
+        if self.delay_s and await sleep_or_disconnect(receive, self.delay_s):
             self.disconnects += 1
             return
         if fault is not None and fault.hang:
-            await _until_disconnect(receive)
+            await until_disconnect(receive)
             self.disconnects += 1
             return
         if fault is not None and fault.raw_body is not None:
@@ -269,14 +268,14 @@ class FakeProvider:
             if fault is not None and index == fault.drop_after:
                 raise _DropConnection("fault injection: connection closed mid-stream")
             if fault is not None and index == fault.stall_after:
-                await _until_disconnect(receive)
+                await until_disconnect(receive)
                 self.disconnects += 1
                 return
             if fault is not None and index == fault.error_after:
                 await self._write(send, self.stream_error(fault))
                 break
             pause = self.chunk_delay_s if index else 0.0
-            if pause and await _sleep_or_disconnect(receive, pause):
+            if pause and await sleep_or_disconnect(receive, pause):
                 self.disconnects += 1
                 return
             await self._write(send, event)
@@ -293,7 +292,7 @@ class FakeProvider:
         await send({"type": "http.response.body", "body": half, "more_body": True})
         if fault.drop_after is not None:
             raise _DropConnection("fault injection: connection closed mid-body")
-        await _until_disconnect(receive)
+        await until_disconnect(receive)
         self.disconnects += 1
 
     async def _write(self, send, data: bytes) -> None:
@@ -301,18 +300,3 @@ class FakeProvider:
         for offset in range(0, len(data), size):
             piece = data[offset : offset + size]
             await send({"type": "http.response.body", "body": piece, "more_body": True})
-
-
-async def _until_disconnect(receive) -> None:
-    # The body has been read, so the next message is the client's disconnect.
-    while (await receive())["type"] != "http.disconnect":
-        pass
-
-
-async def _sleep_or_disconnect(receive, seconds: float) -> bool:
-    """Sleep, but wake early (returning True) if the client goes away meanwhile."""
-    try:
-        await asyncio.wait_for(_until_disconnect(receive), timeout=seconds)
-    except TimeoutError:
-        return False
-    return True
