@@ -15,11 +15,6 @@ class IssuedKey:
     secret: str  # shown once to the caller, never stored
 
 
-def key_cache_name(key_hash: str) -> str:
-    """Where the proxy caches the key's snapshot (tenants/keycache.py)."""
-    return keycache.snapshot_name(key_hash)
-
-
 def api_key_issue(
     *,
     team: Team,

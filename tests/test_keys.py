@@ -14,10 +14,11 @@ from django.utils import timezone
 from gateway.proxy.auth import authenticate, local_cache
 from gateway.proxy.errors import AuthenticationFailed
 from infra.state import get_state
+from tenants.keycache import snapshot_name
 from tenants.keys import KEY_PREFIX, hash_secret
 from tenants.models import ApiKey, Team
 from tenants.selectors import api_key_principal_get, effective_allowed_models
-from tenants.services import api_key_issue, api_key_revoke, api_keys_mark_used, key_cache_name
+from tenants.services import api_key_issue, api_key_revoke, api_keys_mark_used
 
 from .factories import TeamFactory, UserFactory
 
@@ -27,12 +28,12 @@ def _redis():
 
 
 def _cache_entry(key: ApiKey) -> bytes | None:
-    return _redis().get(key_cache_name(key.key_hash))
+    return _redis().get(snapshot_name(key.key_hash))
 
 
 def _seed_cache(key: ApiKey) -> None:
     # What the proxy leaves behind after a request with this key.
-    _redis().set(key_cache_name(key.key_hash), b'{"cached": true}', ex=300)
+    _redis().set(snapshot_name(key.key_hash), b'{"cached": true}', ex=300)
 
 
 def _authenticate(secret: str):
