@@ -18,6 +18,7 @@ from django.conf import settings
 
 from infra import http
 from routing.formats import Malformed, StreamTranslator
+from routing.formats.sse import read_event
 from routing.providers import ProviderError, UpstreamStream
 from routing.providers.usage import estimate_usage, usage_from_ir, usage_from_openai
 
@@ -30,14 +31,14 @@ def _usage_chunk(event: bytearray) -> dict | None:
     # (always injected), OpenAI sends `"usage":null` on every chunk but the last.
     if b'"usage"' not in event or b'"usage":null' in event:
         return None
-    for line in event.splitlines():
-        if line.startswith(b"data:"):
-            try:
-                data = orjson.loads(line[5:].strip())
-            except orjson.JSONDecodeError:
-                return None
-            return data if isinstance(data, dict) and data.get("usage") else None
-    return None
+    _, payload = read_event(event)
+    if payload is None:
+        return None
+    try:
+        data = orjson.loads(payload)
+    except orjson.JSONDecodeError:
+        return None
+    return data if isinstance(data, dict) and data.get("usage") else None
 
 
 _DONE = b"data: [DONE]"
