@@ -14,7 +14,8 @@ from django.conf import settings
 _MAX_ADDRESS_LEN = 64  # whatever a proxy relayed, it does not get to fill a log line or a key
 
 
-def _header(scope, name: bytes) -> str | None:
+def scope_header(scope, name: bytes) -> str | None:
+    """A request header straight from the ASGI scope (repeats joined with commas)."""
     values = [value for key, value in scope.get("headers", ()) if key == name]
     return b",".join(values).decode("latin-1") if values else None
 
@@ -45,7 +46,7 @@ def client_address(scope) -> str:
     networks = _networks(tuple(settings.GATEWAY_TRUSTED_PROXIES))
     if not networks or not _trusted(peer, networks):
         return peer
-    hops = [hop.strip() for hop in (_header(scope, b"x-forwarded-for") or "").split(",")]
+    hops = [hop.strip() for hop in (scope_header(scope, b"x-forwarded-for") or "").split(",")]
     hops = [hop for hop in hops if hop]
     for hop in reversed(hops):
         if not _trusted(hop, networks):

@@ -14,7 +14,7 @@ credential for some other system.
 import logging
 from collections import Counter
 
-from infra.client_address import client_address
+from infra.client_address import client_address, scope_header
 from tenants.keys import KEY_PREFIX, SHOWN_PREFIX_LEN
 
 from .errors import GatewayError
@@ -28,20 +28,15 @@ REFUSALS: Counter[tuple[int, str]] = Counter()
 _WARN = frozenset({408, 413})
 
 
-def _header(scope, name: bytes) -> str | None:
-    values = [value for key, value in scope.get("headers", ()) if key == name]
-    return b",".join(values).decode("latin-1") if values else None
-
-
 def shown_key_prefix(scope) -> str:
     """The presented key's visible prefix if it is one of ours, else ""."""
     token = ""
-    authorization = _header(scope, b"authorization")
+    authorization = scope_header(scope, b"authorization")
     if authorization:
         scheme, _, token = authorization.partition(" ")
         token = token.strip() if scheme.lower() == "bearer" else ""
     if not token:
-        token = (_header(scope, b"api-key") or "").strip()
+        token = (scope_header(scope, b"api-key") or "").strip()
     if token.startswith(KEY_PREFIX) and len(token) > SHOWN_PREFIX_LEN:
         return token[:SHOWN_PREFIX_LEN]
     return ""
