@@ -116,6 +116,7 @@ INSTALLED_APPS = [
     "gateway",
     "tenants",
     "routing",
+    "policies",
     "billing",
 ]
 

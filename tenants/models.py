@@ -5,12 +5,22 @@ through signals (tenants/signals.py); `QuerySet.update()` sends no signals, so t
 below invalidate themselves. Only raw SQL goes unnoticed, bounded by the snapshot's TTL.
 """
 
+import zoneinfo
+
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models, transaction
 from django.utils import timezone
 
 from . import keycache
+
+
+def validate_timezone(name: str) -> None:
+    try:
+        zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError) as exc:
+        raise ValidationError(f"'{name}' is not a known timezone (e.g. UTC, Europe/Paris)") from exc
+
 
 # Fields whose change does not affect a key's snapshot; updating only these invalidates nothing
 # (usage ingestion moves last_used_at constantly).
@@ -47,6 +57,8 @@ class Organization(models.Model):
     slug = models.SlugField(unique=True)
     # An inactive organization's keys are refused, as if revoked.
     is_active = models.BooleanField(default=True)
+    # Budget periods are calendar months in this timezone (an IANA name such as Europe/Paris).
+    timezone = models.CharField(max_length=64, default="UTC", validators=[validate_timezone])
     created_at = models.DateTimeField(auto_now_add=True)
 
     objects = OrganizationQuerySet.as_manager()
