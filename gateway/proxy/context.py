@@ -6,6 +6,7 @@ bounded pool of infra/db.py); the local spool (infra/spool.py), replayed into ei
 """
 
 import logging
+import math
 import time
 import uuid
 from decimal import Decimal
@@ -18,6 +19,9 @@ from infra import usage_event
 from infra.db import db_call_bounded
 from infra.spool import Replayer, get_spool
 from infra.state import StateUnavailable, get_state
+from policies.admission import Admission
+from policies.admission import settle as settle_admission
+from policies.engine import EffectivePolicy
 from routing.providers import Usage
 from routing.selectors import Route
 from tenants.selectors import KeyPrincipal
@@ -34,10 +38,12 @@ def new_request_id() -> str:
 
 class RequestContext:
     __slots__ = (
+        "admission",
         "attempts",
         "created_at",
         "endpoint",
         "error_type",
+        "policy",
         "principal",
         "request_id",
         "requested_model",
@@ -57,6 +63,9 @@ class RequestContext:
         self.created_at = time.time()
         self.endpoint = endpoint
         self.principal: KeyPrincipal | None = None
+        self.policy: EffectivePolicy | None = None
+        # What admission reserved (policies/admission.py); settled with the usage event.
+        self.admission: Admission | None = None
         self.requested_model = ""
         self.route: Route | None = None
         self.stream = False
@@ -124,9 +133,20 @@ class RequestContext:
         event = self.event()
         raw = usage_event.encode(event)
         try:
-            await get_state().append_usage(raw)
+            if self.admission is not None:
+                # One round trip: the reservation becomes the actual usage and cost, and the
+                # usage event joins the stream.
+                await settle_admission(
+                    self.admission,
+                    tokens=self.usage.input_tokens + self.usage.output_tokens,
+                    cost_micros=math.ceil(event.cost_usd * 1_000_000),
+                    usage_event=raw,
+                )
+            else:
+                await get_state().append_usage(raw)
             return
         except StateUnavailable:
+            # The reservation lapses by its TTL; billing reconciles spend from Postgres.
             log.warning("usage stream unavailable; writing request %s directly", self.request_id)
         try:
             await db_call_bounded(usage_records_ingest, events=[event])

@@ -56,6 +56,14 @@ class PermissionDenied(GatewayError):
     code = "model_not_allowed"
 
 
+class RateLimited(GatewayError):
+    """A rate limit or a hard budget of the caller's own (not the provider's): 429."""
+
+    status = 429
+    type = "rate_limit_error"
+    code = "rate_limit_exceeded"
+
+
 class ModelNotFound(GatewayError):
     status = 404
     code = "model_not_found"

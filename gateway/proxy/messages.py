@@ -18,7 +18,7 @@ from django.views.decorators.csrf import csrf_exempt
 from routing.providers import ProviderError, get_adapter
 from routing.providers.usage import estimate_tokens
 
-from . import parsing, pipeline, refusals
+from . import calls, limits, parsing, pipeline, refusals
 from .auth import authenticate
 from .context import SCOPE_START, RequestContext, new_request_id
 from .dialects import ANTHROPIC
@@ -58,7 +58,7 @@ async def _count(ctx: RequestContext, request: HttpRequest, data: dict) -> tuple
     try:
         count = await adapter.count_tokens(route, {**data, "model": route.upstream_model}, headers)
     except ProviderError as exc:
-        raise pipeline.upstream_failed(exc, route) from exc
+        raise calls.upstream_failed(exc, route) from exc
     return count, True
 
 
@@ -71,6 +71,7 @@ async def count_tokens(request: HttpRequest) -> HttpResponse:
     try:
         body = parsing.read_body(request)
         ctx.principal = await authenticate(request, key_header=ANTHROPIC.key_header)
+        ctx.policy = await limits.policy_for(ctx.principal)
         parsing.check_forwarded_headers(request)
         data = parsing.parse_json_object(body)
         model = data.get("model")

@@ -1,9 +1,12 @@
 """The hot path: the one place a /v1 request is authenticated, checked, routed, sent, settled.
 
-    read body (handler.py: bounded) -> authenticate -> parse and validate (parsing.py, the
-    dialect's validation) -> policy (allowed models) -> candidates (routing table) -> translate
-    for routes of another wire format (crossing.py) -> call upstream, falling back before the
-    first byte -> respond -> settle (usage event)
+    read body (handler.py: bounded) -> authenticate -> policy (limits.py: the cached snapshot)
+    -> parse and validate (parsing.py, the dialect's validation) -> candidates (routing table,
+    narrowed by the policy and by what the request needs) -> per-request rules (features,
+    blocked terms, max_tokens) -> admission (limits.py: rate limits and budgets, one round
+    trip) -> translate for routes of another wire format (crossing.py) -> call upstream,
+    falling back before the first byte (calls.py) -> respond -> settle (context.py: the
+    reservation replaced by actual usage, and the usage event)
 
 The client's dialect (dialects/: OpenAI on /v1 and the Azure-style paths, Anthropic on
 /v1/messages) decides where the key is, how the body is validated and how errors look; the
@@ -12,25 +15,22 @@ rest is the same for every dialect.
 A request refused before authentication has no tenant and so no usage row; refusals.py counts
 and logs it instead.
 
-Coming issues slot in here: the policy engine and one-round-trip admission (rate limits,
-budgets) between candidates and the call, health/circuit filters inside candidate selection.
+Health and circuit filters will slot into candidate selection.
 """
 
 import asyncio
 import logging
-import time
-from collections.abc import Awaitable, Callable
 
 import orjson
 from django.conf import settings
 from django.db import DatabaseError
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 
-from routing.providers import ProviderError, get_adapter
+from routing.providers import get_adapter
+from routing.providers.usage import estimate_tokens
 from routing.selectors import Route, RoutingTable, routing_table_cache
-from tenants.selectors import KeyPrincipal
 
-from . import crossing, needs, parsing, refusals
+from . import calls, crossing, limits, needs, parsing, refusals
 from .auth import authenticate
 from .context import SCOPE_START, RequestContext
 from .dialects import OPENAI, Dialect
@@ -38,13 +38,11 @@ from .errors import (
     GatewayError,
     InternalError,
     ModelNotFound,
-    PermissionDenied,
     ServiceUnavailable,
-    UpstreamFailed,
-    UpstreamRejected,
     error_response,
 )
 from .handler import AFTER_RESPONSE, SCOPE_DEFERS_SETTLE
+from .needs import Needs
 from .streaming import relay
 
 log = logging.getLogger("gateway.proxy")
@@ -85,97 +83,29 @@ def _model_not_found(table: RoutingTable, mode: str, model: str) -> ModelNotFoun
     return ModelNotFound(f"the model '{model}' does not exist", param="model")
 
 
-def _model_not_allowed(principal: KeyPrincipal, model: str) -> PermissionDenied:
-    if principal.refused_by_team(model):
-        reason = f"team '{principal.team_slug}' does not allow model '{model}'"
-    else:
-        reason = f"key '{principal.key_name}' does not allow model '{model}'"
-    return PermissionDenied(reason, param="model")
-
-
 async def candidates(ctx: RequestContext, mode: str) -> tuple[Route, ...]:
+    """The deployments that may serve this request: of its model, allowed by the policy."""
     table = await _routing_table()
     model = ctx.requested_model
     routes = table.candidates(mode, model)
     if not routes:
         raise _model_not_found(table, mode, model)
-    if not ctx.principal.may_use(model):
-        raise _model_not_allowed(ctx.principal, model)
-    return routes
+    if not ctx.policy.may_use(model):
+        raise limits.denied(ctx.policy.model_denial(model))
+    return limits.allowed_routes(ctx.policy, routes, model)
 
 
-def upstream_failed(exc: ProviderError, route: Route | None) -> GatewayError:
-    if exc.kind == "client_error":
-        # Relayed to the caller: never with a credential a careless upstream echoed.
-        body = route.redact(exc.body) if route is not None and exc.body else exc.body
-        rejected = UpstreamRejected(exc.status, body)
-        if route is not None:  # after JSON decoding, in case of an escape the bytes hid
-            rejected.message = route.redact_text(rejected.message)
-            rejected.param = rejected.param and route.redact_text(rejected.param)
-            rejected.code = rejected.code and route.redact_text(rejected.code)
-        return rejected
-    if exc.kind == "upstream_rate_limited":
-        # A 429, Retry-After and all, so that SDKs back off as the provider asked.
-        limited = UpstreamFailed(exc.message, status=429, code=exc.kind)
-        limited.headers = dict(exc.headers)
-        return limited
-    status = {"upstream_timeout": 504, "upstream_unavailable": 503}.get(exc.kind, 502)
-    return UpstreamFailed(exc.message, status=status, code=exc.kind)
+def _output_field(dialect: Dialect, wanted: Needs) -> str:
+    """Where the body asks for its output tokens (and where a cap or a clamp writes them)."""
+    if dialect.name == "anthropic":
+        return "max_tokens"
+    # Neither given: OpenAI's current name, which its reasoning models require.
+    return wanted.output_param if wanted.output_tokens else "max_completion_tokens"
 
 
-# Less time than this left is no attempt: not even a round trip to a provider would fit. (Timers
-# also fire up to a clock tick early, which can leave a sliver of the deadline.)
-_MIN_ATTEMPT_S = 0.05
-
-
-def _attempt_timed_out(route: Route, seconds: float, started: float) -> ProviderError:
-    return ProviderError.timeout(
-        f"{route.provider_name} did not finish within {seconds:.3g} s",
-        upstream_ms=(time.monotonic() - started) * 1000,
-    )
-
-
-async def _call(ctx: RequestContext, routes, attempt: Callable[[Route], Awaitable]):
-    """Try candidates in order. Nothing has been sent to the client yet, so falling back is safe.
-
-    Each attempt is bounded by its route's attempt timeout and by what is left of the request's
-    deadline; returns the result and when its attempt must end (a stream relays until then).
-    """
-    request_deadline = (
-        time.monotonic() + settings.GATEWAY_REQUEST_DEADLINE_S - ctx.elapsed_ms() / 1000
-    )
-    last: ProviderError | None = None
-    for route in routes:
-        started = time.monotonic()
-        budget = min(route.attempt_timeout_s, request_deadline - started)
-        if budget < _MIN_ATTEMPT_S:
-            last = last or ProviderError(
-                "the request's deadline passed before an upstream was called",
-                retryable=False,
-                kind="upstream_timeout",
-            )
-            break
-        ctx.attempts += 1
-        ctx.route = route
-        try:
-            async with asyncio.timeout(budget):
-                return await attempt(route), started + budget
-        except TimeoutError:
-            exc = _attempt_timed_out(route, budget, started)
-        except ProviderError as failed:
-            exc = failed
-        ctx.upstream_ms += exc.upstream_ms
-        last = exc
-        log.warning(
-            "request %s: %s failed (%s, retryable=%s)",
-            ctx.request_id,
-            route.label,
-            exc.kind,
-            exc.retryable,
-        )
-        if not exc.retryable:
-            break
-    raise upstream_failed(last, ctx.route)
+def _set_output_tokens(data: dict, field: str, wanted: Needs, tokens: int) -> None:
+    data[field] = tokens
+    wanted.output_tokens = tokens
 
 
 async def _chat(
@@ -187,10 +117,23 @@ async def _chat(
     stream_options = data.get("stream_options") or {}
     client = dialect.name
     routes = await candidates(ctx, "chat")
+    wanted = needs.chat_needs(dialect.chat_view(data), len(request.body))
+    field = _output_field(dialect, wanted)
+    capped = limits.check_chat(ctx.policy, ctx.requested_model, wanted)
+    if capped is not None:
+        _set_output_tokens(data, field, wanted, capped)
     # Only the candidates with what the request needs (tools, images, ...); 400 if none.
-    routes = needs.capable_routes(
-        routes, needs.chat_needs(dialect.chat_view(data), len(request.body)), ctx.requested_model
+    routes = needs.capable_routes(routes, wanted, ctx.requested_model)
+    output_tokens = wanted.output_tokens or limits.default_output_tokens(routes)
+    granted = await limits.admit(
+        ctx,
+        routes,
+        prompt_tokens=wanted.prompt_tokens(),
+        output_tokens=output_tokens,
+        user=limits.end_user(request, data),
     )
+    if granted < output_tokens:  # a budget with little left clamped the answer's length
+        _set_output_tokens(data, field, wanted, granted)
     # Routes of another wire format get the request translated (once each, before any call).
     routes, plans = crossing.plan(routes, data, client)
     headers = forward_headers(request, ctx)
@@ -205,7 +148,7 @@ async def _chat(
             result = await adapter.chat(r, found.body, headers)
             return crossing.translated_answer(r, result, found, client)
 
-        result, _ = await _call(ctx, routes, complete)
+        result, _ = await calls.call(ctx, routes, complete)
         ctx.usage = result.usage
         ctx.upstream_ms += result.upstream_ms
         response = HttpResponse(ctx.route.redact(result.body), content_type="application/json")
@@ -217,7 +160,7 @@ async def _chat(
         payload = {**data, "model": r.upstream_model} if found is None else found.body
         return get_adapter(r.provider_kind).chat_stream(r, payload, headers)
 
-    upstream, deadline = await _call(ctx, routes, open_stream)
+    upstream, deadline = await calls.call(ctx, routes, open_stream)
     ctx.upstream_ms += upstream.upstream_ms
     wants_usage = bool(stream_options.get("include_usage"))
     found = plans.get(ctx.route.deployment_id) if plans is not None else None
@@ -252,8 +195,15 @@ async def _embeddings(
     ctx: RequestContext, request: HttpRequest, data: dict, dialect: Dialect
 ) -> HttpResponse:
     routes = await candidates(ctx, "embedding")
+    await limits.admit(
+        ctx,
+        routes,
+        prompt_tokens=estimate_tokens(data.get("input")),
+        output_tokens=0,
+        user=limits.end_user(request, data),
+    )
     headers = forward_headers(request, ctx)
-    result, _ = await _call(
+    result, _ = await calls.call(
         ctx,
         routes,
         lambda r: get_adapter(r.provider_kind).embeddings(
@@ -281,6 +231,8 @@ def _set_headers(response: HttpResponse, ctx: RequestContext) -> None:
         # it is in the usage log.
         if not response.streaming:
             response["x-gateway-cost-usd"] = f"{ctx.cost():f}"
+    for name, value in limits.response_headers(ctx).items():
+        response[name] = value
     response["x-gateway-overhead-ms"] = f"{ctx.overhead_ms():.3f}"
     if not response.streaming:
         # No middleware adds it on /v1; without it the body goes out chunked.
@@ -306,6 +258,7 @@ async def handle(
     try:
         body = parsing.read_body(request)
         ctx.principal = await authenticate(request, key_header=dialect.key_header)
+        ctx.policy = await limits.policy_for(ctx.principal)
         parsing.check_forwarded_headers(request)
         data = parsing.parse_json_object(body)
         if path_model is not None:
@@ -363,9 +316,9 @@ def _models_refused(request: HttpRequest, exc: GatewayError, ctx: RequestContext
 async def list_models(request: HttpRequest) -> HttpResponse:
     ctx = RequestContext("models", getattr(request, "scope", {}).get(SCOPE_START))
     try:
-        principal = await authenticate(request)
+        policy = await limits.policy_for(await authenticate(request))
         table = await _routing_table()
-        names = sorted(m for m in table.model_names() if principal.may_use(m))
+        names = sorted(m for m in table.model_names() if policy.may_use(m))
     except GatewayError as exc:
         return _models_refused(request, exc, ctx)
     created = int(ctx.created_at)
@@ -375,10 +328,10 @@ async def list_models(request: HttpRequest) -> HttpResponse:
 async def retrieve_model(request: HttpRequest, model: str) -> HttpResponse:
     ctx = RequestContext("models", getattr(request, "scope", {}).get(SCOPE_START))
     try:
-        principal = await authenticate(request)
+        policy = await limits.policy_for(await authenticate(request))
         table = await _routing_table()
         # One answer for "no such model" and "not for this key", as the list shows neither.
-        if model not in table.model_names() or not principal.may_use(model):
+        if model not in table.model_names() or not policy.may_use(model):
             raise ModelNotFound(
                 f"the model '{model}' does not exist or this key has no access to it",
                 param="model",
