@@ -19,6 +19,7 @@ from tenants.models import Team
 from tenants.services import api_key_issue
 from tests.fake_upstream import FakeUpstream, ServerThread
 
+from .budget_support import OUTPUT_TOKENS, PROMPT_TOKENS
 from .support import CONFIG, PROVIDER_SECRET, TEAM, Gateway
 
 
@@ -79,10 +80,20 @@ def gateway(gateway_server, upstream, closed_port, transactional_db) -> Gateway:
     return Gateway(url=gateway_server, key=issued.secret, api_key=issued.api_key, team=team)
 
 
+@pytest.fixture
+def exact_usage(upstream):
+    """The fake answers with exactly the output tokens the budget tests ask for, so a
+    request's cost equals its reservation (tests/e2e/budget_support.py)."""
+    before = upstream.prompt_tokens, upstream.completion_tokens
+    upstream.prompt_tokens, upstream.completion_tokens = PROMPT_TOKENS, OUTPUT_TOKENS
+    yield upstream
+    upstream.prompt_tokens, upstream.completion_tokens = before
+
+
 # After each transactional test Django empties the tables and re-runs post_migrate (content types,
 # permissions) for the available apps; limited to the gateway's own apps that takes a fraction of
 # the time. Tests that need more (the admin) carry their own django_db marker.
-GATEWAY_APPS = ["gateway", "tenants", "routing", "billing"]
+GATEWAY_APPS = ["gateway", "tenants", "routing", "policies", "billing"]
 
 
 def pytest_collection_modifyitems(items):
