@@ -5,12 +5,11 @@ import math
 import time
 from decimal import Decimal
 
-from policies.snapshot import policy_table_cache
-
 from infra.state import get_state
 from policies import budget_keys
 from policies.models import Policy
 from policies.periods import period_of
+from policies.snapshot import policy_table_cache
 from tenants.models import Team
 
 # The fake upstream's usage while these tests run: the answer always uses exactly the output
