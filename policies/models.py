@@ -158,15 +158,17 @@ class Policy(models.Model):
         self.alert_webhook_encrypted = crypto.encrypt(url) if url else ""
 
     def clean(self) -> None:
-        attached = [level for level in LEVELS if getattr(self, f"{level}_id") is not None]
+        # The objects, not their ids: on an admin page that adds a key with its policy, the key
+        # is not saved yet when the policy is validated.
+        attached = [level for level in LEVELS if getattr(self, level) is not None]
         if len(attached) != 1:
             raise ValidationError(
                 "a policy belongs to exactly one organization, team, project or key"
             )
         team = None
-        if self.api_key_id is not None:
+        if self.api_key is not None:
             team = self.api_key.team
-        elif self.project_id is not None:
+        elif self.project is not None:
             team = self.project.team
         if team is not None:
             problems = narrowing_problems(team, {f: getattr(self, f) for f in NARROWING_FIELDS})
