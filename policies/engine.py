@@ -17,6 +17,7 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
+from functools import lru_cache
 
 from tenants.selectors import KeyPrincipal
 
@@ -51,10 +52,37 @@ class PolicyRequest:
     texts: Callable[[], Iterable[str]]  # the prompt's texts, read only if terms are blocked
 
 
-def _term_pattern(term: str) -> str:
-    """A whole-word, whitespace-tolerant pattern for one term (letters, digits or not)."""
-    words = (re.escape(w) for w in term.split())
-    return r"(?<!\w)" + r"\s+".join(words) + r"(?!\w)"
+_WORD_CHAR = re.compile(r"\w")
+
+
+@dataclass(frozen=True, slots=True)
+class _Term:
+    """One blocked term, matched in case-folded text: whole words, any run of spaces between
+    them. A plain substring test on its longest word comes first (C speed); the pattern starts
+    with a literal, so the regex engine skips ahead to candidates, and the word boundary before
+    a candidate is checked here (a leading look-behind would make it try every position)."""
+
+    needle: str
+    pattern: re.Pattern
+    level: Level
+    index: int
+
+    def found_in(self, folded: str) -> bool:
+        if self.needle not in folded:
+            return False
+        for match in self.pattern.finditer(folded):
+            start = match.start()
+            if start == 0 or _WORD_CHAR.match(folded, start - 1) is None:
+                return True
+        return False
+
+
+@lru_cache(maxsize=4096)
+def _term_matcher(term: str) -> tuple[str, re.Pattern]:
+    """(needle, pattern) for a term; compiled once per term, whichever policies list it."""
+    words = term.casefold().split()
+    body = r"\s+".join(re.escape(w) for w in words)
+    return max(words, key=len), re.compile(body + r"(?!\w)")
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,7 +150,6 @@ class EffectivePolicy:
     __slots__ = (
         "_base_scopes",
         "_blocked",
-        "_blocked_rules",
         "_cap",
         "_features",
         "_model_scopes",
@@ -159,7 +186,7 @@ class EffectivePolicy:
         modes = [s.rules.privacy_mode for s in steps if s.rules.privacy_mode in PRIVACY_ORDER]
         self.privacy_mode = min(modes, key=PRIVACY_ORDER.index) if modes else PRIVACY_ORDER[0]
         self._cap = self._binding_cap()
-        self._blocked, self._blocked_rules = self._blocked_pattern()
+        self._blocked = self._blocked_terms()
         self.budgets = tuple(
             BudgetScope(
                 level=s.kind,
@@ -231,17 +258,18 @@ class EffectivePolicy:
                 granted = cap
             elif req.output_tokens <= 0:
                 granted = cap
-        if self._blocked is not None:
+        if self._blocked:
             for text in req.texts():
-                found = self._blocked.search(text)
-                if found is not None:
-                    level, index = self._blocked_rules[found.lastgroup]
-                    raise PolicyDenied(
-                        Denial(
-                            f"prompt matches {level} rule blocked_terms[{index}]",
-                            code="blocked_term",
+                # Case-folded once per text (so "STRASSE" matches "straße"), then each term.
+                folded = text.casefold()
+                for term in self._blocked:
+                    if term.found_in(folded):
+                        raise PolicyDenied(
+                            Denial(
+                                f"prompt matches {term.level} rule blocked_terms[{term.index}]",
+                                code="blocked_term",
+                            )
                         )
-                    )
         return granted
 
     def _feature_denial(self, refused: frozenset[str]) -> Denial:
@@ -277,20 +305,14 @@ class EffectivePolicy:
                 best = (cap, step)
         return best
 
-    def _blocked_pattern(self) -> tuple[re.Pattern | None, dict[str, tuple[Level, int]]]:
-        """One pattern for every level's terms (one scan of each text); the group that matched
-        names the rule."""
-        parts, rules = [], {}
-        for li, step in enumerate(self.steps):
+    def _blocked_terms(self) -> tuple[_Term, ...]:
+        found = []
+        for step in self.steps:
             for index, term in enumerate(step.rules.blocked_terms):
-                if not term.strip():
-                    continue
-                name = f"l{li}_{index}"
-                parts.append(f"(?P<{name}>{_term_pattern(term)})")
-                rules[name] = (step.level, index)
-        if not parts:
-            return None, {}
-        return re.compile("|".join(parts), re.IGNORECASE), rules
+                if term.strip():
+                    needle, pattern = _term_matcher(term)
+                    found.append(_Term(needle, pattern, step.level, index))
+        return tuple(found)
 
     # --- routes -----------------------------------------------------------------------------
 

@@ -353,6 +353,8 @@ TERMS = ("project falcon", "c++", "secret")
         ("tell me about Project   Falcon please", 0),  # case and spacing do not matter
         ("is C++ fast?", 1),  # terms of punctuation match as whole words too
         ("the SECRET is out", 2),
+        ("secret", 2),  # the whole text
+        ("unsecret, then secret.", 2),  # a later occurrence that is a whole word
     ],
 )
 def test_blocked_term_denial_names_the_rule_never_the_text(text, rule):
@@ -366,7 +368,9 @@ def test_blocked_term_denial_names_the_rule_never_the_text(text, rule):
     assert text not in denial.message
 
 
-@pytest.mark.parametrize("text", ["secretary", "top-secretive", "falcon project", "c+"])
+@pytest.mark.parametrize(
+    "text", ["secretary", "top-secretive", "unsecret", "falcon project", "c+", "abc++", "x_secret"]
+)
 def test_blocked_terms_match_whole_words_only(text):
     policy = table(team={"blocked_terms": TERMS}).effective(principal())
 
@@ -399,7 +403,11 @@ def test_blocked_term_patterns_are_compiled_once_per_table():
 
     first = t.effective(principal())
     assert t.effective(principal()) is first  # memoized: the pattern with it
-    assert first._blocked is t.effective(principal())._blocked
+    other_key = t.effective(principal(key_id=KEY + 1))
+    assert [term.pattern for term in other_key._blocked] == [
+        term.pattern for term in first._blocked
+    ]
+    assert other_key._blocked[0].pattern is first._blocked[0].pattern
 
 
 # --- routes -------------------------------------------------------------------------------------
@@ -504,3 +512,9 @@ def test_a_changed_principal_is_merged_anew_in_the_same_table():
 
     assert not before.may_use("large")
     assert after.may_use("large")
+
+
+def test_blocked_terms_match_across_case_folding():
+    policy = table(team={"blocked_terms": ("straße",)}).effective(principal())
+
+    assert denial_of(policy, request(texts=lambda: ["die STRASSE"])).code == "blocked_term"
