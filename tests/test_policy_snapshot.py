@@ -183,3 +183,15 @@ def test_createapikey_is_held_to_the_organizations_limits_when_the_team_sets_non
 def test_createapikey_refuses_a_budget_that_is_not_an_amount(team, value):
     with pytest.raises(CommandError, match="--budget-usd"):
         _createapikey("--team", team.slug, "--budget-usd", value)
+
+
+@pytest.mark.django_db
+def test_readyz_builds_and_reports_the_policy_table(client):
+    Policy.objects.create(team=TeamFactory(slug="search"), rpm=1)
+
+    response = client.get("/readyz")
+
+    assert response.status_code == 200
+    policies = response.json()["policies"]
+    assert policies["age_s"] >= 0 and policies["failed_builds"] == 0
+    assert policy_table_cache.current.team_rules
