@@ -24,11 +24,19 @@ from tenants.models import Organization, Project, Team
 from . import config_reading as read
 from .config_capabilities import read_capabilities
 from .config_credentials import misplaced_parts, read_credentials
+from .config_policy import (
+    ORGANIZATION_FIELDS,
+    apply_model_limits,
+    apply_policy,
+    load_organization,
+    read_model_limits,
+    read_policy,
+)
 from .config_reading import Problems
 from .config_timeouts import DEPLOYMENT_DEFAULTS, PROVIDER_DEFAULTS, read_timeouts
 
 DEFAULT_ORG = "default"
-SECTIONS = ("providers", "models", "teams")
+SECTIONS = ("providers", "models", "organizations", "teams")
 
 
 class ConfigError(ValueError):
@@ -94,10 +102,12 @@ FIELDS: dict[str, frozenset[str]] = {
             *TIMEOUT_FIELDS,
         }
     ),
+    "organizations": ORGANIZATION_FIELDS,
     "teams": frozenset(
         {"slug", "name", "organization", "cost_center", "allowed_models", "is_active", "projects"}
+        | {"policy", "model_limits"}  # gateway/config_policy.py
     ),
-    "projects": frozenset({"slug", "name"}),
+    "projects": frozenset({"slug", "name", "policy"}),
 }
 REQUIRED: dict[str, frozenset[str]] = {
     "providers": frozenset({"name", "kind"}),
@@ -316,11 +326,14 @@ def _load_team(path: str, item: dict, run: _Run) -> None:
         "allowed_models": _allowed_models(item, where, run),
         "is_active": read.flag(item, "is_active", where, run),
     }
+    policy = read_policy(item.get("policy"), f"{where}.policy", run)
+    limits = read_model_limits(item, where, run)
     projects = read.unique(read.items(item, "projects", f"{where}.projects", run), ("slug",), run)
+    project_policies = {}
     for ppath, proj in projects:  # checked now, so that a team's errors all show at once
-        read.check_keys(
-            proj, FIELDS["projects"], REQUIRED["projects"], read.label(ppath, proj, "slug"), run
-        )
+        pwhere = read.label(ppath, proj, "slug")
+        read.check_keys(proj, FIELDS["projects"], REQUIRED["projects"], pwhere, run)
+        project_policies[ppath] = read_policy(proj.get("policy"), f"{pwhere}.policy", run)
     if failed():
         return
     org = _organization(org_slug, where, run)
@@ -337,6 +350,9 @@ def _load_team(path: str, item: dict, run: _Run) -> None:
     run.report.record(f"team {slug}", created, [] if created else changes)
     if team.pk is None:
         return
+    # Before the projects: a project's limits are checked against its team's.
+    apply_policy(policy, "team", team, f"team {slug}", f"{where}.policy", run)
+    apply_model_limits(limits, "team", team, f"team {slug}", where, run)
     for ppath, proj in projects:
         pwhere = read.label(ppath, proj, "slug")
         p_slug = read.text(proj, "slug", pwhere, run)
@@ -347,6 +363,11 @@ def _load_team(path: str, item: dict, run: _Run) -> None:
         if (p_created or p_changes) and read.full_clean(project, pwhere, run):
             read.save(project, pwhere, run)
         run.report.record(f"project {team.slug}/{project.slug}", p_created, p_changes)
+        if project.pk is not None:
+            label = f"project {team.slug}/{project.slug}"
+            apply_policy(
+                project_policies[ppath], "project", project, label, f"{pwhere}.policy", run
+            )
 
 
 def _parse(text: str) -> dict:
@@ -367,6 +388,9 @@ def config_load(*, text: str) -> ConfigReport:
         run.error(name, f"unknown top-level section (known: {', '.join(SECTIONS)})")
     providers = read.unique(read.items(doc, "providers", "providers", run), ("name",), run)
     models = read.unique(read.items(doc, "models", "models", run), ("name",), run)
+    organizations = read.unique(
+        read.items(doc, "organizations", "organizations", run), ("slug",), run
+    )
     teams = read.unique(read.items(doc, "teams", "teams", run), ("slug",), run)
     run.file_providers = {n for _, p in providers if (n := read.name_of(p.get("name")))}
     run.known_models = {n for _, m in models if (n := read.name_of(m.get("name")))}
@@ -376,6 +400,8 @@ def config_load(*, text: str) -> ConfigReport:
             _load_provider(path, item, run)
         for path, item in models:
             _load_model(path, item, run)
+        for path, item in organizations:  # before the teams that name them
+            load_organization(path, item, run)
         for path, item in teams:
             _load_team(path, item, run)
         if run.errors:

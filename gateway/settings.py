@@ -267,6 +267,10 @@ GATEWAY_UPSTREAM_MAX_BODY_BYTES = env.int("GATEWAY_UPSTREAM_MAX_BODY_BYTES", def
 GATEWAY_UPSTREAM_MAX_EVENT_BYTES = env.int("GATEWAY_UPSTREAM_MAX_EVENT_BYTES", default=1024**2)
 # The whole request, all fallbacks included, from arrival to the end of the answer.
 GATEWAY_REQUEST_DEADLINE_S = env.float("GATEWAY_REQUEST_DEADLINE_S", default=600.0)
+# --- Policy engine (policies/) ---
+# Each process serves policies from a snapshot of the Policy and ModelLimit rows (like the
+# routing table): a change made in another process applies everywhere within this many seconds.
+GATEWAY_POLICY_CACHE_TTL_S = env.float("GATEWAY_POLICY_CACHE_TTL_S", default=5.0)
 # On SIGTERM/SIGINT, streams still open after this long end with an error event (and are
 # settled). Keep it below the server's own graceful timeout (--timeout-graceful-shutdown).
 GATEWAY_SHUTDOWN_TIMEOUT_S = env.float("GATEWAY_SHUTDOWN_TIMEOUT_S", default=25.0)

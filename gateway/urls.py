@@ -13,14 +13,16 @@ def healthz(request):
 
 
 def readyz(request):
-    """Readiness: the dependencies answer and this process has a routing table.
+    """Readiness: the dependencies answer and this process has a routing and a policy table.
 
     `routing` says how old the table is, which providers it leaves out and why, and how many
-    rebuilds have failed in a row: a table that keeps ageing means the rebuilds fail.
+    rebuilds have failed in a row: a table that keeps ageing means the rebuilds fail. `policies`
+    says the same of the policy table.
     """
     from django.db import connection
 
     from infra.state import get_state
+    from policies.snapshot import policy_table_cache
     from routing.selectors import routing_table_cache
 
     checks = {"database": True, "state": get_state().ping()}
@@ -30,9 +32,16 @@ def readyz(request):
         checks["database"] = False
     routing_table_cache.ensure_built()  # the first table, so the first request finds one
     routing = routing_table_cache.status()
-    ok = all(checks.values()) and routing["age_s"] is not None
+    policy_table_cache.ensure_built()
+    policies = policy_table_cache.status()
+    ok = all(checks.values()) and routing["age_s"] is not None and policies["age_s"] is not None
     return JsonResponse(
-        {"status": "ok" if ok else "unavailable", **checks, "routing": routing},
+        {
+            "status": "ok" if ok else "unavailable",
+            **checks,
+            "routing": routing,
+            "policies": policies,
+        },
         status=200 if ok else 503,
     )
 

@@ -158,11 +158,55 @@ class Policy(models.Model):
         self.alert_webhook_encrypted = crypto.encrypt(url) if url else ""
 
     def clean(self) -> None:
-        attached = [level for level in LEVELS if getattr(self, f"{level}_id") is not None]
+        # The objects, not their ids: on an admin page that adds a key with its policy, the key
+        # is not saved yet when the policy is validated.
+        attached = [level for level in LEVELS if getattr(self, level) is not None]
         if len(attached) != 1:
             raise ValidationError(
                 "a policy belongs to exactly one organization, team, project or key"
             )
+        team = None
+        if self.api_key is not None:
+            team = self.api_key.team
+        elif self.project is not None:
+            team = self.project.team
+        if team is not None:
+            problems = narrowing_problems(team, {f: getattr(self, f) for f in NARROWING_FIELDS})
+            if problems:
+                raise ValidationError(problems)
+
+
+# A key's or a project's own limits count its own traffic; above its team's they would only
+# mislead (the team's limit binds first), so they may narrow the team's, never exceed them.
+NARROWING_FIELDS = ("rpm", "tpm", "monthly_budget_usd")
+
+
+def narrowing_problems(team: Team, values: dict) -> dict[str, str]:
+    """{field: why} for each value above its ceiling: the team's policy's value, else the
+    organization's (a team without one is held to its organization's)."""
+    ceilings = [
+        (f"team '{team.slug}'", Policy.objects.filter(team=team).first()),
+        (
+            f"organization '{team.organization.slug}'",
+            Policy.objects.filter(organization_id=team.organization_id).first(),
+        ),
+    ]
+    problems = {}
+    for name, value in values.items():
+        if value is None:
+            continue
+        for owner, policy in ceilings:
+            ceiling = getattr(policy, name) if policy is not None else None
+            if ceiling is None:
+                continue
+            if value > ceiling:
+                shown = f"${ceiling:.2f}" if name == "monthly_budget_usd" else ceiling
+                problems[name] = (
+                    f"may not exceed {shown}, set by {owner} "
+                    "(a key's or project's limit can only narrow its team's)"
+                )
+            break
+    return problems
 
 
 class ModelLimit(models.Model):

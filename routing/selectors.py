@@ -10,8 +10,6 @@ that cannot be routed to, is left out and reported (log, /readyz, the admin's pr
 failed rebuild keeps the previous table in service and is retried after a short backoff.
 """
 
-import asyncio
-import contextlib
 import logging
 import time
 from dataclasses import dataclass
@@ -19,10 +17,8 @@ from decimal import Decimal
 
 import orjson
 from django.conf import settings
-from django.db import DatabaseError
 
-from infra.db import db_call_bounded
-from infra.perloop import PerLoop
+from infra.snapshot import SnapshotCache, SnapshotUnavailable
 
 from .capabilities import DEFAULT as DEFAULT_CAPABILITIES
 from .capabilities import Capabilities
@@ -38,10 +34,6 @@ from .models import (
 )
 
 log = logging.getLogger(__name__)
-
-# After a failed rebuild: wait this long, doubling per failure in a row, up to the maximum.
-_BACKOFF_FIRST_S = 0.5
-_BACKOFF_MAX_S = 10.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -251,140 +243,37 @@ def routing_table_build() -> RoutingTable:
     return RoutingTable(routes=routes, built_at=started, skipped=tuple(skipped))
 
 
-class RoutingTableUnavailable(DatabaseError):
+class RoutingTableUnavailable(SnapshotUnavailable):
     """There is no routing table yet and building one failed moments ago (retried after a
     backoff). A DatabaseError: the database is what a build depends on."""
 
 
-# A build reads every deployment and decrypts every credential: longer than a key lookup may
-# take, but never without end (a database that stops answering would hold it forever).
-_BUILD_TIMEOUT_S = 10.0
+class _RoutingTableCache(SnapshotCache[RoutingTable]):
+    """The process's routing table (infra/snapshot.py: served, refreshed ahead of expiry, kept
+    on a failed rebuild). Also reports providers as they are left out and routed to again."""
 
-
-async def _build() -> RoutingTable:
-    return await db_call_bounded(routing_table_build, timeout_s=_BUILD_TIMEOUT_S)
-
-
-class _TableCache:
-    """The process's routing table, refreshed ahead of its expiry.
-
-    Younger than TTL/2: served. Between TTL/2 and the TTL: served while one background task
-    rebuilds it. Older than the TTL: the request waits for that rebuild (at most
-    GATEWAY_DB_WAIT_TIMEOUT_S), so nothing older is served while the database answers. A
-    failed build keeps the previous table and is retried after a backoff; meanwhile requests
-    are served, not held.
-    """
-
-    def __init__(self) -> None:
-        self._table: RoutingTable | None = None
-        self._locks: PerLoop[asyncio.Lock] = PerLoop(asyncio.Lock)
-        self._refresh: asyncio.Task | None = None
-        self._failures = 0  # failed builds in a row
-        self._retry_at = 0.0
-        self._last_error = ""
-
-    async def get(self) -> RoutingTable:
-        table = self._table
-        if table is not None:
-            age = time.monotonic() - table.built_at
-            ttl = settings.GATEWAY_ROUTING_CACHE_TTL_S
-            if age < ttl / 2:
-                return table
-            refresh = self._start_refresh()
-            if age < ttl or refresh is None:
-                return table
-            # A failure keeps the table it had. A database that accepts but does not answer
-            # must not hold requests: past the wait, serve the table there is; the rebuild goes
-            # on (and times out) in the background.
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(asyncio.shield(refresh), settings.GATEWAY_DB_WAIT_TIMEOUT_S)
-            return self._table or table
-        async with self._locks.get():  # one build at a time, not one per waiting request
-            if self._table is None:
-                if time.monotonic() < self._retry_at:
-                    raise RoutingTableUnavailable(
-                        f"building the routing table failed ({self._last_error}); retrying soon"
-                    )
-                try:
-                    self._install(await _build())
-                except Exception as exc:
-                    self._failed(exc)
-                    raise
-            return self._table
-
-    def _start_refresh(self) -> asyncio.Task | None:
-        """The rebuild in progress on this loop, or a new one; None while backing off."""
-        task = self._refresh
-        if task is not None and not task.done() and task.get_loop() is asyncio.get_running_loop():
-            return task
-        if time.monotonic() < self._retry_at:
-            return None
-        self._refresh = asyncio.create_task(self._rebuild())
-        return self._refresh
-
-    async def _rebuild(self) -> None:
-        try:
-            table = await _build()
-        except Exception as exc:
-            self._failed(exc)
-        else:
-            self._install(table)
-
-    def _install(self, table: RoutingTable) -> None:
-        before = set(self._table.skipped) if self._table is not None else set()
-        for item in table.skipped:
+    def installed(self, old: RoutingTable | None, new: RoutingTable) -> None:
+        before = set(old.skipped) if old is not None else set()
+        for item in new.skipped:
             if item not in before:
                 where = f"{item.provider} ({item.deployment})" if item.deployment else item.provider
                 log.warning("routing table: left out %s: %s", where, item.reason)
-        for item in before - set(table.skipped):
+        for item in before - set(new.skipped):
             log.info("routing table: %s is routed to again", item.provider)
-        if self._failures:
-            log.info("routing table rebuilt after %d failed attempt(s)", self._failures)
-        self._table = table
-        self._failures, self._retry_at, self._last_error = 0, 0.0, ""
-
-    def _failed(self, exc: Exception) -> None:
-        self._failures += 1
-        backoff = min(_BACKOFF_MAX_S, _BACKOFF_FIRST_S * 2 ** (self._failures - 1))
-        self._retry_at = time.monotonic() + backoff
-        self._last_error = type(exc).__name__
-        served = (
-            f"serving the table built {time.monotonic() - self._table.built_at:.1f} s ago"
-            if self._table is not None
-            else "no table to serve"
-        )
-        log.warning(
-            "routing table build failed (%d in a row): %s; %s; next try in %.1f s",
-            self._failures,
-            exc,
-            served,
-            backoff,
-        )
-
-    def ensure_built(self) -> None:
-        """Build the first table from synchronous code (the readiness probe), so the first
-        request finds one. Does nothing if there is a table, or while backing off."""
-        if self._table is not None or time.monotonic() < self._retry_at:
-            return
-        try:
-            self._install(routing_table_build())
-        except Exception as exc:
-            self._failed(exc)
 
     def status(self) -> dict:
         """What /readyz reports: the table's age, what it leaves out, failed rebuilds."""
-        table = self._table
+        table = self.current
         return {
-            "age_s": None if table is None else round(time.monotonic() - table.built_at, 3),
+            **super().status(),
             "skipped": [] if table is None else [s.as_dict() for s in table.skipped],
-            "failed_builds": self._failures,
-            "last_error": self._last_error or None,
         }
 
-    def invalidate(self) -> None:
-        self._table = None
-        self._refresh = None
-        self._failures, self._retry_at, self._last_error = 0, 0.0, ""
 
-
-routing_table_cache = _TableCache()
+routing_table_cache = _RoutingTableCache(
+    "routing table",
+    routing_table_build,
+    lambda: settings.GATEWAY_ROUTING_CACHE_TTL_S,
+    unavailable=RoutingTableUnavailable,
+    logger=log,
+)

@@ -4,6 +4,7 @@ import pytest
 
 from gateway.proxy.auth import clear_process_state
 from infra.state import get_state
+from policies.snapshot import policy_table_cache
 from routing.selectors import routing_table_cache
 from tenants import keycache
 from tenants.services import api_key_issue
@@ -26,10 +27,12 @@ def _fresh_state(_spool_dir, settings):
     clear_process_state()
     keycache.pending.clear()
     routing_table_cache.invalidate()
+    policy_table_cache.invalidate()
     yield
     clear_process_state()
     keycache.pending.clear()
     routing_table_cache.invalidate()
+    policy_table_cache.invalidate()
 
 
 @pytest.fixture

@@ -16,6 +16,7 @@ from tenants.selectors import api_key_principal_get
 from tenants.services import api_key_issue
 
 from .factories import DeploymentFactory, ProjectFactory, ProviderFactory, UserFactory
+from .helpers_admin import KEY_INLINES, TEAM_INLINES, empty_inlines
 
 UPSTREAM_SECRET = "sk-upstream-admin-credential-42"
 
@@ -85,7 +86,13 @@ def test_every_row_change_page_renders(admin_client, populated):
 
 
 def _issue_in_admin(admin_client, team, **extra) -> tuple:
-    data = {"team": team.pk, "name": "from-admin", "allowed_models": "[]", **extra}
+    data = {
+        "team": team.pk,
+        "name": "from-admin",
+        "allowed_models": "[]",
+        **empty_inlines(*KEY_INLINES),
+        **extra,
+    }
     response = admin_client.post(_url(ApiKey, "add"), data)
     assert response.status_code == 200, response.content[:2000]
     match = re.search(rb'id="issued-secret"[^>]*>(sk-gw-[A-Za-z0-9_-]+)<', response.content)
@@ -131,7 +138,12 @@ def test_key_pages_never_show_hash_or_secret(admin_client, populated):
 
 def test_editing_key_in_admin_keeps_its_hash(admin_client, populated):
     key = populated["issued"].api_key
-    data = {"team": key.team_id, "name": "renamed", "allowed_models": '["small"]'}
+    data = {
+        "team": key.team_id,
+        "name": "renamed",
+        "allowed_models": '["small"]',
+        **empty_inlines(*KEY_INLINES),
+    }
     response = admin_client.post(_url(ApiKey, "change", key.pk), data)
     assert response.status_code == 302
     key.refresh_from_db()
@@ -141,7 +153,12 @@ def test_editing_key_in_admin_keeps_its_hash(admin_client, populated):
 
 def test_key_saved_with_blank_allowed_models_means_as_the_team(admin_client, populated):
     key = populated["issued"].api_key
-    data = {"team": key.team_id, "name": key.name, "allowed_models": ""}
+    data = {
+        "team": key.team_id,
+        "name": key.name,
+        "allowed_models": "",
+        **empty_inlines(*KEY_INLINES),
+    }
     response = admin_client.post(_url(ApiKey, "change", key.pk), data)
     assert response.status_code == 302
     key.refresh_from_db()
@@ -264,10 +281,7 @@ def _team_form(team, **extra) -> dict:
         "name": team.name,
         "allowed_models": json.dumps(team.allowed_models),
         "is_active": "on",
-        "memberships-TOTAL_FORMS": "0",
-        "memberships-INITIAL_FORMS": "0",
-        "memberships-MIN_NUM_FORMS": "0",
-        "memberships-MAX_NUM_FORMS": "1000",
+        **empty_inlines(*TEAM_INLINES),
     }
     data.update(extra)
     return data

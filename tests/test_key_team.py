@@ -8,6 +8,8 @@ from django.urls import reverse
 from tenants.models import ApiKey, Team
 from tenants.services import api_key_issue, api_key_revoke
 
+from .helpers_admin import KEY_INLINES, empty_inlines
+
 
 def _key(team: Team, name: str = "k") -> ApiKey:
     return api_key_issue(team=team, name=name).api_key
@@ -53,7 +55,12 @@ def test_admin_shows_an_issued_keys_team_read_only_and_ignores_a_posted_one(
     assert 'name="team"' not in page  # no input: shown as text
     assert team.slug in page
 
-    data = {"team": other_team.pk, "name": "renamed", "allowed_models": "[]"}
+    data = {
+        "team": other_team.pk,
+        "name": "renamed",
+        "allowed_models": "[]",
+        **empty_inlines(*KEY_INLINES),
+    }
     response = admin_client.post(url, data)
 
     assert response.status_code == 302

@@ -15,12 +15,13 @@ ALLOWED: dict[str, set[str]] = {
     "infra": set(),
     "tenants": {"infra"},
     "routing": {"infra", "tenants"},
-    "billing": {"infra", "tenants", "routing"},
-    "gateway.proxy": {"infra", "tenants", "routing", "billing"},
+    "policies": {"infra", "tenants", "routing"},
+    "billing": {"infra", "tenants", "routing", "policies"},
+    "gateway.proxy": {"infra", "tenants", "routing", "policies", "billing"},
     # The project level (settings, ASGI entry, URLs, config loader, commands) sits on top.
-    "gateway": {"infra", "tenants", "routing", "billing", "gateway.proxy"},
+    "gateway": {"infra", "tenants", "routing", "policies", "billing", "gateway.proxy"},
 }
-FIRST_PARTY = {"infra", "tenants", "routing", "billing", "gateway"}
+FIRST_PARTY = {"infra", "tenants", "routing", "policies", "billing", "gateway"}
 
 
 def _package_of(module: str) -> str | None:

@@ -9,6 +9,7 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from gateway.config import FIELDS, ConfigError, config_load
+from gateway.config_policy import POLICY_FIELDS
 from routing.models import Deployment, Provider
 from tenants.models import Team
 from tests.helpers_config import MINIMAL_CONFIG, config_rows, run_loadconfig
@@ -128,7 +129,10 @@ def test_failed_update_keeps_the_previous_configuration(db, example_key, load):
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("routes: []\n", "routes: unknown top-level section (known: providers, models, teams)"),
+        (
+            "routes: []\n",
+            "routes: unknown top-level section (known: providers, models, organizations, teams)",
+        ),
         (
             "providers:\n  - {name: p, kind: mock, apikey: x}\n",
             "providers[0] (p).apikey: unknown field (did you mean api_key?)",
@@ -250,8 +254,9 @@ def test_example_file_documents_every_accepted_field():
     import yaml
 
     doc = yaml.safe_load(EXAMPLE.read_text())
-    assert set(doc) == {"providers", "models", "teams"}
+    assert set(doc) == {"providers", "models", "organizations", "teams"}
     used = {
+        "organizations": set().union(*(o.keys() for o in doc["organizations"])),
         "providers": set().union(*(p.keys() for p in doc["providers"])),
         "models": set().union(*(m.keys() for m in doc["models"])),
         "deployments": set().union(*(d.keys() for m in doc["models"] for d in m["deployments"])),
@@ -259,6 +264,10 @@ def test_example_file_documents_every_accepted_field():
         "projects": set().union(*(p.keys() for t in doc["teams"] for p in t.get("projects", []))),
     }
     assert used == {level: set(names) for level, names in FIELDS.items()}
+    policies = [o["policy"] for o in doc["organizations"]] + [
+        t["policy"] for t in doc["teams"] if "policy" in t
+    ]
+    assert set().union(*policies) == POLICY_FIELDS
     kinds = {p["kind"] for p in doc["providers"]}
     assert kinds >= {
         "openai",

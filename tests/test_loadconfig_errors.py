@@ -56,7 +56,7 @@ teams:
         "models[0] (m).deployments[0] (p).input_cost_per_mtok: must be >= 0 with at most "
         "6 decimals",
         "teams[0] (t).colour: unknown field (known: allowed_models, cost_center, is_active, "
-        "name, organization, projects, slug)",
+        "model_limits, name, organization, policy, projects, slug)",
         "teams[0] (t).allowed_models[1]: 'n' names no model (known: m)",
     ]
     assert str(excinfo.value).startswith("5 errors:\n  providers[0] (p).timeout_s")
@@ -161,9 +161,10 @@ def test_runs_count_the_same_items_every_time(db, monkeypatch, load):
     assert "created   organization acme" in first
     assert "created   organization default" in first
     assert "created   project search/ranking" in first
-    # 5 providers, 6 deployments, 2 organizations, 2 teams, 1 project.
-    assert "21 created, 0 updated, 0 unchanged" in first
-    assert "0 created, 0 updated, 21 unchanged" in second
+    # 7 providers, 9 deployments, 2 organizations, 2 teams, 1 project, 3 policies (acme,
+    # search, search/ranking) and 2 model limits.
+    assert "26 created, 0 updated, 0 unchanged" in first
+    assert "0 created, 0 updated, 26 unchanged" in second
 
 
 def test_an_organization_shared_by_teams_is_counted_once(db, load):

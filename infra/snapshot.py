@@ -1,0 +1,185 @@
+"""A per-process snapshot of database state, refreshed ahead of its expiry.
+
+The hot path reads snapshots (the routing table, the policy table), never the database. Each
+snapshot is an immutable object with a `built_at` (time.monotonic() at the start of its build);
+this cache decides when to build the next one:
+
+- younger than TTL/2: served;
+- between TTL/2 and the TTL: served while one background task rebuilds it;
+- older than the TTL: the request waits for that rebuild (at most GATEWAY_DB_WAIT_TIMEOUT_S),
+  so nothing older is served while the database answers.
+
+A failed build keeps the previous snapshot and is retried after a backoff (doubling per failure
+in a row); meanwhile requests are served, not held. With no snapshot at all, a failed build
+makes every request fail at once with `unavailable` until the backoff has passed, instead of
+each one trying the database again.
+"""
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from typing import Generic, Protocol, TypeVar
+
+from django.conf import settings
+from django.db import DatabaseError
+
+from .db import db_call_bounded
+from .perloop import PerLoop
+
+# After a failed rebuild: wait this long, doubling per failure in a row, up to the maximum.
+_BACKOFF_FIRST_S = 0.5
+_BACKOFF_MAX_S = 10.0
+# A build reads whole tables: longer than a key lookup may take, but never without end (a
+# database that stops answering would hold it forever).
+DEFAULT_BUILD_TIMEOUT_S = 10.0
+
+
+class Snapshot(Protocol):
+    built_at: float
+
+
+S = TypeVar("S", bound=Snapshot)
+
+
+class SnapshotUnavailable(DatabaseError):
+    """There is no snapshot yet and building one failed moments ago (retried after a backoff).
+    A DatabaseError: the database is what a build depends on, and callers answer 503."""
+
+
+class SnapshotCache(Generic[S]):
+    """One process's copy of a snapshot built by `build` (synchronous, run on the bounded
+    database pool). `ttl` is read at each use, so settings overrides apply at once."""
+
+    def __init__(
+        self,
+        name: str,
+        build: Callable[[], S],
+        ttl: Callable[[], float],
+        *,
+        unavailable: type[Exception] = SnapshotUnavailable,
+        logger: logging.Logger | None = None,
+        build_timeout_s: float = DEFAULT_BUILD_TIMEOUT_S,
+    ) -> None:
+        self.name = name
+        self._build_sync = build
+        self._ttl = ttl
+        self._unavailable = unavailable
+        self._log = logger or logging.getLogger(__name__)
+        self._build_timeout_s = build_timeout_s
+        self._table: S | None = None
+        self._locks: PerLoop[asyncio.Lock] = PerLoop(asyncio.Lock)
+        self._refresh: asyncio.Task | None = None
+        self._failures = 0  # failed builds in a row
+        self._retry_at = 0.0
+        self._last_error = ""
+
+    @property
+    def current(self) -> S | None:
+        """The snapshot in service, whatever its age (None before the first build)."""
+        return self._table
+
+    async def get(self) -> S:
+        table = self._table
+        if table is not None:
+            age = time.monotonic() - table.built_at
+            ttl = self._ttl()
+            if age < ttl / 2:
+                return table
+            refresh = self._start_refresh()
+            if age < ttl or refresh is None:
+                return table
+            # A failure keeps the snapshot it had. A database that accepts but does not answer
+            # must not hold requests: past the wait, serve the snapshot there is; the rebuild
+            # goes on (and times out) in the background.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(refresh), settings.GATEWAY_DB_WAIT_TIMEOUT_S)
+            return self._table or table
+        async with self._locks.get():  # one build at a time, not one per waiting request
+            if self._table is None:
+                if time.monotonic() < self._retry_at:
+                    raise self._unavailable(
+                        f"building the {self.name} failed ({self._last_error}); retrying soon"
+                    )
+                try:
+                    self._install(await self._build())
+                except Exception as exc:
+                    self._failed(exc)
+                    raise
+            return self._table
+
+    async def _build(self) -> S:
+        return await db_call_bounded(self._build_sync, timeout_s=self._build_timeout_s)
+
+    def _start_refresh(self) -> asyncio.Task | None:
+        """The rebuild in progress on this loop, or a new one; None while backing off."""
+        task = self._refresh
+        if task is not None and not task.done() and task.get_loop() is asyncio.get_running_loop():
+            return task
+        if time.monotonic() < self._retry_at:
+            return None
+        self._refresh = asyncio.create_task(self._rebuild())
+        return self._refresh
+
+    async def _rebuild(self) -> None:
+        try:
+            table = await self._build()
+        except Exception as exc:
+            self._failed(exc)
+        else:
+            self._install(table)
+
+    def installed(self, old: S | None, new: S) -> None:
+        """Called as a new snapshot goes into service; subclasses report what changed."""
+
+    def _install(self, table: S) -> None:
+        self.installed(self._table, table)
+        if self._failures:
+            self._log.info("%s rebuilt after %d failed attempt(s)", self.name, self._failures)
+        self._table = table
+        self._failures, self._retry_at, self._last_error = 0, 0.0, ""
+
+    def _failed(self, exc: Exception) -> None:
+        self._failures += 1
+        backoff = min(_BACKOFF_MAX_S, _BACKOFF_FIRST_S * 2 ** (self._failures - 1))
+        self._retry_at = time.monotonic() + backoff
+        self._last_error = type(exc).__name__
+        served = (
+            f"serving the {self.name} built {time.monotonic() - self._table.built_at:.1f} s ago"
+            if self._table is not None
+            else f"no {self.name} to serve"
+        )
+        self._log.warning(
+            "%s build failed (%d in a row): %s; %s; next try in %.1f s",
+            self.name,
+            self._failures,
+            exc,
+            served,
+            backoff,
+        )
+
+    def ensure_built(self) -> None:
+        """Build the first snapshot from synchronous code (the readiness probe), so the first
+        request finds one. Does nothing if there is one, or while backing off."""
+        if self._table is not None or time.monotonic() < self._retry_at:
+            return
+        try:
+            self._install(self._build_sync())
+        except Exception as exc:
+            self._failed(exc)
+
+    def status(self) -> dict:
+        """What /readyz reports: the snapshot's age and failed rebuilds."""
+        table = self._table
+        return {
+            "age_s": None if table is None else round(time.monotonic() - table.built_at, 3),
+            "failed_builds": self._failures,
+            "last_error": self._last_error or None,
+        }
+
+    def invalidate(self) -> None:
+        """Forget the snapshot: the next get() builds a fresh one (after a change made here)."""
+        self._table = None
+        self._refresh = None
+        self._failures, self._retry_at, self._last_error = 0, 0.0, ""

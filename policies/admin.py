@@ -1,0 +1,193 @@
+"""Policies in the admin: their own list, and inlines on the pages of what they attach to.
+
+tenants must not import policies (the layers), so the inlines are added here: tenants' admin
+classes are subclassed with the inlines and registered again in their place.
+"""
+
+from django import forms
+from django.contrib import admin
+from django.core.exceptions import ValidationError
+from django.core.validators import validate_email
+
+from tenants import admin as tenants_admin
+from tenants.models import ApiKey, Organization, Project, Team
+
+from .models import FEATURES, LEVELS, ModelLimit, Policy
+
+# Everything editable but the level it attaches to.
+RULE_FIELDS = [
+    "allowed_models",
+    "max_tokens",
+    "max_tokens_mode",
+    "allowed_features",
+    "blocked_terms",
+    "monthly_budget_usd",
+    "budget_mode",
+    "budget_clamp",
+    "rpm",
+    "tpm",
+    "user_rpm",
+    "user_tpm",
+    "allowed_providers",
+    "allowed_regions",
+    "privacy_mode",
+    "alert_thresholds",
+    "alert_emails",
+]
+_NAME_LISTS = ("allowed_models", "allowed_features", "allowed_providers", "allowed_regions")
+
+
+def _names(value, field: str) -> list[str] | None:
+    if value in (None, []):
+        return None
+    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+        raise ValidationError(f'Enter a JSON list of names, e.g. ["a", "b"] ({field}).')
+    return value
+
+
+class PolicyForm(forms.ModelForm):
+    """The webhook URL is a secret: write-only. The form says whether one is stored, never
+    which; a typed URL replaces it, the box clears it, a blank field keeps it."""
+
+    alert_webhook_url = forms.URLField(
+        required=False,
+        assume_scheme="https",
+        label="Alert webhook URL",
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "off"}),
+    )
+    clear_alert_webhook_url = forms.BooleanField(
+        required=False, label="Clear the stored webhook URL"
+    )
+
+    class Meta:
+        model = Policy
+        fields = [*LEVELS, *RULE_FIELDS]
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        stored = "set" if self.instance.alert_webhook_encrypted else "not set"
+        self.fields[
+            "alert_webhook_url"
+        ].help_text = f"Currently {stored}. Slack-compatible; write-only: leave blank to keep it."
+
+    def _clean_names(self, field: str) -> list[str] | None:
+        return _names(self.cleaned_data.get(field), field)
+
+    def clean_allowed_models(self):
+        return self._clean_names("allowed_models")
+
+    def clean_allowed_providers(self):
+        return self._clean_names("allowed_providers")
+
+    def clean_allowed_regions(self):
+        return self._clean_names("allowed_regions")
+
+    def clean_allowed_features(self):
+        value = self._clean_names("allowed_features")
+        unknown = sorted(set(value or ()) - set(FEATURES))
+        if unknown:
+            raise ValidationError(
+                f"Unknown: {', '.join(unknown)}. Features are {', '.join(FEATURES)}."
+            )
+        return value
+
+    def clean_blocked_terms(self):
+        # A blank box is the empty list: the column is NOT NULL.
+        value = self.cleaned_data.get("blocked_terms") or []
+        if not isinstance(value, list) or not all(isinstance(t, str) and t.strip() for t in value):
+            raise ValidationError('Enter a JSON list of terms, e.g. ["project falcon"].')
+        return value
+
+    def clean_alert_thresholds(self):
+        value = self.cleaned_data.get("alert_thresholds") or []
+        if not isinstance(value, list) or not all(
+            isinstance(t, int | float) and not isinstance(t, bool) and 0 < t <= 1000 for t in value
+        ):
+            raise ValidationError("Enter a JSON list of percentages, e.g. [50, 80, 100].")
+        return value
+
+    def clean_alert_emails(self):
+        value = self.cleaned_data.get("alert_emails") or []
+        if not isinstance(value, list):
+            raise ValidationError('Enter a JSON list of addresses, e.g. ["a@example.com"].')
+        for email in value:
+            try:
+                validate_email(email)
+            except (ValidationError, TypeError):
+                raise ValidationError(f"{email!r} is not an email address.") from None
+        return value
+
+    def save(self, commit=True):
+        policy = super().save(commit=False)
+        if self.cleaned_data.get("clear_alert_webhook_url"):
+            policy.alert_webhook_url = ""
+        elif self.cleaned_data.get("alert_webhook_url"):
+            policy.alert_webhook_url = self.cleaned_data["alert_webhook_url"]
+        if commit:
+            policy.save()
+            self._save_m2m()
+        return policy
+
+
+_FIELDSETS = [
+    ("Per request", {"fields": RULE_FIELDS[:5]}),
+    ("Budget and limits", {"fields": RULE_FIELDS[5:12]}),
+    ("Routes and privacy", {"fields": RULE_FIELDS[12:15]}),
+    (
+        "Budget alerts",
+        {"fields": [*RULE_FIELDS[15:], "alert_webhook_url", "clear_alert_webhook_url"]},
+    ),
+]
+
+
+@admin.register(Policy)
+class PolicyAdmin(admin.ModelAdmin):
+    form = PolicyForm
+    fieldsets = [("Attached to", {"fields": list(LEVELS)}), *_FIELDSETS]
+    list_display = ["__str__", "level", "budget", "rpm", "tpm", "budget_mode", "updated_at"]
+    list_filter = ["budget_mode", "max_tokens_mode", "privacy_mode"]
+    search_fields = ["organization__slug", "team__slug", "project__slug", "api_key__name"]
+    list_select_related = ["organization", "team", "project__team", "api_key"]
+    autocomplete_fields = list(LEVELS)
+
+    @admin.display(description="level")
+    def level(self, policy: Policy) -> str:
+        return policy.attached_to()[0]
+
+    @admin.display(description="monthly budget")
+    def budget(self, policy: Policy) -> str:
+        if policy.monthly_budget_usd is None:
+            return "-"
+        return f"${policy.monthly_budget_usd:.2f} ({policy.budget_mode})"
+
+
+class PolicyInline(admin.StackedInline):
+    """The policy of the page's organization, team, project or key (at most one)."""
+
+    model = Policy
+    form = PolicyForm
+    fieldsets = _FIELDSETS
+    extra = 1
+    max_num = 1
+    verbose_name_plural = "policy"
+
+
+class ModelLimitInline(admin.TabularInline):
+    model = ModelLimit
+    fields = ["model", "rpm", "tpm"]
+    extra = 0
+
+
+# --- tenants' pages, with the inlines ------------------------------------------------------------
+
+
+def _reregister(model, base: type[admin.ModelAdmin], *inlines) -> None:
+    subclass = type(base.__name__, (base,), {"inlines": [*base.inlines, *inlines]})
+    admin.site.unregister(model)
+    admin.site.register(model, subclass)
+
+
+_reregister(Organization, tenants_admin.OrganizationAdmin, PolicyInline, ModelLimitInline)
+_reregister(Team, tenants_admin.TeamAdmin, PolicyInline, ModelLimitInline)
+_reregister(Project, tenants_admin.ProjectAdmin, PolicyInline)
+_reregister(ApiKey, tenants_admin.ApiKeyAdmin, PolicyInline)

@@ -1,0 +1,179 @@
+"""The policy table: every Policy and ModelLimit row, as a per-process snapshot.
+
+The hot path never queries the database for policies: it reads this snapshot, built by one
+bounded database call and refreshed like the routing table (infra/snapshot.py). A change saved
+in this process applies at once (the signals below drop the snapshot on commit); in other
+processes, within GATEWAY_POLICY_CACHE_TTL_S.
+"""
+
+import logging
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from django.conf import settings
+from django.db import transaction
+
+from infra.snapshot import SnapshotCache, SnapshotUnavailable
+from tenants.models import Organization
+from tenants.selectors import KeyPrincipal
+
+from .engine import EffectivePolicy, Limits, Rules, merge, usd_to_micros
+from .models import FEATURES, BudgetMode, MaxTokensMode, ModelLimit, Policy
+
+log = logging.getLogger(__name__)
+
+# Effective policies kept per table; a table lives a few seconds, so this only bounds memory
+# against a flood of distinct keys.
+_MEMO_MAX = 10_000
+_NO_LIMITS: Limits = {}
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyTable:
+    """Every policy and model limit, as of `built_at` (time.monotonic()). Immutable but for the
+    memo of effective policies, which is derived from it and dies with it."""
+
+    built_at: float
+    organizations: Mapping[int, tuple[str, str]]  # id -> (slug, timezone)
+    org_rules: Mapping[int, Rules] = field(default_factory=dict)
+    team_rules: Mapping[int, Rules] = field(default_factory=dict)
+    project_rules: Mapping[int, Rules] = field(default_factory=dict)
+    key_rules: Mapping[int, Rules] = field(default_factory=dict)
+    project_slugs: Mapping[int, str] = field(default_factory=dict)
+    org_model_limits: Mapping[int, Limits] = field(default_factory=dict)
+    team_model_limits: Mapping[int, Limits] = field(default_factory=dict)
+    _memo: dict = field(default_factory=dict, init=False, repr=False, compare=False)
+
+    def effective(self, principal: KeyPrincipal) -> EffectivePolicy:
+        p = principal
+        # Everything of the principal the merge reads: a key whose team's list changed gets a
+        # new principal (tenants/keycache.py), and must not find the old merge here.
+        memo_key = (
+            p.key_id,
+            p.team_id,
+            p.org_id,
+            p.project_id,
+            p.team_slug,
+            p.key_name,
+            p.key_prefix,
+            p.team_models,
+            p.allowed_models,
+        )
+        found = self._memo.get(memo_key)
+        if found is None:
+            org_slug, timezone = self.organizations.get(p.org_id, (str(p.org_id), "UTC"))
+            found = merge(
+                p,
+                org_slug=org_slug,
+                timezone=timezone,
+                org=self.org_rules.get(p.org_id),
+                team=self.team_rules.get(p.team_id),
+                project=self.project_rules.get(p.project_id),
+                project_slug=self.project_slugs.get(p.project_id, str(p.project_id)),
+                key=self.key_rules.get(p.key_id),
+                org_limits=self.org_model_limits.get(p.org_id, _NO_LIMITS),
+                team_limits=self.team_model_limits.get(p.team_id, _NO_LIMITS),
+            )
+            if len(self._memo) >= _MEMO_MAX:
+                self._memo.clear()
+            self._memo[memo_key] = found
+        return found
+
+
+__all__ = ["PolicyTable", "PolicyTableUnavailable", "policy_table_build", "policy_table_cache"]
+
+
+def _names(value) -> frozenset[str] | None:
+    """A JSON list of names as a set; empty, missing or "*": no restriction at this level."""
+    if not isinstance(value, list) or not value or "*" in value:
+        return None
+    return frozenset(str(v) for v in value)
+
+
+def rules_of(policy: Policy, scope_id: int) -> Rules:
+    features = _names(policy.allowed_features)
+    return Rules(
+        allowed_models=_names(policy.allowed_models),
+        max_tokens=policy.max_tokens,
+        max_tokens_reject=policy.max_tokens_mode == MaxTokensMode.REJECT,
+        # Unknown names in the row (written around the admin) allow nothing extra.
+        allowed_features=None if features is None else features & frozenset(FEATURES),
+        blocked_terms=tuple(str(t) for t in (policy.blocked_terms or ())),
+        budget_micros=(
+            usd_to_micros(policy.monthly_budget_usd)
+            if policy.monthly_budget_usd is not None
+            else None
+        ),
+        budget_hard=policy.budget_mode != BudgetMode.SOFT,
+        budget_clamp=policy.budget_clamp,
+        rpm=policy.rpm,
+        tpm=policy.tpm,
+        user_rpm=policy.user_rpm,
+        user_tpm=policy.user_tpm,
+        allowed_providers=_names(policy.allowed_providers),
+        allowed_regions=_names(policy.allowed_regions),
+        privacy_mode=policy.privacy_mode,
+        scope_id=scope_id,
+    )
+
+
+def policy_table_build() -> PolicyTable:
+    started = time.monotonic()
+    by_level: dict[str, dict[int, Rules]] = {
+        "organization": {},
+        "team": {},
+        "project": {},
+        "api_key": {},
+    }
+    project_slugs: dict[int, str] = {}
+    for policy in Policy.objects.select_related("project"):
+        for level, rules in by_level.items():
+            scope_id = getattr(policy, f"{level}_id")
+            if scope_id is not None:
+                rules[scope_id] = rules_of(policy, scope_id)
+                if level == "project":
+                    project_slugs[scope_id] = policy.project.slug
+                break
+    org_limits: dict[int, dict[str, tuple]] = {}
+    team_limits: dict[int, dict[str, tuple]] = {}
+    for limit in ModelLimit.objects.all():
+        if limit.team_id is not None:
+            team_limits.setdefault(limit.team_id, {})[limit.model] = (limit.rpm, limit.tpm)
+        else:
+            org_limits.setdefault(limit.organization_id, {})[limit.model] = (limit.rpm, limit.tpm)
+    organizations = {
+        pk: (slug, tz)
+        for pk, slug, tz in Organization.objects.values_list("pk", "slug", "timezone")
+    }
+    return PolicyTable(
+        built_at=started,
+        organizations=organizations,
+        org_rules=by_level["organization"],
+        team_rules=by_level["team"],
+        project_rules=by_level["project"],
+        key_rules=by_level["api_key"],
+        project_slugs=project_slugs,
+        org_model_limits=org_limits,
+        team_model_limits=team_limits,
+    )
+
+
+class PolicyTableUnavailable(SnapshotUnavailable):
+    """No policy table yet, and building one failed moments ago: requests get a 503 rather
+    than run without their limits."""
+
+
+policy_table_cache: SnapshotCache[PolicyTable] = SnapshotCache(
+    "policy table",
+    policy_table_build,
+    lambda: settings.GATEWAY_POLICY_CACHE_TTL_S,
+    unavailable=PolicyTableUnavailable,
+    logger=log,
+)
+
+
+def invalidate_on_commit(**_kwargs) -> None:
+    """A signal receiver: drop this process's snapshot once the change is committed (before,
+    a rebuild on another connection would read, and keep, the old rows)."""
+    transaction.on_commit(policy_table_cache.invalidate)
