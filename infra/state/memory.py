@@ -55,6 +55,9 @@ class _View:
     def delete(self, key: str) -> None:
         self._data.pop(key, None)
 
+    def time_us(self) -> int:
+        return time.time_ns() // 1000
+
 
 class MemoryStateStore(StateStore):
     def __init__(self) -> None:
@@ -92,6 +95,13 @@ class MemoryStateStore(StateStore):
     def run_script_sync(self, script: Script, keys: Sequence[str], args: Sequence[Any]) -> Any:
         with self._lock:
             return script.py(self._view, keys, args)
+
+    async def run_script_and_append(
+        self, script: Script, keys: Sequence[str], args: Sequence[Any], event: bytes
+    ) -> Any:
+        result = self.run_script_sync(script, keys, args)
+        await self.append_usage(event)
+        return result
 
     def delete(self, *keys: str) -> None:
         with self._lock:
