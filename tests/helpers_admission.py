@@ -1,17 +1,58 @@
 """Builders for admission tests, and a worker that admits from its own OS process.
 
-`python -m tests.helpers_admission <rpm> <calls> <start_at>` admits `calls` requests against one
-scope of `rpm` requests per minute, all at once from the moment `start_at` (epoch seconds), and
-prints how many were admitted: two of these side by side share one Redis.
+`python -m tests.helpers_admission rpm|budget <limit> <calls> <start_at>` admits `calls` requests
+at once, from the moment `start_at` (epoch seconds), against one scope of `limit` requests per
+minute, or one budget of `limit` dollars at $1 a request, and prints how many were admitted: two
+of these side by side share one Redis.
 """
 
 import asyncio
 import os
+import socket
 import sys
 import time
 
-from policies.admission import AdmissionRequest
+import pytest
+from django.conf import settings
+
+from infra.state.memory import MemoryStateStore, set_usage_sink
+from infra.state.redis import RedisStateStore
+from policies.admission import AdmissionRequest, Admitter
 from policies.types import BudgetScope, LimitScope
+
+
+@pytest.fixture(params=["redis", "memory"])
+def store(request):
+    """Each test runs twice: on the test Redis (Lua) and in process (the Python twin)."""
+    if request.param == "memory":
+        return MemoryStateStore()
+    store = RedisStateStore(settings.REDIS_URL)
+    store.sync_client.flushdb()
+    return store
+
+
+@pytest.fixture
+def events():
+    """Usage events the in-process store hands to its sink (the embedded writer's place)."""
+    received: list[bytes] = []
+    set_usage_sink(received.append)
+    yield received
+    set_usage_sink(None)
+
+
+@pytest.fixture
+def admitter(store, events):
+    return Admitter(store)
+
+
+@pytest.fixture
+def closed_redis_url():
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    try:
+        yield f"redis://127.0.0.1:{sock.getsockname()[1]}/0"
+    finally:
+        sock.close()
 
 
 def limit(key: str = "gw:rl:team:1", label: str = "team 'search'", rpm=None, tpm=None):
@@ -74,15 +115,18 @@ class Seeder:
         return [self.spend.get(scope.scope_id, 0) for scope in scopes]
 
 
-def _main(rpm: int, calls: int, start_at: float) -> None:
+def _main(kind: str, limit_value: int, calls: int, start_at: float) -> None:
     import django
 
     django.setup()
     from infra.state import get_state
-    from policies.admission import AdmissionRefused, Admitter
+    from policies.admission import AdmissionRefused
 
     admitter = Admitter(get_state())
-    req = request([limit(key="gw:rl:procs", rpm=rpm)])
+    if kind == "rpm":
+        req = request([limit(key="gw:rl:procs", rpm=limit_value)])
+    else:
+        req = request(budgets=[budget(limit_value, scope_id=99)], prompt_micros=1_000_000)
 
     async def one() -> bool:
         try:
@@ -101,4 +145,4 @@ def _main(rpm: int, calls: int, start_at: float) -> None:
 
 if __name__ == "__main__":
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "gateway.settings")
-    _main(int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3]))
+    _main(sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4]))

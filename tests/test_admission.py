@@ -12,38 +12,19 @@ import pytest
 from django.conf import settings
 
 from infra.state import StateUnavailable
-from infra.state.memory import MemoryStateStore, set_usage_sink
 from infra.state.redis import RedisStateStore
 from policies import admission_scripts as scripts
 from policies.admission import AdmissionRefused, Admitter
 from policies.ratelimit_headers import duration, ratelimit_headers
 
+from . import helpers_admission as fixtures
 from .helpers_admission import Seeder, budget, limit, request
 
+# Shared fixtures: each test runs on Redis and in process (the script's twin).
+store, events, admitter = fixtures.store, fixtures.events, fixtures.admitter
+closed_redis_url = fixtures.closed_redis_url
+
 pytestmark = pytest.mark.skipif(not settings.REDIS_URL, reason="needs Redis (make test)")
-
-
-@pytest.fixture(params=["redis", "memory"])
-def store(request):
-    if request.param == "memory":
-        return MemoryStateStore()
-    store = RedisStateStore(settings.REDIS_URL)
-    store.sync_client.flushdb()
-    return store
-
-
-@pytest.fixture
-def events():
-    """Usage events the in-process store hands to its sink (the embedded writer's place)."""
-    received: list[bytes] = []
-    set_usage_sink(received.append)
-    yield received
-    set_usage_sink(None)
-
-
-@pytest.fixture
-def admitter(store, events):
-    return Admitter(store)
 
 
 async def _admitted(admitter, req, n: int) -> int:
@@ -246,15 +227,3 @@ def test_tat_keys_expire_once_the_scope_is_full_again():
     assert 0 < store.sync_client.pttl("gw:rl:team:1:req") <= 2
     time.sleep(0.01)
     assert store.sync_client.exists("gw:rl:team:1:req") == 0
-
-
-@pytest.fixture
-def closed_redis_url():
-    import socket
-
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    try:
-        yield f"redis://127.0.0.1:{sock.getsockname()[1]}/0"
-    finally:
-        sock.close()
