@@ -83,11 +83,12 @@ class _Plan:
     script arguments, built once per (scopes, period, bucket) and cached."""
 
     keys: tuple[str, ...]
-    static: tuple[int, ...]  # ADMIT's arguments after the per-request head
+    static: str  # ADMIT's numbers after the per-request head, comma-separated
     limits: tuple[tuple[LimitScope, int], ...]  # (scope, dimension) per limit key
     budgets: tuple[BudgetScope, ...]
     settle_keys: tuple[str, ...]
     settle_limits: tuple[int, ...]  # the TPM of each TPM key, in settle_keys' order
+    settle_static: str  # settle_limits as SETTLE's numbers after its head: ",<tpm>,..."
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,14 +168,16 @@ def _plan(
         )
         per_budget += (scope.limit_micros, mode)
         settle_budget_keys += (spent_key(stem, period), reservation_key(stem, period, bucket))
-    head = (len(dims), len(budgets), len(buckets), min_clamped)
+    bucket_ttl_s = reservation_bucket_ttl_s(reservation_ttl_s)
+    static = (len(dims), len(budgets), len(buckets), min_clamped, bucket_ttl_s)
     return _Plan(
         keys=tuple(keys),
-        static=(*head, reservation_bucket_ttl_s(reservation_ttl_s), *per_limit, *per_budget),
+        static=",".join(map(str, (*static, *per_limit, *per_budget))),
         limits=tuple(dims),
         budgets=budgets,
         settle_keys=(*(k for k, _ in tpm), *settle_budget_keys),
         settle_limits=tuple(limit for _, limit in tpm),
+        settle_static="".join(f",{limit}" for _, limit in tpm),
     )
 
 
@@ -199,13 +202,12 @@ class Admitter:
             settings.GATEWAY_BUDGET_RESERVATION_TTL_S,
             settings.GATEWAY_MIN_CLAMPED_OUTPUT_TOKENS,
         )
-        head = (req.tokens, req.output_tokens, req.output_price, req.prompt_micros)
+        head = f"{req.tokens},{req.output_tokens},{req.output_price},{req.prompt_micros}"
         if time.monotonic() >= self._shared_retry_at:
             plan = _plan(req.limits, req.budgets, period, bucket, ttl, min_clamped)
             try:
-                result = await self.store.run_script(
-                    scripts.ADMIT, plan.keys, (*head, 0, *plan.static)
-                )
+                args = (f"{head},0,{plan.static}",)
+                result = await self.store.run_script(scripts.ADMIT, plan.keys, args)
                 if result[0] == scripts.MISSING:
                     result = await self._seed_and_admit(result, req, plan, head, now, seed)
             except StateUnavailable as exc:
@@ -239,7 +241,8 @@ class Admitter:
             seeds = [scripts.NO_SEED] * len(plan.budgets)
             for index, value in zip(indexes, values, strict=True):
                 seeds[index] = value
-            args = (*head, 1, *plan.static, counter_ttl_s(now, req.timezone), *seeds)
+            ttl = counter_ttl_s(now, req.timezone)
+            args = (f"{head},1,{plan.static},{ttl},{','.join(map(str, seeds))}",)
             result = await self.store.run_script(scripts.ADMIT, plan.keys, args)
             if result[0] != scripts.MISSING:
                 return result
@@ -256,7 +259,7 @@ class Admitter:
             self._fail_open_warning()
         plan = _plan(req.limits, (), period, bucket, ttl, min_clamped)
         if plan.keys:
-            args = (*head, 0, *plan.static)
+            args = (f"{head},0,{plan.static}",)
             result = self.local_store.run_script_sync(scripts.ADMIT, plan.keys, args)
         else:
             result = [scripts.ADMITTED, req.output_tokens, 0, req.tokens, -1, 0, 0, -1, 0, 0]
@@ -317,7 +320,8 @@ class Admitter:
             _underestimates.record(delta)
         ntok = len(plan.settle_limits)
         nb = 0 if admission.local else len(plan.budgets)
-        args = (ntok, nb, delta, admission.reserved_micros, cost_micros, *plan.settle_limits)
+        head = f"{ntok},{nb},{delta},{admission.reserved_micros},{cost_micros}"
+        args = (head + plan.settle_static,)
         if admission.local:
             if ntok and delta:
                 self.local_store.run_script_sync(scripts.SETTLE, plan.settle_keys[:ntok], args)

@@ -44,19 +44,20 @@ _LUA_COMMON = """
 local function int(n) return string.format('%d', n) end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local a = {}
+for v in string.gmatch(ARGV[1], '[^,]+') do a[#a + 1] = tonumber(v) end
 """
 
 ADMIT_LUA = (
     _LUA_COMMON
     + """
 -- KEYS: limit keys (nl); per budget: spent key, then nk bucket keys (the last is this minute's)
--- ARGV: tokens, output_tokens, output_price, prompt_micros, seeded, nl, nb, nk, min_clamped,
---       bucket_ttl_s; per limit: dim (1 requests, 2 tokens), per-minute limit; per budget:
---       limit_micros, mode; if seeded: counter_ttl_s, then one seed per budget
-local tokens, out = tonumber(ARGV[1]), tonumber(ARGV[2])
-local price, prompt = tonumber(ARGV[3]), tonumber(ARGV[4])
-local seeded, nl, nb = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
-local nk, min_clamped, bucket_ttl = tonumber(ARGV[8]), tonumber(ARGV[9]), tonumber(ARGV[10])
+-- ARGV[1], comma-separated numbers (a: one argument to encode, not dozens):
+--   tokens, output_tokens, output_price, prompt_micros, seeded, nl, nb, nk, min_clamped,
+--   bucket_ttl_s; per limit: dim (1 requests, 2 tokens), per-minute limit; per budget:
+--   limit_micros, mode; if seeded: counter_ttl_s, then one seed per budget
+local tokens, out, price, prompt, seeded = a[1], a[2], a[3], a[4], a[5]
+local nl, nb, nk, min_clamped, bucket_ttl = a[6], a[7], a[8], a[9], a[10]
 local bargs = 10 + 2 * nl
 local sargs = bargs + 2 * nb
 
@@ -66,16 +67,17 @@ local function out_cost(n) return math.floor((n * price + 999999) / 1000000) end
 local avail, limit, mode, missing = {}, {}, {}, {}
 for i = 1, nb do
   local base = nl + (i - 1) * (nk + 1)
-  limit[i] = tonumber(ARGV[bargs + 2 * i - 1])
-  mode[i] = tonumber(ARGV[bargs + 2 * i])
-  local spent = redis.call('GET', KEYS[base + 1])
+  limit[i] = a[bargs + 2 * i - 1]
+  mode[i] = a[bargs + 2 * i]
+  local vals = redis.call('MGET', unpack(KEYS, base + 1, base + 1 + nk))
+  local spent = vals[1]
   if spent then
     spent = tonumber(spent)
   else
     local seed = -1
-    if seeded == 1 then seed = tonumber(ARGV[sargs + 1 + i]) end
+    if seeded == 1 then seed = a[sargs + 1 + i] end
     if seed >= 0 then
-      redis.call('SET', KEYS[base + 1], int(seed), 'EX', ARGV[sargs + 1], 'NX')
+      redis.call('SET', KEYS[base + 1], int(seed), 'EX', int(a[sargs + 1]), 'NX')
       spent = seed
     elseif seed == -2 then
       spent = 0
@@ -85,8 +87,8 @@ for i = 1, nb do
   end
   if spent then
     local held = 0
-    for _, v in ipairs(redis.call('MGET', unpack(KEYS, base + 2, base + 1 + nk))) do
-      if v then held = held + tonumber(v) end
+    for k = 2, nk + 1 do
+      if vals[k] then held = held + tonumber(vals[k]) end
     end
     avail[i] = limit[i] - spent - held
   end
@@ -113,7 +115,7 @@ local refused, refused_at, retry = 0, 0, 0
 local cur, tats = {}, {}
 local hdr = {-1, 0, 0, -1, 0, 0}
 for j = 1, nl do
-  local dim, lim = tonumber(ARGV[8 + 2 * j + 1]), tonumber(ARGV[8 + 2 * j + 2])
+  local dim, lim = a[9 + 2 * j], a[10 + 2 * j]
   local n = 1
   if dim == 2 then
     n = tokens
@@ -130,7 +132,7 @@ for j = 1, nl do
   tats[j] = new
 end
 for j = 1, nl do
-  local dim, lim = tonumber(ARGV[8 + 2 * j + 1]), tonumber(ARGV[8 + 2 * j + 2])
+  local dim, lim = a[9 + 2 * j], a[10 + 2 * j]
   local tat = tats[j]
   if refused ~= 0 then tat = cur[j] end
   local remaining = math.floor((now + 60000000 - tat) * lim / 60000000)
@@ -154,7 +156,7 @@ for i = 1, nb do
   if reserve > 0 then
     local bucket = KEYS[nl + i * (nk + 1)]
     if redis.call('INCRBY', bucket, int(reserve)) == reserve then
-      redis.call('EXPIRE', bucket, bucket_ttl)
+      redis.call('EXPIRE', bucket, int(bucket_ttl))
     end
   end
   if mode[i] == 0 and reserve > avail[i] then
@@ -167,7 +169,12 @@ return result
 )
 
 
+def _numbers(args) -> list[int]:
+    return [int(v) for v in args[0].split(",")]
+
+
 def _admit_py(view, keys, args):
+    args = _numbers(args)
     tokens, out, price, prompt = (int(a) for a in args[:4])
     seeded, nl, nb, nk, min_clamped, bucket_ttl = (int(a) for a in args[4:HEAD])
     bargs = HEAD + 2 * nl
@@ -259,12 +266,12 @@ SETTLE_LUA = (
     _LUA_COMMON
     + """
 -- KEYS: TPM keys (nt); per budget: spent key, the request's own bucket key
--- ARGV: nt, nb, token_delta, reserved_micros, cost_micros; per TPM key: its limit
-local nt, nb, delta = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
-local reserved, cost = tonumber(ARGV[4]), tonumber(ARGV[5])
+-- ARGV[1], comma-separated: nt, nb, token_delta, reserved_micros, cost_micros; per TPM key:
+-- its limit
+local nt, nb, delta, reserved, cost = a[1], a[2], a[3], a[4], a[5]
 if delta ~= 0 then
   for j = 1, nt do
-    local lim = tonumber(ARGV[5 + j])
+    local lim = a[5 + j]
     local step = math.floor((math.abs(delta) * 60000000 + lim - 1) / lim)
     local tat = math.max(tonumber(redis.call('GET', KEYS[j]) or 0), now)
     if delta > 0 then tat = tat + step else tat = math.max(tat - step, now) end
@@ -290,7 +297,8 @@ return 1
 
 
 def _settle_py(view, keys, args):
-    nt, nb, delta, reserved, cost = (int(a) for a in args[:5])
+    args = _numbers(args)
+    nt, nb, delta, reserved, cost = args[:5]
     now = view.time_us()
     if delta:
         for j in range(nt):

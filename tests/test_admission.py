@@ -202,7 +202,7 @@ async def test_redis_settle_reloads_a_forgotten_script_and_appends_the_event_onc
     admitter = Admitter(store)
     scope = limit(tpm=1000)
     admitted = await admitter.admit(request([scope], tokens=500), seed=Seeder())
-    await store.run_script(scripts.SETTLE, ["x"], [0, 0, 0, 0, 0])  # the settle script is known
+    await store.run_script(scripts.SETTLE, ["x"], ["0,0,0,0,0"])  # the settle script is known
     store.sync_client.script_flush()  # as after a Redis restart
     await admitter.settle(admitted, tokens=0, cost_micros=0, usage_event=b"once")
     assert len(store.sync_client.xrange(settings.GATEWAY_USAGE_STREAM)) == 1

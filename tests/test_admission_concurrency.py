@@ -76,9 +76,8 @@ def _processes(kind: str, limit_value: int, calls: int) -> list[int]:
 
 
 def test_rpm_is_exact_across_two_processes_sharing_redis():
-    counts = _processes("rpm", 30, 100)
-    assert sum(counts) == 30
-    assert all(count > 0 for count in counts)  # both really competed for the same scope
+    # Each process alone would admit 30 of its 100: together they admit 30, not 60.
+    assert sum(_processes("rpm", 30, 100)) == 30
 
 
 def test_a_budget_is_exact_across_two_processes_sharing_redis():
