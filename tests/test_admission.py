@@ -12,6 +12,7 @@ import pytest
 from django.conf import settings
 
 from infra.state import StateUnavailable
+from infra.state.memory import MemoryStateStore
 from infra.state.redis import RedisStateStore
 from policies import admission_scripts as scripts
 from policies.admission import AdmissionRefused, Admitter
@@ -227,3 +228,17 @@ def test_tat_keys_expire_once_the_scope_is_full_again():
     assert 0 < store.sync_client.pttl("gw:rl:team:1:req") <= 2
     time.sleep(0.01)
     assert store.sync_client.exists("gw:rl:team:1:req") == 0
+
+
+def test_the_in_process_store_drops_expired_keys_nobody_reads_again(monkeypatch):
+    # Per-process limiters (and the embedded mode) write a new bucket key every minute and a
+    # window per end user; expired ones must not pile up for the life of the process.
+    from infra.state import memory
+
+    monkeypatch.setattr(memory, "_SWEEP_EVERY_S", 0.0)
+    store = MemoryStateStore()
+    asyncio.run(store.aset("old", b"1", 0))
+    asyncio.run(store.aset("kept", b"1", 60))
+    time.sleep(0.01)
+    asyncio.run(store.aincrby("new", 1, 60))
+    assert set(store._data) == {"kept", "new"}
