@@ -266,3 +266,33 @@ def check_forward_headers(app_configs, **kwargs):
             id="gateway.E015",
         )
     ]
+
+
+@register()
+def check_admission(app_configs, **kwargs):
+    issues = []
+    if settings.GATEWAY_BUDGET_RESERVATION_TTL_S <= settings.GATEWAY_REQUEST_DEADLINE_S:
+        issues.append(
+            Error(
+                "GATEWAY_BUDGET_RESERVATION_TTL_S is not above GATEWAY_REQUEST_DEADLINE_S: a "
+                "request still running would lose its budget reservation, and concurrent "
+                "requests could overspend.",
+                hint="Set GATEWAY_BUDGET_RESERVATION_TTL_S above the request deadline "
+                "(default 900 s for a 600 s deadline).",
+                id="gateway.E016",
+            )
+        )
+    for name in ("GATEWAY_MIN_CLAMPED_OUTPUT_TOKENS", "GATEWAY_DEFAULT_MAX_OUTPUT_TOKENS"):
+        if getattr(settings, name) < 1:
+            issues.append(Error(f"{name} must be positive.", id="gateway.E017"))
+    if settings.GATEWAY_BUDGET_FAIL_OPEN:
+        issues.append(
+            Warning(
+                "GATEWAY_BUDGET_FAIL_OPEN is on: while Redis (or a budget's spend in Postgres) "
+                "is unavailable, requests are admitted without checking hard budgets, so spend "
+                "can exceed them.",
+                hint="Leave it off to refuse with 503 instead (fail closed).",
+                id="gateway.W003",
+            )
+        )
+    return issues

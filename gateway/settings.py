@@ -271,6 +271,17 @@ GATEWAY_REQUEST_DEADLINE_S = env.float("GATEWAY_REQUEST_DEADLINE_S", default=600
 # Each process serves policies from a snapshot of the Policy and ModelLimit rows (like the
 # routing table): a change made in another process applies everywhere within this many seconds.
 GATEWAY_POLICY_CACHE_TTL_S = env.float("GATEWAY_POLICY_CACHE_TTL_S", default=5.0)
+# --- Admission: rate limits and budgets (policies/admission.py) ---------------------------------
+# A budget reservation of a request that never settles (its process died) stops counting after
+# this long; keep it above GATEWAY_REQUEST_DEADLINE_S, or live requests lose their reservation.
+GATEWAY_BUDGET_RESERVATION_TTL_S = env.float("GATEWAY_BUDGET_RESERVATION_TTL_S", default=900.0)
+# Redis down (or a budget's spend unreadable): hard budgets refuse with 503 unless this is on,
+# which admits requests without checking them (logged loudly).
+GATEWAY_BUDGET_FAIL_OPEN = env.bool("GATEWAY_BUDGET_FAIL_OPEN", default=False)
+# A budget that clamps max_tokens grants at least this many output tokens, or refuses.
+GATEWAY_MIN_CLAMPED_OUTPUT_TOKENS = env.int("GATEWAY_MIN_CLAMPED_OUTPUT_TOKENS", default=16)
+# Output tokens reserved (tokens and cost) when neither the request nor the deployment says.
+GATEWAY_DEFAULT_MAX_OUTPUT_TOKENS = env.int("GATEWAY_DEFAULT_MAX_OUTPUT_TOKENS", default=4096)
 # On SIGTERM/SIGINT, streams still open after this long end with an error event (and are
 # settled). Keep it below the server's own graceful timeout (--timeout-graceful-shutdown).
 GATEWAY_SHUTDOWN_TIMEOUT_S = env.float("GATEWAY_SHUTDOWN_TIMEOUT_S", default=25.0)

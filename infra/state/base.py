@@ -16,6 +16,10 @@ class ScriptView(Protocol):
     def incrby(self, key: str, amount: int) -> int: ...
     def expire(self, key: str, ttl_s: float) -> None: ...
     def delete(self, key: str) -> None: ...
+    def time_us(self) -> int:
+        """The store's clock in microseconds (Lua: `redis.call('TIME')`), so every process that
+        shares a store also shares one clock."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -60,6 +64,18 @@ class StateStore(ABC):
     @abstractmethod
     async def run_script(self, script: Script, keys: Sequence[str], args: Sequence[Any]) -> Any:
         """Run `script` atomically: no other operation on the store interleaves with it."""
+
+    async def run_script_and_append(
+        self, script: Script, keys: Sequence[str], args: Sequence[Any], event: bytes
+    ) -> Any:
+        """Run `script`, then append the usage `event`, in one round trip where the store can.
+
+        Raises StateUnavailable if either fails; the event may have been appended even so (a
+        script error after the append), which is safe: ingestion is idempotent per request id.
+        """
+        result = await self.run_script(script, keys, args)
+        await self.append_usage(event)
+        return result
 
     @abstractmethod
     def run_script_sync(self, script: Script, keys: Sequence[str], args: Sequence[Any]) -> Any:

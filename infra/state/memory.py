@@ -21,11 +21,26 @@ def set_usage_sink(sink: Callable[[bytes], None] | None) -> None:
     _usage_sink = sink
 
 
+# Expired entries are dropped when read, and the rest in a sweep at most this often (on a write):
+# a key nobody reads again (a past minute's budget bucket, an end user's rate-limit window)
+# must not stay in memory for the life of the process.
+_SWEEP_EVERY_S = 60.0
+
+
 class _View:
     """The dict operations scripts use; callers hold the store's lock."""
 
     def __init__(self, data: dict[str, tuple[float | None, bytes]]) -> None:
         self._data = data
+        self._next_sweep = time.monotonic() + _SWEEP_EVERY_S
+
+    def _sweep(self, now: float) -> None:
+        self._next_sweep = now + _SWEEP_EVERY_S
+        expired = [
+            k for k, (expires, _) in self._data.items() if expires is not None and expires < now
+        ]
+        for key in expired:
+            del self._data[key]
 
     def get(self, key: str) -> bytes | None:
         item = self._data.get(key)
@@ -38,9 +53,14 @@ class _View:
         return value
 
     def set(self, key: str, value: bytes, ttl_s: float | None = None) -> None:
-        self._data[key] = (None if ttl_s is None else time.monotonic() + ttl_s, value)
+        now = time.monotonic()
+        if now >= self._next_sweep:
+            self._sweep(now)
+        self._data[key] = (None if ttl_s is None else now + ttl_s, value)
 
     def incrby(self, key: str, amount: int) -> int:
+        if time.monotonic() >= self._next_sweep:
+            self._sweep(time.monotonic())
         current = self.get(key)
         total = (int(current) if current is not None else 0) + amount
         expires = self._data[key][0] if current is not None else None
@@ -54,6 +74,9 @@ class _View:
 
     def delete(self, key: str) -> None:
         self._data.pop(key, None)
+
+    def time_us(self) -> int:
+        return time.time_ns() // 1000
 
 
 class MemoryStateStore(StateStore):
@@ -92,6 +115,13 @@ class MemoryStateStore(StateStore):
     def run_script_sync(self, script: Script, keys: Sequence[str], args: Sequence[Any]) -> Any:
         with self._lock:
             return script.py(self._view, keys, args)
+
+    async def run_script_and_append(
+        self, script: Script, keys: Sequence[str], args: Sequence[Any], event: bytes
+    ) -> Any:
+        result = self.run_script_sync(script, keys, args)
+        await self.append_usage(event)
+        return result
 
     def delete(self, *keys: str) -> None:
         with self._lock:

@@ -95,6 +95,32 @@ class RedisStateStore(StateStore):
         except redis.RedisError as exc:
             raise StateUnavailable(str(exc)) from exc
 
+    async def run_script_and_append(
+        self, script: Script, keys: Sequence[str], args: Sequence[Any], event: bytes
+    ) -> Any:
+        """EVALSHA and XADD in one pipeline: one round trip (not a transaction: the event is
+        appended whatever the script does, which is what settlement wants)."""
+        client = self._async.get()
+        try:
+            sha = self._shas.get(script.name)
+            if sha is None:
+                sha = self._shas[script.name] = await client.script_load(script.lua)
+            async with client.pipeline(transaction=False) as pipe:
+                pipe.evalsha(sha, len(keys), *keys, *args)
+                pipe.xadd(settings.GATEWAY_USAGE_STREAM, {"e": event})
+                result, appended = await pipe.execute(raise_on_error=False)
+            if isinstance(appended, Exception):
+                raise appended
+            if isinstance(result, redis.exceptions.NoScriptError):
+                # Redis restarted and forgot the script; the event is in: run the script alone.
+                sha = self._shas[script.name] = await client.script_load(script.lua)
+                return await client.evalsha(sha, len(keys), *keys, *args)
+            if isinstance(result, Exception):
+                raise result
+            return result
+        except redis.RedisError as exc:
+            raise StateUnavailable(str(exc)) from exc
+
     def run_script_sync(self, script: Script, keys: Sequence[str], args: Sequence[Any]) -> Any:
         client = self._sync
         try:
