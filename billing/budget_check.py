@@ -39,7 +39,10 @@ def budget_check(now: float | None = None) -> CheckReport:
     if report.reconciled is not None and (report.reconciled.raised or report.reconciled.created):
         log.info(
             "budget counters reconciled",
-            extra={"raised": report.reconciled.raised, "created": report.reconciled.created},
+            extra={
+                "counters_raised": report.reconciled.raised,
+                "counters_created": report.reconciled.created,
+            },
         )
     report.alerts = alerts_create(entries)
     return report
