@@ -6,6 +6,7 @@ from django.contrib.admin.views.main import ChangeList
 from django.urls import reverse
 from django.utils.html import format_html
 
+from .alerts import percent
 from .budget_overview import BudgetRow, budget_rows
 from .budgets import BUDGET_RELATED
 from .models import BudgetAlert, BudgetOverview, SpendLedger, UsageRecord
@@ -183,7 +184,7 @@ class BudgetOverviewAdmin(_ReadOnly):
         row = self._row(obj)
         if row is None:
             return "—"
-        shown = ", ".join(f"{t:g}%" for t in row.alerts_sent) or "none"
+        shown = ", ".join(f"{percent(t)}%" for t in row.alerts_sent) or "none"
         url = reverse("admin:billing_budgetalert_changelist")
         query = urlencode(
             {"level": row.target.level, "scope_id": row.target.scope_id, "period": row.period}

@@ -14,7 +14,7 @@ only to make the call, and neither logs, nor error texts, nor the attempt log ev
 import ipaddress
 import logging
 from datetime import UTC, datetime
-from decimal import Decimal
+from decimal import ROUND_FLOOR, Decimal
 from urllib.parse import urlsplit
 
 import httpx
@@ -114,16 +114,22 @@ def is_loopback(host: str | None) -> bool:
         return False
 
 
+def percent(value: Decimal) -> str:
+    """50 for Decimal("50.00"), 12.5 for Decimal("12.50")."""
+    return f"{Decimal(value).normalize():f}"
+
+
 def _usd(amount: Decimal) -> str:
     return f"${amount:,.2f}"
 
 
 def alert_text(alert: BudgetAlert) -> str:
-    percent = alert.spent_usd * 100 / alert.limit_usd if alert.limit_usd else Decimal(0)
+    share = alert.spent_usd * 100 / alert.limit_usd if alert.limit_usd else Decimal(0)
+    share = share.to_integral_value(ROUND_FLOOR)  # 99.6% is not yet "100%"
     return (
         f"Budget alert: {alert.label} has spent {_usd(alert.spent_usd)} of its "
-        f"{_usd(alert.limit_usd)} budget for {alert.period} ({percent:.0f}%, "
-        f"threshold {alert.threshold:g}%)."
+        f"{_usd(alert.limit_usd)} budget for {alert.period} ({share}%, "
+        f"threshold {percent(alert.threshold)}%)."
     )
 
 
@@ -140,9 +146,12 @@ def alert_email_send(alert_id: int) -> str:
     alert = _claim(alert_id, "email_status", (AlertStatus.PENDING,))
     if alert is None:
         return "skipped"
-    subject = f"[gateway] {alert.label} at {alert.threshold:g}% of its budget for {alert.period}"
+    subject = (
+        f"[gateway] {alert.label} at {percent(alert.threshold)}% of its budget for {alert.period}"
+    )
+    body = alert_text(alert)
     try:
-        send_mail(subject, alert_text(alert), None, alert.recipients, fail_silently=False)
+        send_mail(subject, body, None, alert.recipients, fail_silently=False)
     except Exception as exc:  # any backend: SMTP, file, custom; the reason goes on the record
         BudgetAlert.objects.filter(pk=alert_id).update(
             email_status=AlertStatus.FAILED, last_error=f"email: {type(exc).__name__}: {exc}"[:500]

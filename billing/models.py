@@ -1,4 +1,5 @@
-"""The request log. One row per authenticated request, never any prompt or response text."""
+"""The request log (one row per authenticated request, never any prompt or response text), and
+what budgets keep beside it: the spend ledger built from it and the alerts sent."""
 
 from decimal import Decimal
 
@@ -176,7 +177,7 @@ class BudgetAlert(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.label} {self.period} {self.threshold:g}%"
+        return f"{self.label} {self.period} {self.threshold.normalize():f}%"
 
 
 class BudgetOverview(Policy):

@@ -55,14 +55,16 @@ class WebhookReceiver:
     """A real HTTP server on 127.0.0.1 that answers with scripted statuses (then 200) and keeps
     every request body it got."""
 
-    def __init__(self, statuses: list[int] | None = None, path: str = "/hooks/T0/B0/secret") -> None:
+    def __init__(
+        self, statuses: list[int] | None = None, path: str = "/hooks/T0/B0/secret"
+    ) -> None:
         self.statuses = list(statuses or [])
         self.bodies: list[dict] = []
         self.lock = threading.Lock()
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):  # noqa: N802 (http.server's name)
+            def do_POST(self):
                 length = int(self.headers.get("Content-Length", 0))
                 body = json.loads(self.rfile.read(length) or b"null")
                 with receiver.lock:
