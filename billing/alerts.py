@@ -64,9 +64,13 @@ def alerts_create(entries: list[LedgerEntry]) -> list[BudgetAlert]:
         target = entry.target
         if not target.limit_usd or target.limit_usd <= 0 or not target.thresholds:
             continue
-        percent = entry.spent_usd * 100 / target.limit_usd
-        crossed = [t for t in target.thresholds if percent >= t]
+        share = entry.spent_usd * 100 / target.limit_usd
+        crossed = [t for t in target.thresholds if share >= t]
+        scope = {"level": target.level, "scope_id": target.scope_id, "period": entry.period}
         if not crossed:
+            continue
+        # The common case, each minute: every crossed threshold already has its row.
+        if BudgetAlert.objects.filter(**scope, threshold__in=crossed).count() == len(crossed):
             continue
         recipients = _recipients(target)
         for threshold in crossed:
@@ -74,9 +78,7 @@ def alerts_create(entries: list[LedgerEntry]) -> list[BudgetAlert]:
             email = _status(bool(recipients)) if highest else AlertStatus.SUPERSEDED
             webhook = _status(target.has_webhook) if highest else AlertStatus.SUPERSEDED
             alert, created = BudgetAlert.objects.get_or_create(
-                level=target.level,
-                scope_id=target.scope_id,
-                period=entry.period,
+                **scope,
                 threshold=threshold,
                 defaults={
                     "label": target.label[:250],
@@ -103,7 +105,7 @@ def alerts_create(entries: list[LedgerEntry]) -> list[BudgetAlert]:
     return to_send
 
 
-def is_loopback(host: str | None) -> bool:
+def _is_loopback(host: str | None) -> bool:
     if not host:
         return False
     if host.lower() == "localhost":
@@ -173,7 +175,7 @@ def _url_problem(url: str) -> str | None:
     parts = urlsplit(url)
     if parts.scheme == "https" and parts.hostname:
         return None
-    if parts.scheme == "http" and is_loopback(parts.hostname):
+    if parts.scheme == "http" and _is_loopback(parts.hostname):
         return None
     return "the webhook URL must be https:// (plain http only to this machine)"
 

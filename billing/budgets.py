@@ -127,8 +127,9 @@ def _thresholds(raw) -> tuple[Decimal, ...]:
                 number = Decimal(str(value))
             except ArithmeticError:
                 continue
-            if number.is_finite() and number > 0:
-                found.add(number)
+            if number.is_finite() and 0 < number < 100_000:
+                # BudgetAlert keeps two decimals; the lookup must use what the row will hold.
+                found.add(number.quantize(Decimal("0.01")))
     return tuple(sorted(found))
 
 

@@ -223,3 +223,17 @@ def test_an_email_failure_is_recorded(search, settings):
     alert.refresh_from_db()
     assert alert.email_status == "failed"
     assert alert.last_error.startswith("email: ConnectionRefusedError")
+
+
+def test_odd_thresholds_fire_once_and_bad_ones_are_skipped(search):
+    budget_policy(
+        team=search,
+        monthly_budget_usd=Decimal("10"),
+        alert_thresholds=[33.333, "abc", True, -5, 0, None],
+        alert_emails=["ops@example.com"],
+    )
+    usage(cost="4", when=at("2026-11-05T10:00"), team=search)
+    _send_all(budget_check(NOV))
+    _send_all(budget_check(NOV))
+    assert list(BudgetAlert.objects.values_list("threshold", flat=True)) == [Decimal("33.33")]
+    assert len(mail.outbox) == 1
