@@ -8,6 +8,7 @@ import logging
 from decimal import Decimal
 
 import pytest
+from django.conf import settings
 from django.core import mail
 from django.core.serializers import serialize
 
@@ -237,3 +238,19 @@ def test_odd_thresholds_fire_once_and_bad_ones_are_skipped(search):
     _send_all(budget_check(NOV))
     assert list(BudgetAlert.objects.values_list("threshold", flat=True)) == [Decimal("33.33")]
     assert len(mail.outbox) == 1
+
+
+def test_beat_runs_the_check_on_the_default_queue_away_from_usage_ingestion():
+    from gateway.celery import app
+
+    entry = settings.CELERY_BEAT_SCHEDULE["check-budgets"]
+    assert entry["schedule"] == settings.GATEWAY_BUDGET_CHECK_INTERVAL_S == 60.0
+    app.loader.import_default_modules()
+    for task in (
+        "billing.budgets.check",
+        "billing.budgets.send_email",
+        "billing.budgets.send_webhook",
+    ):
+        assert task in app.tasks
+        assert app.amqp.router.route({}, task)["queue"].name == "default"
+    assert app.amqp.router.route({}, "billing.tasks.ingest_usage")["queue"].name == "usage"
