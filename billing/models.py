@@ -1,9 +1,12 @@
-"""The request log. One row per authenticated request, never any prompt or response text."""
+"""The request log (one row per authenticated request, never any prompt or response text), and
+what budgets keep beside it: the spend ledger built from it and the alerts sent."""
 
 from decimal import Decimal
 
 from django.conf import settings
 from django.db import models
+
+from policies.models import Policy
 
 
 class UsageRecord(models.Model):
@@ -90,3 +93,97 @@ class UsageRecord(models.Model):
 
     def __str__(self) -> str:
         return self.request_id
+
+
+# --- Budgets (billing/budgets.py, billing/alerts.py) ------------------------------------------
+# `level` is a BudgetScope's level (policies/types.py): organization, team, project or key, and
+# `scope_id` the primary key of that organization, team, project or API key. No foreign keys, as
+# for usage rows: the ledger and the alerts sent are a record that outlives what they were about.
+BUDGET_LEVELS = [(level, level) for level in ("organization", "team", "project", "key")]
+
+
+class SpendLedger(models.Model):
+    """The spend of one budgeted scope in one period, summed from usage records (the truth).
+
+    Rebuilt by the budget check (billing/budgets.py), never incremented: a row is always the
+    sum of the usage stored when it was refreshed, so a missed or repeated run cannot skew it.
+    """
+
+    level = models.CharField(max_length=12, choices=BUDGET_LEVELS)
+    scope_id = models.BigIntegerField()
+    period = models.CharField(max_length=7)  # "2026-11", in the organization's timezone
+    spent_usd = models.DecimalField(max_digits=24, decimal_places=12, default=Decimal(0))
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = "spend ledger entry"
+        verbose_name_plural = "spend ledger"
+        ordering = ["-period", "level", "scope_id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["level", "scope_id", "period"], name="uniq_spend_ledger_scope_period"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.level} {self.scope_id} {self.period}: ${self.spent_usd:.2f}"
+
+
+class AlertStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    SENDING = "sending", "Sending"
+    RETRYING = "retrying", "Retrying"
+    SENT = "sent", "Sent"
+    FAILED = "failed", "Failed"
+    NONE = "none", "Nowhere to send"
+    SUPERSEDED = "superseded", "Superseded by a higher threshold"
+
+
+class BudgetAlert(models.Model):
+    """One crossed threshold of one budget in one period.
+
+    The unique constraint is what makes an alert fire once: every worker may see the crossing,
+    only the one whose insert wins sends it.
+    """
+
+    level = models.CharField(max_length=12, choices=BUDGET_LEVELS)
+    scope_id = models.BigIntegerField()
+    label = models.CharField(max_length=250)  # "team 'search'", as it was when it fired
+    period = models.CharField(max_length=7)
+    threshold = models.DecimalField(max_digits=7, decimal_places=2)  # percent of the budget
+    spent_usd = models.DecimalField(max_digits=24, decimal_places=12)
+    limit_usd = models.DecimalField(max_digits=14, decimal_places=6)
+    created_at = models.DateTimeField(auto_now_add=True)
+    recipients = models.JSONField(default=list, blank=True)  # email addresses
+    email_status = models.CharField(
+        max_length=10, choices=AlertStatus.choices, default=AlertStatus.PENDING
+    )
+    webhook_status = models.CharField(
+        max_length=10, choices=AlertStatus.choices, default=AlertStatus.PENDING
+    )
+    attempts = models.PositiveSmallIntegerField(default=0)  # webhook calls made
+    # One entry per webhook call: {"at": ISO time, "result": "HTTP 503" | "ConnectError" | "ok"}.
+    # Never the URL: it is a secret.
+    attempt_log = models.JSONField(default=list, blank=True)
+    last_error = models.CharField(max_length=500, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["level", "scope_id", "period", "threshold"],
+                name="uniq_budget_alert_threshold",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.label} {self.period} {self.threshold.normalize():f}%"
+
+
+class BudgetOverview(Policy):
+    """A policy with a budget, as the admin's budget overview shows it (billing/admin.py)."""
+
+    class Meta:
+        proxy = True
+        verbose_name = "budget"
+        verbose_name_plural = "budget overview"

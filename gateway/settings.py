@@ -282,6 +282,32 @@ GATEWAY_BUDGET_FAIL_OPEN = env.bool("GATEWAY_BUDGET_FAIL_OPEN", default=False)
 GATEWAY_MIN_CLAMPED_OUTPUT_TOKENS = env.int("GATEWAY_MIN_CLAMPED_OUTPUT_TOKENS", default=16)
 # Output tokens reserved (tokens and cost) when neither the request nor the deployment says.
 GATEWAY_DEFAULT_MAX_OUTPUT_TOKENS = env.int("GATEWAY_DEFAULT_MAX_OUTPUT_TOKENS", default=4096)
+# --- Budgets: spend ledger, counter reconciliation, alerts (billing/budgets.py, alerts.py) ----
+# How often the budget check runs (Celery beat): refresh the spend ledger from usage records,
+# raise Redis spend counters that fell behind it, then send the alerts of crossed thresholds.
+GATEWAY_BUDGET_CHECK_INTERVAL_S = env.float("GATEWAY_BUDGET_CHECK_INTERVAL_S", default=60.0)
+CELERY_BEAT_SCHEDULE["check-budgets"] = {
+    "task": "billing.budgets.check",
+    "schedule": GATEWAY_BUDGET_CHECK_INTERVAL_S,
+    # A run that waited a whole interval is redundant: the next one does the same work.
+    "options": {"queue": "default", "expires": GATEWAY_BUDGET_CHECK_INTERVAL_S},
+}
+# Budget alert webhooks (Slack-compatible): each call's timeout, and the retries after a failed
+# call (connect error, timeout, 5xx, 429), waiting BACKOFF_S * 2**n seconds (with jitter).
+GATEWAY_ALERT_WEBHOOK_TIMEOUT_S = env.float("GATEWAY_ALERT_WEBHOOK_TIMEOUT_S", default=10.0)
+GATEWAY_ALERT_WEBHOOK_RETRIES = env.int("GATEWAY_ALERT_WEBHOOK_RETRIES", default=5)
+GATEWAY_ALERT_WEBHOOK_BACKOFF_S = env.int("GATEWAY_ALERT_WEBHOOK_BACKOFF_S", default=2)
+# Budget alert email goes through Django's mail backends, chosen by one URL: smtp://host:25,
+# smtp+tls://user:password@host:587, consolemail://, filemail:////path/to/dir, dummymail://.
+# Django's own default (SMTP on localhost:25) when unset.
+globals().update(
+    {
+        name: value
+        for name, value in env.email_url("EMAIL_URL", default="smtp://localhost:25").items()
+        if value not in (None, "")
+    }
+)
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="gateway@localhost")
 # On SIGTERM/SIGINT, streams still open after this long end with an error event (and are
 # settled). Keep it below the server's own graceful timeout (--timeout-graceful-shutdown).
 GATEWAY_SHUTDOWN_TIMEOUT_S = env.float("GATEWAY_SHUTDOWN_TIMEOUT_S", default=25.0)

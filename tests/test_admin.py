@@ -8,7 +8,7 @@ import pytest
 from django.contrib import admin
 from django.urls import reverse
 
-from billing.models import UsageRecord
+from billing.models import BudgetAlert, BudgetOverview, SpendLedger, UsageRecord
 from routing.models import Provider
 from tenants.keys import hash_secret
 from tenants.models import ApiKey, Team
@@ -64,15 +64,16 @@ def test_every_registered_model_changelist_renders(admin_client, populated):
         assert response.status_code == 200, model._meta.label
 
 
-def test_every_registered_model_add_page_renders_except_the_request_log(admin_client, populated):
+def test_every_registered_model_add_page_renders_except_the_records(admin_client, populated):
     refused = set()
     for model, _ in _registered():
         response = admin_client.get(_url(model, "add"))
         assert response.status_code in (200, 403), model._meta.label
         if response.status_code == 403:
             refused.add(model)
-    # Only the request log refuses additions.
-    assert refused == {UsageRecord}
+    # Only records refuse additions: the request log, and the budget ledger, alerts and overview
+    # (built from the request log and the policies).
+    assert refused == {UsageRecord, SpendLedger, BudgetAlert, BudgetOverview}
 
 
 def test_every_row_change_page_renders(admin_client, populated):
