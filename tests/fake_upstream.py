@@ -170,6 +170,11 @@ class FakeUpstream:
         self.chunk_delay_s = 0.0
         self.disconnects = 0
 
+    def set_usage(self, prompt_tokens: int, completion_tokens: int) -> None:
+        """The usage every later answer reports (the cached bodies are built again)."""
+        self.prompt_tokens, self.completion_tokens = prompt_tokens, completion_tokens
+        self._bodies.clear()
+
     def fail(
         self,
         status: int,

@@ -23,6 +23,7 @@ from django.db import DatabaseError
 from django.http import HttpRequest
 
 from infra.db import db_call_bounded
+from infra.singleflight import SingleFlight
 from infra.state import StateUnavailable, get_state
 from tenants import keycache
 from tenants.keys import hash_secret
@@ -71,6 +72,7 @@ class _LocalCache:
 
 
 local_cache = _LocalCache()
+_lookups: SingleFlight[KeyPrincipal | None] = SingleFlight()
 
 
 def clear_process_state() -> None:
@@ -126,7 +128,10 @@ async def _shared_lookup(request: HttpRequest, key_hash: str) -> KeyPrincipal | 
         if found:
             return principal
     try:
-        principal = await db_call_bounded(api_key_principal_get, key_hash=key_hash)
+        # Concurrent first requests of one key share one lookup (infra/singleflight.py).
+        principal = await _lookups.run(
+            key_hash, lambda: db_call_bounded(api_key_principal_get, key_hash=key_hash)
+        )
     except DatabaseError as exc:
         raise ServiceUnavailable.of("database") from exc
     value, ttl = _encode(principal)

@@ -18,8 +18,8 @@ from django.conf import settings
 from django.db import DatabaseError
 from django.http import HttpRequest
 
-from billing.budgets import budget_spend_micros
-from infra.db import db_call_bounded
+from billing.budgets import seed_spend
+from infra.singleflight import SingleFlight
 from policies import admission
 from policies.engine import EffectivePolicy, PolicyDenied, PolicyRequest
 from policies.snapshot import policy_table_cache
@@ -109,14 +109,17 @@ def _priciest(routes: Sequence[Route], attr: str) -> Decimal:
     return max((getattr(r, attr) for r in routes), default=Decimal(0))
 
 
-async def _seed(scopes: Sequence[BudgetScope], period: str, tz: str) -> dict[BudgetScope, int]:
+# The requests that find the same counters missing at once (a new month, a Redis restart) share
+# one database query instead of queueing one each on the bounded pool.
+_seeding: SingleFlight[dict] = SingleFlight()
+
+
+async def _seed(scopes: Sequence[BudgetScope], period: str, tz: str) -> list[int]:
     """Budget spend from Postgres (the truth), for counters the state store has lost."""
-    found = {}
-    for scope in scopes:
-        found[scope] = await db_call_bounded(
-            budget_spend_micros, level=scope.level, scope_id=scope.scope_id, period=period, tz=tz
-        )
-    return found
+    found = await _seeding.run(
+        (tuple(scopes), period), lambda: seed_spend(tuple(scopes), period, tz)
+    )
+    return [found[scope] for scope in scopes]
 
 
 async def admit(
@@ -156,12 +159,14 @@ async def admit(
 
 
 def refused(exc: "admission.AdmissionRefused") -> RateLimited:
-    headers = {**exc.headers, "retry-after": str(max(1, exc.retry_after_s))}
-    if exc.kind == "budget":
-        # Retrying cannot help before the period ends; the OpenAI SDKs honour this header.
+    headers = dict(exc.headers)
+    if exc.retry_after_s > 0:
+        headers["retry-after"] = str(exc.retry_after_s)
+    if exc.kind == "budget" or exc.retry_after_s <= 0:
+        # Retrying soon cannot help: the budget's period must end, or the request is larger
+        # than the limit itself. The OpenAI SDKs honour this header.
         headers["x-should-retry"] = "false"
-        return RateLimited(exc.message, code="budget_exceeded", headers=headers)
-    return RateLimited(exc.message, code="rate_limit_exceeded", headers=headers)
+    return RateLimited(exc.message, code=exc.code, headers=headers)
 
 
 def response_headers(ctx: RequestContext) -> dict[str, str]:

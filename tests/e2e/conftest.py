@@ -85,9 +85,9 @@ def exact_usage(upstream):
     """The fake answers with exactly the output tokens the budget tests ask for, so a
     request's cost equals its reservation (tests/e2e/budget_support.py)."""
     before = upstream.prompt_tokens, upstream.completion_tokens
-    upstream.prompt_tokens, upstream.completion_tokens = PROMPT_TOKENS, OUTPUT_TOKENS
+    upstream.set_usage(PROMPT_TOKENS, OUTPUT_TOKENS)
     yield upstream
-    upstream.prompt_tokens, upstream.completion_tokens = before
+    upstream.set_usage(*before)
 
 
 # After each transactional test Django empties the tables and re-runs post_migrate (content types,

@@ -1,6 +1,7 @@
 """Policies and rate limits through the official SDK: denials name the rule and its level, limits
 answer 429 with Retry-After and OpenAI's x-ratelimit-* headers, and windows roll over."""
 
+import math
 import time
 
 import openai
@@ -33,7 +34,7 @@ def test_rpm_limit_is_exact_with_headers_and_retry_after(gateway, upstream):
 
     refused = _chat(gateway)
     body = assert_openai_error(refused, 429, "rate_limit_exceeded")
-    assert body["error"]["message"].startswith(f"team '{gateway.team.slug}' allows 3 requests")
+    assert body["message"].startswith(f"team '{gateway.team.slug}' allows 3 requests")
     assert 1 <= int(refused.headers["retry-after"]) <= 20
     assert refused.headers["x-ratelimit-remaining-requests"] == "0"
     # Every request, refused ones included, has its usage row.
@@ -44,8 +45,16 @@ def test_rpm_limit_is_exact_with_headers_and_retry_after(gateway, upstream):
 def test_rpm_window_rolls_over(gateway, upstream):
     # 60 per minute: once the burst is spent, one more request is allowed every second.
     set_team_policy(gateway.team, rpm=60)
-    statuses = [_chat(gateway).status_code for _ in range(61)]
-    assert statuses.count(200) == 60 and statuses[-1] == 429
+    started = time.monotonic()
+    statuses = []
+    while 429 not in statuses and len(statuses) < 100:
+        statuses.append(_chat(gateway).status_code)
+    elapsed = time.monotonic() - started
+    # The burst, plus one per second that sending it took: never a second minute's worth.
+    assert 60 <= statuses.count(200) <= 60 + math.ceil(elapsed)
+    refused = _chat(gateway)
+    assert refused.status_code == 429
+    assert refused.headers["retry-after"] == "1"
     time.sleep(1.1)
     assert _chat(gateway).status_code == 200
 
@@ -59,7 +68,7 @@ def test_tpm_limit_counts_actual_tokens(gateway, exact_usage):
     assert 0 < remaining < 1000
     refused = _chat(gateway, max_tokens=1000)
     body = assert_openai_error(refused, 429, "rate_limit_exceeded")
-    assert "2500 tokens per minute" in body["error"]["message"]
+    assert "2500 tokens per minute" in body["message"]
 
 
 def test_key_limit_and_per_model_limit_and_end_user_limit(gateway, upstream):
@@ -69,12 +78,12 @@ def test_key_limit_and_per_model_limit_and_end_user_limit(gateway, upstream):
     assert _chat(gateway, user="alice").status_code == 200
     refused = _chat(gateway, user="alice")
     body = assert_openai_error(refused, 429, "rate_limit_exceeded")
-    assert "end users of team" in body["error"]["message"]
+    assert "end users of team" in body["message"]
     assert "alice" not in refused.text  # an end user id may be personal data
     assert _chat(gateway, user="bob").status_code == 200
     refused = _chat(gateway, user="carol")
     body = assert_openai_error(refused, 429, "rate_limit_exceeded")
-    assert "model 'chat-fast'" in body["error"]["message"]
+    assert "model 'chat-fast'" in body["message"]
     with gateway.http() as http:
         other_model = http.post(
             "/v1/chat/completions",
@@ -103,7 +112,7 @@ def test_blocked_term_is_refused_without_echoing_it(gateway, upstream):
         )
     body = assert_openai_error(response, 403, "blocked_term")
     assert "nightingale" not in response.text.lower()
-    assert "blocked_terms" in body["error"]["message"]
+    assert "blocked_terms" in body["message"]
     assert upstream.received("/v1/chat/completions") == []
 
 
@@ -111,12 +120,12 @@ def test_max_tokens_cap_clamps_or_rejects(gateway, upstream):
     set_team_policy(gateway.team, max_tokens=64)
     assert _chat(gateway, max_tokens=4096).status_code == 200
     [sent] = upstream.received("/v1/chat/completions")
-    assert sent.json["max_tokens"] == 64
+    assert sent.body["max_tokens"] == 64
 
     set_team_policy(gateway.team, max_tokens=64, max_tokens_mode="reject")
     refused = _chat(gateway, max_tokens=4096)
     body = assert_openai_error(refused, 403, "max_tokens_exceeded")
-    assert "caps max_tokens at 64" in body["error"]["message"]
+    assert "caps max_tokens at 64" in body["message"]
 
 
 def test_allowed_providers_narrow_the_candidates(gateway, upstream):
