@@ -94,7 +94,9 @@ def test_model_outside_the_teams_list_names_the_team(gateway, upstream):
 
     error = assert_openai_error(_chat(gateway, "chat-restricted", secret), 403)
 
-    assert error["message"] == "team 'e2e' does not allow model 'chat-restricted'"
+    assert error["message"] == (
+        "team 'e2e' allows models: chat-down, chat-fast, chat-ha, chat-slow, embed-small"
+    )
     assert error["type"] == "permission_error"
     assert upstream.requests == []
 
@@ -104,5 +106,5 @@ def test_model_the_key_narrowed_away_names_the_key(gateway, upstream):
 
     error = assert_openai_error(_chat(gateway, "chat-ha", secret), 403, "model_not_allowed")
 
-    assert error["message"] == "key 'ci-bot' does not allow model 'chat-ha'"
+    assert error["message"] == "key 'ci-bot' allows models: chat-fast"
     assert upstream.requests == []
