@@ -15,7 +15,7 @@ from infra.state import StateUnavailable
 from infra.state.memory import MemoryStateStore
 from infra.state.redis import RedisStateStore
 from policies import admission_scripts as scripts
-from policies.admission import AdmissionRefused, Admitter
+from policies.admission import AdmissionRefused, Admitter, underestimates
 from policies.ratelimit_headers import duration, ratelimit_headers
 
 from . import helpers_admission as fixtures
@@ -168,8 +168,10 @@ async def test_settle_refunds_an_over_estimate_and_charges_an_under_estimate(adm
     await admitter.settle(admitted, tokens=100, cost_micros=0, usage_event=b"{}")
     again = await admitter.admit(request([scope], tokens=800), seed=Seeder())
     assert int(again.headers["x-ratelimit-remaining-tokens"]) in (99, 100)
-    # Used 900 instead of 800: the extra 100 is charged; nothing is left.
+    # Used 900 instead of 800: the extra 100 is charged (and counted); nothing is left.
+    requests, tokens = underestimates()
     await admitter.settle(again, tokens=900, cost_micros=0, usage_event=b"{}")
+    assert underestimates() == (requests + 1, tokens + 100)
     with pytest.raises(AdmissionRefused):
         await admitter.admit(request([scope], tokens=10), seed=Seeder())
 
