@@ -51,6 +51,7 @@ __all__ = [
     "admit",
     "clear_process_state",
     "settle",
+    "underestimates",
 ]
 
 log = logging.getLogger(__name__)
@@ -209,7 +210,8 @@ class Admitter:
                 args = (f"{head},0,{plan.static}",)
                 result = await self.store.run_script(scripts.ADMIT, plan.keys, args)
                 if result[0] == scripts.MISSING:
-                    result = await self._seed_and_admit(result, req, plan, head, now, seed)
+                    args = (head, period, now)
+                    result = await self._seed_and_admit(result, req, plan, args, seed)
             except StateUnavailable as exc:
                 self._shared_retry_at = time.monotonic() + _SHARED_RETRY_S
                 self._warn(
@@ -219,12 +221,13 @@ class Admitter:
                 return self._decide(result, req, plan, period, bucket, now, local=False)
         return self._admit_locally(req, period, bucket, now, head, ttl, min_clamped)
 
-    async def _seed_and_admit(self, result, req, plan, head, now, seed: Seed):
+    async def _seed_and_admit(self, result, req, plan, at, seed: Seed):
+        head, period, now = at
         for _ in range(2):
             indexes = [int(i) for i in result[1:]]
             missing = tuple(plan.budgets[i] for i in indexes)
             try:
-                found = await seed(missing, _period(req.timezone, bucket_of(now)), req.timezone)
+                found = await seed(missing, period, req.timezone)
                 values = [int(v) for v in found]
                 if len(values) != len(missing):
                     raise ValueError(f"seed returned {len(values)} values for {len(missing)}")
@@ -317,7 +320,8 @@ class Admitter:
         plan = admission.plan
         delta = tokens - admission.reserved_tokens
         if delta > 0:
-            _underestimates.record(delta)
+            _underestimated[0] += 1
+            _underestimated[1] += delta
         ntok = len(plan.settle_limits)
         nb = 0 if admission.local else len(plan.budgets)
         head = f"{ntok},{nb},{delta},{admission.reserved_micros},{cost_micros}"
@@ -356,27 +360,15 @@ def _budget_message(scope: BudgetScope, period: str, left: int, req: AdmissionRe
     return f"{what} has {_usd(left)} left, less than this request's worst case of {_usd(worst)}"
 
 
-class _Underestimates:
-    """Requests that used more tokens than their TPM reservation (the estimate was low): a
-    process-wide tally; the difference was charged to the limits at settle."""
-
-    __slots__ = ("requests", "tokens")
-
-    def __init__(self) -> None:
-        self.requests = self.tokens = 0
-
-    def record(self, tokens: int) -> None:
-        self.requests += 1
-        self.tokens += tokens
-
-
-_underestimates = _Underestimates()
+# Requests that used more tokens than they reserved (the estimate was low), and by how many
+# tokens in all, in this process: settle charged the difference to the TPM limits.
+_underestimated = [0, 0]
 _default: Admitter | None = None
 
 
 def underestimates() -> tuple[int, int]:
-    """(requests, tokens) this process under-estimated since start."""
-    return _underestimates.requests, _underestimates.tokens
+    """(requests, tokens) this process under-estimated since it started."""
+    return _underestimated[0], _underestimated[1]
 
 
 def _admitter() -> Admitter:

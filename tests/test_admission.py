@@ -15,7 +15,7 @@ from infra.state import StateUnavailable
 from infra.state.memory import MemoryStateStore
 from infra.state.redis import RedisStateStore
 from policies import admission_scripts as scripts
-from policies.admission import AdmissionRefused, Admitter
+from policies.admission import AdmissionRefused, Admitter, underestimates
 from policies.ratelimit_headers import duration, ratelimit_headers
 
 from . import helpers_admission as fixtures
@@ -114,12 +114,12 @@ async def test_headers_report_the_tightest_scope_of_each_dimension(admitter):
 
 
 async def test_gcra_rolls_over_one_request_per_interval_without_a_second_burst(admitter):
-    # 120 per minute: a burst of 120, then one every 0.5 s; no window boundary refills it all.
-    req = request([limit(rpm=120)])
-    assert await _admitted(admitter, req, 125) == 120
-    await asyncio.sleep(0.55)
+    # 60 per minute: a burst of 60, then one a second; no window boundary refills it all.
+    req = request([limit(rpm=60)])
+    assert await _admitted(admitter, req, 65) == 60
+    await asyncio.sleep(1.05)
     assert await _admitted(admitter, req, 3) == 1
-    await asyncio.sleep(0.55)
+    await asyncio.sleep(1.05)
     assert await _admitted(admitter, req, 3) == 1
 
 
@@ -168,8 +168,10 @@ async def test_settle_refunds_an_over_estimate_and_charges_an_under_estimate(adm
     await admitter.settle(admitted, tokens=100, cost_micros=0, usage_event=b"{}")
     again = await admitter.admit(request([scope], tokens=800), seed=Seeder())
     assert int(again.headers["x-ratelimit-remaining-tokens"]) in (99, 100)
-    # Used 900 instead of 800: the extra 100 is charged; nothing is left.
+    # Used 900 instead of 800: the extra 100 is charged (and counted); nothing is left.
+    requests, tokens = underestimates()
     await admitter.settle(again, tokens=900, cost_micros=0, usage_event=b"{}")
+    assert underestimates() == (requests + 1, tokens + 100)
     with pytest.raises(AdmissionRefused):
         await admitter.admit(request([scope], tokens=10), seed=Seeder())
 
@@ -223,10 +225,10 @@ async def test_settle_on_an_unreachable_store_raises_state_unavailable(closed_re
 def test_tat_keys_expire_once_the_scope_is_full_again():
     store = RedisStateStore(settings.REDIS_URL)
     store.sync_client.flushdb()
-    asyncio.run(Admitter(store).admit(request([limit(rpm=60_000)]), seed=Seeder()))
-    # One request at 60000/min moves the TAT 1 ms ahead: the key lives about that long.
-    assert 0 < store.sync_client.pttl("gw:rl:team:1:req") <= 2
-    time.sleep(0.01)
+    asyncio.run(Admitter(store).admit(request([limit(rpm=60)]), seed=Seeder()))
+    # One request at 60/min moves the TAT 1 s ahead: the key lives that long, no longer.
+    assert 0 < store.sync_client.pttl("gw:rl:team:1:req") <= 1000
+    time.sleep(1.05)
     assert store.sync_client.exists("gw:rl:team:1:req") == 0
 
 
