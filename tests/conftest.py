@@ -4,6 +4,7 @@ import pytest
 
 from gateway.proxy.auth import clear_process_state
 from infra.state import get_state
+from policies import admission
 from policies.snapshot import policy_table_cache
 from routing.selectors import routing_table_cache
 from tenants import keycache
@@ -25,11 +26,13 @@ def _fresh_state(_spool_dir, settings):
     if settings.REDIS_URL:
         get_state().sync_client.flushdb()
     clear_process_state()
+    admission.clear_process_state()
     keycache.pending.clear()
     routing_table_cache.invalidate()
     policy_table_cache.invalidate()
     yield
     clear_process_state()
+    admission.clear_process_state()
     keycache.pending.clear()
     routing_table_cache.invalidate()
     policy_table_cache.invalidate()
