@@ -138,7 +138,12 @@ def start_services(env: dict, logs: Path, state_dir: Path, services: list[Servic
     print("migrating a fresh database and loading bench/config.yaml", flush=True)
     manage(env, "migrate", "--no-input", "-v0")
     print(manage({**env, "BENCH_UPSTREAM_URL": upstream_url}, "loadconfig", "bench/config.yaml"))
-    key = manage(env, "createapikey", "--team", "bench", "--name", "bench")
+    key = manage(
+        env,
+        "createapikey",
+        *("--team", "bench", "--name", "bench"),
+        *("--rpm", "100000000", "--tpm", "100000000000", "--budget-usd", "100000"),
+    )
 
     serve_env = {**env, "PORT": str(gateway_port), "WEB_CONCURRENCY": str(WEB_CONCURRENCY)}
     web = Service("serve", ["make", "--no-print-directory", "serve"], serve_env, ROOT, logs)

@@ -75,6 +75,8 @@ class UsageRecord(models.Model):
     output_tokens = models.PositiveIntegerField(default=0)
     cached_tokens = models.PositiveIntegerField(default=0)
     usage_estimated = models.BooleanField(default=False)
+    # What admission reserved against TPM limits; actual above it was an under-estimate.
+    reserved_tokens = models.PositiveIntegerField(default=0)
     latency_ms = models.FloatField(default=0)  # total, as the gateway saw it
     upstream_ms = models.FloatField(default=0)  # until upstream response headers (or body)
     ttft_ms = models.FloatField(null=True, blank=True)  # first streamed content chunk

@@ -31,6 +31,7 @@ INT_LIMITS: dict[str, int] = {
     "input_tokens": _POSITIVE_INT,
     "output_tokens": _POSITIVE_INT,
     "cached_tokens": _POSITIVE_INT,
+    "reserved_tokens": _POSITIVE_INT,
     "attempts": _SMALL_INT,
     "status_code": _SMALL_INT,
 }
@@ -65,6 +66,11 @@ class UsageEvent(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     status_code: int
     error_type: str
     cost_usd: Decimal  # encoded as a string: exact
+    # Tokens admission reserved against TPM limits (prompt estimate + output asked for); 0 when
+    # no limit applied. Above input + output, the estimate was generous; below, an
+    # under-estimate (settlement charged the difference). A default, so events written before
+    # the field existed still decode.
+    reserved_tokens: int = 0
 
     def __post_init__(self) -> None:
         for name, limit in STR_LIMITS.items():

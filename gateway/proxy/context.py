@@ -122,6 +122,7 @@ class RequestContext:
                 "status_code": self.status,
                 "error_type": self.error_type,
                 "cost_usd": self.cost(),
+                "reserved_tokens": self.admission.reserved_tokens if self.admission else 0,
             }
         )
 

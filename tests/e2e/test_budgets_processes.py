@@ -32,7 +32,7 @@ def web(django_db_setup, tmp_path_factory):
         "DATABASE_URL": subprocess_database_url(),
         "REDIS_URL": settings.REDIS_URL,
         "WEB_CONCURRENCY": "1",
-        "GATEWAY_POLICY_CACHE_TTL_S": "0.5",
+        "GATEWAY_POLICY_CACHE_TTL_S": str(POLICY_TTL_S),
         "GATEWAY_ROUTING_CACHE_TTL_S": "0.5",
     }
     processes = [WebProcess(logs, **env) for _ in range(2)]
@@ -44,6 +44,14 @@ def web(django_db_setup, tmp_path_factory):
 
 
 RPM = 20
+POLICY_TTL_S = 0.5
+
+
+def _create_policy(**fields) -> None:
+    """A policy the web processes serve from the next request on: they pick changes up within
+    their snapshot's TTL, and a request finding it older waits for the rebuild."""
+    Policy.objects.create(**fields)
+    time.sleep(2 * POLICY_TTL_S)
 
 
 def _spread(web, key: str, count: int, body: dict) -> list[int]:
@@ -58,7 +66,7 @@ def _spread(web, key: str, count: int, body: dict) -> list[int]:
 
 def test_budget_race_across_two_processes(web, gateway, exact_usage):
     exact_usage.delay_s = 0.3
-    Policy.objects.create(
+    _create_policy(
         team=gateway.team, monthly_budget_usd=Decimal(5 * ACTUAL_MICROS + 700) / 1_000_000
     )
     body = {"model": "chat-fast", "messages": MESSAGES, "max_tokens": OUTPUT_TOKENS}
@@ -73,7 +81,7 @@ def test_budget_race_across_two_processes(web, gateway, exact_usage):
 
 def test_rate_limit_exact_across_two_processes(web, gateway, upstream):
     body = {"model": "chat-fast", "messages": MESSAGES}
-    Policy.objects.create(team=gateway.team, rpm=RPM)
+    _create_policy(team=gateway.team, rpm=RPM)
     started = time.monotonic()
     statuses = _spread(web, gateway.key, 2 * RPM, body)
     elapsed = time.monotonic() - started

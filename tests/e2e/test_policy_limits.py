@@ -69,6 +69,11 @@ def test_tpm_limit_counts_actual_tokens(gateway, exact_usage):
     refused = _chat(gateway, max_tokens=1000)
     body = assert_openai_error(refused, 429, "rate_limit_exceeded")
     assert "2500 tokens per minute" in body["message"]
+    # Each row records what its request reserved: the prompt estimate plus max_tokens.
+    records = wait_for_usage_records(3)
+    served = [r for r in records if r.status_code == 200]
+    assert all(1000 < r.reserved_tokens < 1100 for r in served)
+    assert all(r.input_tokens + r.output_tokens > r.reserved_tokens for r in served)
 
 
 def test_key_limit_and_per_model_limit_and_end_user_limit(gateway, upstream):
