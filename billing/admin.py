@@ -12,8 +12,21 @@ from .budgets import BUDGET_RELATED
 from .models import BudgetAlert, BudgetOverview, SpendLedger, UsageRecord
 
 
+class _ReadOnly(admin.ModelAdmin):
+    """Records of what happened: nobody edits them in the admin."""
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+
 @admin.register(UsageRecord)
-class UsageRecordAdmin(admin.ModelAdmin):
+class UsageRecordAdmin(_ReadOnly):
     """Read-only: the request log is evidence; nobody edits it by hand."""
 
     list_display = [
@@ -41,26 +54,6 @@ class UsageRecordAdmin(admin.ModelAdmin):
     search_fields = ["request_id", "team_slug", "key_prefix", "requested_model"]
     date_hierarchy = "created_at"
     show_full_result_count = False  # COUNT(*) on a big log table is slow
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
-
-
-class _ReadOnly(admin.ModelAdmin):
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
 
 
 @admin.register(SpendLedger)

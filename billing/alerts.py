@@ -11,7 +11,6 @@ sends once. The webhook URL is a secret (it lets anyone post to the channel): it
 only to make the call, and neither logs, nor error texts, nor the attempt log ever contain it.
 """
 
-import ipaddress
 import logging
 from datetime import UTC, datetime
 from decimal import ROUND_FLOOR, Decimal
@@ -23,6 +22,7 @@ from django.core.mail import send_mail
 from django.db.models import F
 
 from policies.models import Policy
+from routing.models import is_loopback
 from tenants.models import Membership
 
 from .budgets import BudgetTarget, LedgerEntry
@@ -105,17 +105,6 @@ def alerts_create(entries: list[LedgerEntry]) -> list[BudgetAlert]:
     return to_send
 
 
-def _is_loopback(host: str | None) -> bool:
-    if not host:
-        return False
-    if host.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def percent(value: Decimal) -> str:
     """50 for Decimal("50.00"), 12.5 for Decimal("12.50")."""
     return f"{Decimal(value).normalize():f}"
@@ -175,7 +164,7 @@ def _url_problem(url: str) -> str | None:
     parts = urlsplit(url)
     if parts.scheme == "https" and parts.hostname:
         return None
-    if parts.scheme == "http" and _is_loopback(parts.hostname):
+    if parts.scheme == "http" and is_loopback(parts.hostname):
         return None
     return "the webhook URL must be https:// (plain http only to this machine)"
 

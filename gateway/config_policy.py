@@ -13,6 +13,7 @@ from django.core.validators import URLValidator, validate_email
 
 from policies.models import (
     FEATURES,
+    RULE_FIELDS,
     BudgetMode,
     MaxTokensMode,
     ModelLimit,
@@ -26,28 +27,7 @@ from . import config_reading as read
 from .config_reading import Problems
 
 # Every Policy field the file may set, by its name on the model.
-POLICY_FIELDS = frozenset(
-    {
-        "allowed_models",
-        "max_tokens",
-        "max_tokens_mode",
-        "allowed_features",
-        "blocked_terms",
-        "monthly_budget_usd",
-        "budget_mode",
-        "budget_clamp",
-        "rpm",
-        "tpm",
-        "user_rpm",
-        "user_tpm",
-        "allowed_providers",
-        "allowed_regions",
-        "privacy_mode",
-        "alert_thresholds",
-        "alert_emails",
-        "alert_webhook_url",
-    }
-)
+POLICY_FIELDS = frozenset({*RULE_FIELDS, "alert_webhook_url"})
 ORGANIZATION_FIELDS = frozenset({"slug", "name", "timezone", "policy", "model_limits"})
 _POSITIVE = ("max_tokens", "rpm", "tpm", "user_rpm", "user_tpm")
 _CHOICES = {

@@ -12,28 +12,8 @@ from django.core.validators import validate_email
 from tenants import admin as tenants_admin
 from tenants.models import ApiKey, Organization, Project, Team
 
-from .models import FEATURES, LEVELS, ModelLimit, Policy
+from .models import FEATURES, LEVELS, RULE_FIELDS, ModelLimit, Policy
 
-# Everything editable but the level it attaches to.
-RULE_FIELDS = [
-    "allowed_models",
-    "max_tokens",
-    "max_tokens_mode",
-    "allowed_features",
-    "blocked_terms",
-    "monthly_budget_usd",
-    "budget_mode",
-    "budget_clamp",
-    "rpm",
-    "tpm",
-    "user_rpm",
-    "user_tpm",
-    "allowed_providers",
-    "allowed_regions",
-    "privacy_mode",
-    "alert_thresholds",
-    "alert_emails",
-]
 _NAME_LISTS = ("allowed_models", "allowed_features", "allowed_providers", "allowed_regions")
 
 

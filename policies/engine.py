@@ -360,27 +360,20 @@ class EffectivePolicy:
 
     def _scopes_of_model(self, model: str) -> tuple[LimitScope, ...]:
         found = []
-        team, org = self._team, self._org
-        limit = self._team_limits.get(model)
-        if limit is not None:
-            found.append(
-                LimitScope(
-                    key=f"gw:rl:team:{team.rules.scope_id}:model:{model}",
-                    label=f"model '{model}' in {team.level}",
-                    rpm=limit[0],
-                    tpm=limit[1],
+        for step, limits, kind in (
+            (self._team, self._team_limits, "team"),
+            (self._org, self._org_limits, "org"),
+        ):
+            limit = limits.get(model)
+            if limit is not None:
+                found.append(
+                    LimitScope(
+                        key=f"gw:rl:{kind}:{step.rules.scope_id}:model:{model}",
+                        label=f"model '{model}' in {step.level}",
+                        rpm=limit[0],
+                        tpm=limit[1],
+                    )
                 )
-            )
-        limit = self._org_limits.get(model)
-        if limit is not None:
-            found.append(
-                LimitScope(
-                    key=f"gw:rl:org:{org.rules.scope_id}:model:{model}",
-                    label=f"model '{model}' in {org.level}",
-                    rpm=limit[0],
-                    tpm=limit[1],
-                )
-            )
         return tuple(found)
 
 

@@ -41,6 +41,28 @@ class PrivacyMode(models.TextChoices):
 
 PRIVACY_ORDER = tuple(PrivacyMode.values)
 
+# Every field a policy author sets (all but the level it attaches to), in the order the admin
+# groups them; YAML also takes alert_webhook_url (stored encrypted).
+RULE_FIELDS = (
+    "allowed_models",
+    "max_tokens",
+    "max_tokens_mode",
+    "allowed_features",
+    "blocked_terms",
+    "monthly_budget_usd",
+    "budget_mode",
+    "budget_clamp",
+    "rpm",
+    "tpm",
+    "user_rpm",
+    "user_tpm",
+    "allowed_providers",
+    "allowed_regions",
+    "privacy_mode",
+    "alert_thresholds",
+    "alert_emails",
+)
+
 
 def _exactly_one(fields: tuple[str, ...]) -> models.Q:
     """Exactly one of `fields` is set."""

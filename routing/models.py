@@ -49,7 +49,7 @@ def _timeout_field(name: str, default: float | None, empty_means: str) -> models
     )
 
 
-def _is_loopback(host: str | None) -> bool:
+def is_loopback(host: str | None) -> bool:
     if not host:
         return False
     if host.lower() == "localhost":
@@ -74,7 +74,7 @@ def api_base_problem(api_base: str, allow_insecure_http: bool) -> str | None:
         return None
     if scheme != "http":
         return "api_base must be an https:// URL"
-    if allow_insecure_http or _is_loopback(parts.hostname):
+    if allow_insecure_http or is_loopback(parts.hostname):
         return None
     return (
         "api_base must use https://; plain http is allowed only to this machine (localhost, "

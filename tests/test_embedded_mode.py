@@ -99,6 +99,9 @@ def test_embedded_gateway_answers_plain_and_streamed_chat_and_logs_usage(embedde
         assert "You said: Hello from the embedded test" in reply
         assert body["usage"]["completion_tokens"] > 0
         plain_id = response.headers["x-request-id"]
+        # The demo team's policy is admitted in process: its limits answer in OpenAI's headers.
+        assert response.headers["x-ratelimit-limit-requests"] == "600"
+        assert response.headers["x-ratelimit-remaining-requests"] == "599"
 
         chunks = []
         with client.stream("POST", "/v1/chat/completions", json=_chat(stream=True)) as streamed:

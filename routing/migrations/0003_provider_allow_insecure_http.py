@@ -7,7 +7,7 @@ from django.db import migrations, models
 
 
 def _loopback(host):
-    # A frozen copy of routing.models._is_loopback: migrations do not follow later code.
+    # A frozen copy of routing.models.is_loopback: migrations do not follow later code.
     if not host:
         return False
     if host.lower() == "localhost":

@@ -43,6 +43,12 @@ teams:
   - slug: demo
     name: Demo team
     allowed_models: ["*"]
+    # Limits and a budget, so responses show them (x-ratelimit-* headers); edit in the admin.
+    policy:
+      monthly_budget_usd: 10
+      rpm: 600
+      tpm: 1000000
+      alert_thresholds: [50, 80, 100]
 """
 DEMO_KEY_NAME = "demo (make run)"
 DEMO_KEY_FILE = "demo-key"
@@ -141,5 +147,6 @@ Gateway demo ready ({mode}, mock models, no network needed).
     -d '{{"model": "mock-small", "messages": [{{"role": "user", "content": "Hello"}}]}}'
 
   Python:  OpenAI(base_url="{base_url}/v1", api_key="{secret}")
+  Limits:  600 requests and 1M tokens a minute, a $10 monthly budget (the demo team's policy)
   Admin:   {base_url}/admin/  (create a login with: .venv/bin/python manage.py createsuperuser)
 """)
