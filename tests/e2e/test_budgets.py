@@ -147,6 +147,19 @@ def test_client_disconnect_mid_stream_releases_and_charges_what_was_used(gateway
     assert spent == micros([record])
 
 
+def test_client_giving_up_before_the_answer_releases_the_reservation(gateway, exact_usage):
+    set_team_policy(gateway.team, monthly_budget_usd=_budget_for(FITS))
+    exact_usage.delay_s = 2.0
+    with gateway.client(timeout=0.5) as client, pytest.raises(openai.APITimeoutError):
+        client.chat.completions.create(
+            model="chat-fast", messages=MESSAGES, max_tokens=OUTPUT_TOKENS
+        )
+    [record] = wait_for_usage_records(1)
+    assert (record.status_code, record.error_type) == (499, "client_disconnected")
+    spent, reserved = budget_counters("team", gateway.team.pk)
+    assert (spent, reserved) == (0, 0)
+
+
 def test_redis_counters_are_rebuilt_from_postgres_after_a_flush(gateway, exact_usage):
     set_team_policy(gateway.team, monthly_budget_usd=_budget_for(2))
     with gateway.client() as client:
