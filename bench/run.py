@@ -142,7 +142,7 @@ def start_services(env: dict, logs: Path, state_dir: Path, services: list[Servic
         env,
         "createapikey",
         *("--team", "bench", "--name", "bench"),
-        *("--rpm", "100000000", "--tpm", "100000000000", "--budget-usd", "100000"),
+        *("--rpm", "100000000", "--tpm", "1000000000", "--budget-usd", "100000"),
     )
 
     serve_env = {**env, "PORT": str(gateway_port), "WEB_CONCURRENCY": str(WEB_CONCURRENCY)}
