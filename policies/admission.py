@@ -5,7 +5,7 @@ RPM/TPM per scope, and a reservation of the worst-case cost against every budget
 nothing: a refusal by any scope writes nothing. `settle` replaces the reservations by what the
 request used and appends its usage event, again in one round trip; it must run on every path
 that admitted (success, upstream error, cancellation). A process that dies between the two
-leaves a reservation that lapses with its minute bucket (GATEWAY_BUDGET_RESERVATION_TTL_S).
+leaves a reservation that lapses with its bucket (GATEWAY_BUDGET_RESERVATION_TTL_S).
 
 Failure modes:
 - A budget's spent counter missing (Redis flushed, a new period): the script says which; the
@@ -31,6 +31,7 @@ from infra.state.memory import MemoryStateStore
 
 from . import admission_scripts as scripts
 from .budget_keys import (
+    BUCKET_S,
     bucket_of,
     live_buckets,
     reservation_bucket_ttl_s,
@@ -131,9 +132,10 @@ def _usd(micros: int) -> str:
 
 
 @lru_cache(maxsize=256)
-def _period(tz: str, bucket: int) -> str:
-    # Zone offsets are whole minutes, so a minute never straddles two periods.
-    return period_of(bucket * 60, tz)
+def _period(tz: str, minute: int) -> str:
+    # Zone offsets are whole minutes, so a minute never straddles two periods. (A reservation
+    # bucket may: its key carries the period, so each period's buckets are its own.)
+    return period_of(minute * 60, tz)
 
 
 @lru_cache(maxsize=4096)
@@ -157,7 +159,7 @@ def _plan(
                 per_limit += (dim, limit)
                 if dim == 2:
                     tpm.append((scope.key + suffix, limit))
-    buckets = live_buckets(bucket * 60, reservation_ttl_s)
+    buckets = live_buckets(bucket * BUCKET_S, reservation_ttl_s)
     per_budget: list[int] = []
     settle_budget_keys: list[str] = []
     for scope in budgets:
@@ -198,7 +200,7 @@ class Admitter:
             return None
         now = self.clock()
         bucket = bucket_of(now)
-        period = _period(req.timezone, bucket)
+        period = _period(req.timezone, int(now // 60))
         ttl, min_clamped = (
             settings.GATEWAY_BUDGET_RESERVATION_TTL_S,
             settings.GATEWAY_MIN_CLAMPED_OUTPUT_TOKENS,

@@ -11,7 +11,7 @@ burst of its full minute's allowance, then one unit per `60 s / limit`: the long
 exactly the limit, and there is no window boundary at which a second burst fits. The key lives
 until its TAT is in the past (then it would read as "full" anyway).
 
-Budgets: a spent counter per period, plus reservations in minute buckets (budget_keys.py). A
+Budgets: a spent counter per period, plus reservations in five-minute buckets (budget_keys.py). A
 hard budget admits while spent + live reservations + this reservation <= limit; with clamping,
 fewer output tokens are granted if at least `min_clamped` of them fit. Soft budgets always
 admit and report when they are over.
@@ -51,7 +51,7 @@ for v in string.gmatch(ARGV[1], '[^,]+') do a[#a + 1] = tonumber(v) end
 ADMIT_LUA = (
     _LUA_COMMON
     + """
--- KEYS: limit keys (nl); per budget: spent key, then nk bucket keys (the last is this minute's)
+-- KEYS: limit keys (nl); per budget: spent key, then nk bucket keys (the last is the current one)
 -- ARGV[1], comma-separated numbers (a: one argument to encode, not dozens):
 --   tokens, output_tokens, output_price, prompt_micros, seeded, nl, nb, nk, min_clamped,
 --   bucket_ttl_s; per limit: dim (1 requests, 2 tokens), per-minute limit; per budget:

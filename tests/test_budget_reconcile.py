@@ -15,7 +15,7 @@ from billing.models import BudgetAlert, SpendLedger
 from infra.state import get_state
 from infra.state.memory import MemoryStateStore
 from infra.state.redis import RedisStateStore
-from policies.budget_keys import bucket_of, reservation_key, spent_key
+from policies.budget_keys import BUCKET_S, bucket_of, reservation_key, spent_key
 from tenants.services import api_key_issue
 
 from .factories import OrganizationFactory, TeamFactory
@@ -120,13 +120,13 @@ def test_reconciliation_raises_a_counter_that_missed_settles_and_never_lowers_on
 
 def test_read_counters_sees_live_reservation_buckets_only(budgeted, settings):
     _, team, _ = budgeted
-    settings.GATEWAY_BUDGET_RESERVATION_TTL_S = 120
+    settings.GATEWAY_BUDGET_RESERVATION_TTL_S = 2 * BUCKET_S  # live: this bucket and two before
     client, stem, now = get_state().sync_client, budget_stem("team", team.pk), time.time()
     bucket = bucket_of(now)
     client.set(spent_key(stem, "2026-11"), 4_000_000)
     client.set(reservation_key(stem, "2026-11", bucket), 300)
-    client.set(reservation_key(stem, "2026-11", bucket - 2), 20)  # within 120 s
-    client.set(reservation_key(stem, "2026-11", bucket - 5), 1)  # lapsed: past the TTL
+    client.set(reservation_key(stem, "2026-11", bucket - 2), 20)  # within the TTL
+    client.set(reservation_key(stem, "2026-11", bucket - 3), 1)  # lapsed: past the TTL
 
     counters = read_counters(stem, "2026-11", now)
 

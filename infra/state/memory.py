@@ -22,7 +22,7 @@ def set_usage_sink(sink: Callable[[bytes], None] | None) -> None:
 
 
 # Expired entries are dropped when read, and the rest in a sweep at most this often (on a write):
-# a key nobody reads again (a past minute's budget bucket, an end user's rate-limit window)
+# a key nobody reads again (a past budget bucket, an end user's rate-limit window)
 # must not stay in memory for the life of the process.
 _SWEEP_EVERY_S = 60.0
 
