@@ -84,6 +84,24 @@ def check_chat(policy: EffectivePolicy, model: str, needs: Needs) -> int | None:
         raise denied(exc.denial) from exc
 
 
+def check_embeddings(policy: EffectivePolicy, model: str, data: dict) -> None:
+    """The per-request rules that apply to embeddings: blocked terms in the input."""
+    inputs = data.get("input")
+    texts = [inputs] if isinstance(inputs, str) else inputs
+    request = PolicyRequest(
+        model=model,
+        features=frozenset(),
+        output_tokens=0,
+        output_param="max_tokens",
+        # Token-id inputs carry no text to match.
+        texts=lambda: (t for t in texts if isinstance(t, str)),
+    )
+    try:
+        policy.check_request(request)  # an output cap means nothing here: the result is unused
+    except PolicyDenied as exc:
+        raise denied(exc.denial) from exc
+
+
 def end_user(request: HttpRequest, data: dict) -> str | None:
     """The end user a request is for: the body's `user`, else the x-gateway-user header."""
     user = data.get("user")

@@ -195,6 +195,7 @@ async def _embeddings(
     ctx: RequestContext, request: HttpRequest, data: dict, dialect: Dialect
 ) -> HttpResponse:
     routes = await candidates(ctx, "embedding")
+    limits.check_embeddings(ctx.policy, ctx.requested_model, data)
     await limits.admit(
         ctx,
         routes,

@@ -121,6 +121,24 @@ def test_blocked_term_is_refused_without_echoing_it(gateway, upstream):
     assert upstream.received("/v1/chat/completions") == []
 
 
+def test_blocked_term_in_embeddings_input_is_refused(gateway, upstream):
+    set_team_policy(gateway.team, blocked_terms=["project nightingale"])
+    with gateway.http() as http:
+        response = http.post(
+            "/v1/embeddings",
+            json={"model": "embed-small", "input": ["fine", "about PROJECT nightingale"]},
+            headers=gateway.auth(),
+        )
+        allowed = http.post(
+            "/v1/embeddings",
+            json={"model": "embed-small", "input": "nightingales sing"},
+            headers=gateway.auth(),
+        )
+    assert_openai_error(response, 403, "blocked_term")
+    assert "nightingale" not in response.text.lower()
+    assert allowed.status_code == 200
+
+
 def test_max_tokens_cap_clamps_or_rejects(gateway, upstream):
     set_team_policy(gateway.team, max_tokens=64)
     assert _chat(gateway, max_tokens=4096).status_code == 200
