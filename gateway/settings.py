@@ -258,6 +258,14 @@ GATEWAY_FORWARD_HEADERS = [
 ]
 GATEWAY_UPSTREAM_CONNECT_TIMEOUT_S = env.float("GATEWAY_UPSTREAM_CONNECT_TIMEOUT_S", default=5.0)
 GATEWAY_UPSTREAM_MAX_CONNECTIONS = env.int("GATEWAY_UPSTREAM_MAX_CONNECTIONS", default=200)
+# Retries of a failed attempt on the same deployment (gateway/proxy/retries.py), before falling
+# back to the next candidate: how many at most, the jittered backoff, and the retry budget
+# (each request earns RATIO of a retry; MIN_PER_S retries a second are always allowed).
+GATEWAY_UPSTREAM_RETRIES = env.int("GATEWAY_UPSTREAM_RETRIES", default=1)
+GATEWAY_RETRY_BACKOFF_BASE_S = env.float("GATEWAY_RETRY_BACKOFF_BASE_S", default=0.05)
+GATEWAY_RETRY_BACKOFF_MAX_S = env.float("GATEWAY_RETRY_BACKOFF_MAX_S", default=1.0)
+GATEWAY_RETRY_BUDGET_RATIO = env.float("GATEWAY_RETRY_BUDGET_RATIO", default=0.2)
+GATEWAY_RETRY_MIN_PER_S = env.int("GATEWAY_RETRY_MIN_PER_S", default=5)
 # --- Outbound: upstream limits, deadlines, shutdown ---------------------------------------------
 # The largest non-streamed upstream body read (bigger: 502). The biggest legitimate answers are
 # embeddings of large batches in float JSON (2048 inputs x 1536 floats is ~60 MB).
