@@ -81,6 +81,8 @@ class UsageRecord(models.Model):
     upstream_ms = models.FloatField(default=0)  # until upstream response headers (or body)
     ttft_ms = models.FloatField(null=True, blank=True)  # first streamed content chunk
     attempts = models.PositiveSmallIntegerField(default=0)  # upstream calls made (fallbacks + 1)
+    # Attempts that failed, in order: "provider/model: error kind; ..."
+    fallbacks = models.CharField(max_length=500, blank=True)
     status_code = models.PositiveSmallIntegerField()
     error_type = models.CharField(max_length=64, blank=True)
     # USD. Prices have 6 decimals per 1M tokens, so 12 decimals keep every cost exact.

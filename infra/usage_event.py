@@ -24,6 +24,7 @@ STR_LIMITS: dict[str, int] = {
     "upstream_model": 200,
     "region": 50,
     "error_type": 64,
+    "fallbacks": 500,
 }
 _POSITIVE_INT = 2_147_483_647
 _SMALL_INT = 32_767
@@ -71,6 +72,9 @@ class UsageEvent(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     # under-estimate (settlement charged the difference). A default, so events written before
     # the field existed still decode.
     reserved_tokens: int = 0
+    # The attempts that failed, in order: "provider/model: error kind"
+    # joined by "; " (also the x-gateway-fallbacks header). Empty when no attempt failed.
+    fallbacks: str = ""
 
     def __post_init__(self) -> None:
         for name, limit in STR_LIMITS.items():

@@ -78,6 +78,7 @@ async def call(ctx: RequestContext, routes, attempt: Callable[[Route], Awaitable
         except ProviderError as failed:
             exc = failed
         ctx.upstream_ms += exc.upstream_ms
+        ctx.fallbacks.append(f"{route.label}: {exc.kind}")
         last = exc
         log.warning(
             "request %s: %s failed (%s, retryable=%s)",

@@ -43,6 +43,7 @@ class RequestContext:
         "created_at",
         "endpoint",
         "error_type",
+        "fallbacks",
         "policy",
         "principal",
         "request_id",
@@ -73,6 +74,8 @@ class RequestContext:
         self.upstream_ms = 0.0
         self.ttft_ms: float | None = None
         self.attempts = 0
+        # Failed attempts, in order: "provider/model: error kind" (calls.py).
+        self.fallbacks: list[str] = []
         self.status = 200
         self.error_type = ""
         self.settled = False
@@ -123,6 +126,7 @@ class RequestContext:
                 "error_type": self.error_type,
                 "cost_usd": self.cost(),
                 "reserved_tokens": self.admission.reserved_tokens if self.admission else 0,
+                "fallbacks": "; ".join(self.fallbacks),
             }
         )
 

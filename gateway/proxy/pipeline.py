@@ -228,6 +228,8 @@ def _set_headers(response: HttpResponse, ctx: RequestContext) -> None:
         response["x-gateway-deployment"] = ctx.route.label
         response["x-gateway-provider"] = ctx.route.provider_name
         response["x-gateway-attempts"] = str(ctx.attempts)
+        if ctx.fallbacks:
+            response["x-gateway-fallbacks"] = "; ".join(ctx.fallbacks)
         # A stream's cost is known only after its last chunk, when headers are long gone;
         # it is in the usage log.
         if not response.streaming:

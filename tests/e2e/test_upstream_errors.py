@@ -56,12 +56,15 @@ def test_server_error_on_the_first_deployment_falls_back_to_the_second(gateway, 
     assert raw.headers["x-gateway-attempts"] == "2"
     assert raw.headers["x-gateway-deployment"] == "fake-backup/fake-chat-backup"
     assert raw.headers["x-gateway-provider"] == "fake-backup"
+    fallbacks = "fake-primary/fake-chat-primary: upstream_error"
+    assert raw.headers["x-gateway-fallbacks"] == fallbacks
     cost = expected_cost("fake-chat-backup", PROMPT_TOKENS, COMPLETION_TOKENS)
     assert Decimal(raw.headers["x-gateway-cost-usd"]) == cost
     assert _upstream_models(upstream) == ["fake-chat-primary", "fake-chat-backup"]
     record = only_usage_record(raw.headers["x-request-id"])
     assert (record.status_code, record.attempts, record.error_type) == (200, 2, "")
     assert (record.provider_name, record.upstream_model) == ("fake-backup", "fake-chat-backup")
+    assert record.fallbacks == fallbacks
     assert record.cost_usd == cost
 
 
