@@ -2,6 +2,7 @@
 
 import pytest
 
+from gateway.proxy import retries
 from gateway.proxy.auth import clear_process_state
 from infra.state import get_state
 from policies import admission
@@ -27,12 +28,14 @@ def _fresh_state(_spool_dir, settings):
         get_state().sync_client.flushdb()
     clear_process_state()
     admission.clear_process_state()
+    retries.budget.reset()
     keycache.pending.clear()
     routing_table_cache.invalidate()
     policy_table_cache.invalidate()
     yield
     clear_process_state()
     admission.clear_process_state()
+    retries.budget.reset()
     keycache.pending.clear()
     routing_table_cache.invalidate()
     policy_table_cache.invalidate()

@@ -11,6 +11,7 @@ from django.conf import settings
 from routing.providers import ProviderError
 from routing.selectors import Route
 
+from . import retries
 from .context import RequestContext
 from .errors import GatewayError, UpstreamFailed, UpstreamRejected
 
@@ -41,6 +42,17 @@ def upstream_failed(exc: ProviderError, route: Route | None) -> GatewayError:
 _MIN_ATTEMPT_S = 0.05
 
 
+async def _retry_pause(exc: ProviderError, retried: int, deadline: float) -> bool:
+    """Whether to try the same deployment again, after waiting its backoff."""
+    if not exc.transient or retried >= settings.GATEWAY_UPSTREAM_RETRIES:
+        return False
+    wait = retries.backoff_s(retried)
+    if time.monotonic() + wait + _MIN_ATTEMPT_S > deadline or not retries.budget.try_spend():
+        return False
+    await asyncio.sleep(wait)
+    return True
+
+
 def _attempt_timed_out(route: Route, seconds: float, started: float) -> ProviderError:
     return ProviderError.timeout(
         f"{route.provider_name} did not finish within {seconds:.3g} s",
@@ -51,42 +63,51 @@ def _attempt_timed_out(route: Route, seconds: float, started: float) -> Provider
 async def call(ctx: RequestContext, routes, attempt: Callable[[Route], Awaitable]):
     """Try candidates in order. Nothing has been sent to the client yet, so falling back is safe.
 
-    Each attempt is bounded by its route's attempt timeout and by what is left of the request's
-    deadline; returns the result and when its attempt must end (a stream relays until then).
+    A transient failure (refused connection, 5xx, overload) is first retried on the same deployment,
+    up to GATEWAY_UPSTREAM_RETRIES times, after a jittered backoff and only within the retry
+    budget (retries.py); then the next candidate is tried. Each attempt is bounded by its
+    route's attempt timeout and by what is left of the request's deadline; returns the result
+    and when its attempt must end (a stream relays until then).
     """
     request_deadline = (
         time.monotonic() + settings.GATEWAY_REQUEST_DEADLINE_S - ctx.elapsed_ms() / 1000
     )
+    retries.budget.deposit()
     last: ProviderError | None = None
     for route in routes:
-        started = time.monotonic()
-        budget = min(route.attempt_timeout_s, request_deadline - started)
-        if budget < _MIN_ATTEMPT_S:
-            last = last or ProviderError(
-                "the request's deadline passed before an upstream was called",
-                retryable=False,
-                kind="upstream_timeout",
+        retried = 0
+        while True:
+            started = time.monotonic()
+            budget = min(route.attempt_timeout_s, request_deadline - started)
+            if budget < _MIN_ATTEMPT_S:
+                last = last or ProviderError(
+                    "the request's deadline passed before an upstream was called",
+                    retryable=False,
+                    kind="upstream_timeout",
+                )
+                raise upstream_failed(last, ctx.route)
+            ctx.attempts += 1
+            ctx.route = route
+            try:
+                async with asyncio.timeout(budget):
+                    return await attempt(route), started + budget
+            except TimeoutError:
+                exc = _attempt_timed_out(route, budget, started)
+            except ProviderError as failed:
+                exc = failed
+            ctx.upstream_ms += exc.upstream_ms
+            ctx.fallbacks.append(f"{route.label}: {exc.kind}")
+            last = exc
+            log.warning(
+                "request %s: %s failed (%s, retryable=%s)",
+                ctx.request_id,
+                route.label,
+                exc.kind,
+                exc.retryable,
             )
-            break
-        ctx.attempts += 1
-        ctx.route = route
-        try:
-            async with asyncio.timeout(budget):
-                return await attempt(route), started + budget
-        except TimeoutError:
-            exc = _attempt_timed_out(route, budget, started)
-        except ProviderError as failed:
-            exc = failed
-        ctx.upstream_ms += exc.upstream_ms
-        ctx.fallbacks.append(f"{route.label}: {exc.kind}")
-        last = exc
-        log.warning(
-            "request %s: %s failed (%s, retryable=%s)",
-            ctx.request_id,
-            route.label,
-            exc.kind,
-            exc.retryable,
-        )
-        if not exc.retryable:
-            break
+            if not exc.retryable:
+                raise upstream_failed(last, ctx.route)
+            if not await _retry_pause(exc, retried, request_deadline):
+                break  # the next candidate
+            retried += 1
     raise upstream_failed(last, ctx.route)

@@ -1,8 +1,9 @@
 """Retrying a failed upstream attempt: when, how long to wait, and how much retrying is allowed.
 
-A retry sends the same request to the same deployment again, after a connect error, a timeout,
-a 429, a 5xx or an overload; then the call falls back to the next candidate (calls.py). Two
-bounds keep retries from multiplying an outage:
+A retry sends the same request to the same deployment again, after a refused connection, a 5xx
+or an overload; then the call falls back to the next candidate (calls.py). A timeout or a 429
+goes straight to the next candidate: the attempt already spent its time, or the provider asked
+us to wait. Two bounds keep retries from multiplying an outage:
 
 - **Backoff with full jitter**: the n-th retry waits a random time in
   [0, min(GATEWAY_RETRY_BACKOFF_MAX_S, GATEWAY_RETRY_BACKOFF_BASE_S * 2**n)], never past the

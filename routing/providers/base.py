@@ -13,7 +13,9 @@ from routing.selectors import Route
 
 
 class ProviderError(Exception):
-    """An upstream failure. `retryable` says whether another deployment may succeed.
+    """An upstream failure. `retryable` says whether another deployment may succeed;
+    `transient` whether the same deployment may, a moment later (a refused connection, a 5xx),
+    as opposed to a timeout, a rejected credential or a 429 that asked us to wait.
 
     `status`/`body` are what the client sees when the error is the client's own (an upstream
     400 about a bad parameter is passed through); otherwise the proxy maps `kind` to 502/503/504.
@@ -29,10 +31,15 @@ class ProviderError(Exception):
         body: bytes | None = None,
         upstream_ms: float = 0.0,
         headers: dict[str, str] | None = None,
+        transient: bool = False,
     ) -> None:
         super().__init__(message)
         self.message = message
         self.retryable = retryable
+        # Set where the failure is known to pass (transport.py: a refused connection, a 5xx or
+        # an overload). Never a timeout: the attempt already spent its time and a hang tends to
+        # repeat; never a 429: it asked us to wait. Those go to the next candidate.
+        self.transient = retryable and transient
         # upstream_error | upstream_unavailable | upstream_timeout | upstream_rate_limited |
         # upstream_response_too_large | client_error
         self.kind = kind

@@ -86,6 +86,9 @@ def failed(status: int, upstream_ms: float, *, unavailable: bool = False) -> Pro
         kind="upstream_unavailable" if unavailable else "upstream_error",
         status=503 if unavailable else 502,
         upstream_ms=upstream_ms,
+        # Worth a retry of this deployment: a 5xx or overload (529), a request timeout. A
+        # rejected credential, a missing deployment (404) or the like stays as it is.
+        transient=status >= 500 or status == 408,
     )
 
 
@@ -100,6 +103,7 @@ def transport_error(route: Route, exc: httpx.TransportError, upstream_ms: float)
         kind="upstream_unavailable",
         status=503,
         upstream_ms=upstream_ms,
+        transient=True,
     )
 
 

@@ -236,9 +236,11 @@ def test_anthropic_overloaded_falls_back_to_the_next_deployment(gateway, fake_an
 
     assert text == "Echo: Say hello."
     assert raw.headers["x-gateway-deployment"] == "claude-backup/claude-backup"
-    assert [r.body["model"] for r in fake_anthropic.requests] == ["claude-primary", "claude-backup"]
+    # Overloaded is worth one retry of the same deployment (with backoff), then the next one.
+    sent = [r.body["model"] for r in fake_anthropic.requests]
+    assert sent == ["claude-primary", "claude-primary", "claude-backup"]
     [record] = wait_for_usage_records(1)
-    assert (record.attempts, record.upstream_model) == (2, "claude-backup")
+    assert (record.attempts, record.upstream_model) == (3, "claude-backup")
 
 
 def test_anthropic_bad_request_is_relayed_in_openai_shape(gateway, fake_anthropic, claude):

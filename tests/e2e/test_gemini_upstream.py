@@ -363,9 +363,11 @@ def test_an_unavailable_gemini_falls_back_to_the_next_deployment(gateway, fake_g
 
     assert text == "Echo: Say hello."
     assert raw.headers["x-gateway-deployment"] == "gemini-backup/gemini-backup"
-    assert [r.model for r in fake_gemini.requests] == ["gemini-primary", "gemini-backup"]
+    # Unavailable is worth one retry of the same deployment (with backoff), then the next one.
+    sent = [r.model for r in fake_gemini.requests]
+    assert sent == ["gemini-primary", "gemini-primary", "gemini-backup"]
     [record] = wait_for_usage_records(1)
-    assert (record.attempts, record.upstream_model) == (2, "gemini-backup")
+    assert (record.attempts, record.upstream_model) == (3, "gemini-backup")
 
 
 def test_an_error_event_mid_stream_reaches_the_client_and_the_usage_row(

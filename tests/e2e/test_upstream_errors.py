@@ -53,16 +53,21 @@ def test_server_error_on_the_first_deployment_falls_back_to_the_second(gateway, 
     raw = gateway.client().chat.completions.with_raw_response.create(**HA)
 
     assert raw.parse().choices[0].message.content == REPLY
-    assert raw.headers["x-gateway-attempts"] == "2"
+    # A 5xx is retried once on the same deployment (retries.py), then the next one serves.
+    assert raw.headers["x-gateway-attempts"] == "3"
     assert raw.headers["x-gateway-deployment"] == "fake-backup/fake-chat-backup"
     assert raw.headers["x-gateway-provider"] == "fake-backup"
-    fallbacks = "fake-primary/fake-chat-primary: upstream_error"
+    fallbacks = "; ".join(["fake-primary/fake-chat-primary: upstream_error"] * 2)
     assert raw.headers["x-gateway-fallbacks"] == fallbacks
     cost = expected_cost("fake-chat-backup", PROMPT_TOKENS, COMPLETION_TOKENS)
     assert Decimal(raw.headers["x-gateway-cost-usd"]) == cost
-    assert _upstream_models(upstream) == ["fake-chat-primary", "fake-chat-backup"]
+    assert _upstream_models(upstream) == [
+        "fake-chat-primary",
+        "fake-chat-primary",
+        "fake-chat-backup",
+    ]
     record = only_usage_record(raw.headers["x-request-id"])
-    assert (record.status_code, record.attempts, record.error_type) == (200, 2, "")
+    assert (record.status_code, record.attempts, record.error_type) == (200, 3, "")
     assert (record.provider_name, record.upstream_model) == ("fake-backup", "fake-chat-backup")
     assert record.fallbacks == fallbacks
     assert record.cost_usd == cost
@@ -75,9 +80,13 @@ def test_stream_falls_back_when_the_first_deployment_is_overloaded(gateway, upst
     text = "".join(c.choices[0].delta.content or "" for c in raw.parse())
 
     assert text == REPLY
-    assert raw.headers["x-gateway-attempts"] == "2"
+    assert raw.headers["x-gateway-attempts"] == "3"  # overloaded: one retry, then the next
     assert raw.headers["x-gateway-deployment"] == "fake-backup/fake-chat-backup"
-    assert _upstream_models(upstream) == ["fake-chat-primary", "fake-chat-backup"]
+    assert _upstream_models(upstream) == [
+        "fake-chat-primary",
+        "fake-chat-primary",
+        "fake-chat-backup",
+    ]
 
 
 def test_fault_for_only_the_next_request_is_retried_within_the_same_call(gateway, upstream):
@@ -100,10 +109,16 @@ def test_every_deployment_failing_is_a_bad_gateway(gateway, upstream):
     response = caught.value.response
     error = assert_openai_error(response, 502, "upstream_error")
     assert error["type"] == "upstream_error"
-    assert response.headers["x-gateway-attempts"] == "2"
-    assert _upstream_models(upstream) == ["fake-chat-primary", "fake-chat-backup"]
+    # Each deployment: the attempt and one retry.
+    assert response.headers["x-gateway-attempts"] == "4"
+    assert _upstream_models(upstream) == [
+        "fake-chat-primary",
+        "fake-chat-primary",
+        "fake-chat-backup",
+        "fake-chat-backup",
+    ]
     record = only_usage_record(response.headers["x-request-id"])
-    assert (record.status_code, record.error_type, record.attempts) == (502, "upstream_error", 2)
+    assert (record.status_code, record.error_type, record.attempts) == (502, "upstream_error", 4)
     assert record.cost_usd == 0
 
 
