@@ -23,7 +23,7 @@ from policies.admission import Admission
 from policies.admission import settle as settle_admission
 from policies.engine import EffectivePolicy
 from routing.providers import Usage
-from routing.selectors import Route
+from routing.selectors import DEFAULT_GROUP, Group, Route
 from tenants.selectors import KeyPrincipal
 
 log = logging.getLogger("gateway.proxy")
@@ -48,6 +48,7 @@ class RequestContext:
         "request_id",
         "requested_model",
         "route",
+        "route_group",
         "settled",
         "started",
         "status",
@@ -68,6 +69,8 @@ class RequestContext:
         self.admission: Admission | None = None
         self.requested_model = ""
         self.route: Route | None = None
+        # The model group that served the request (a routing rule may have chosen it).
+        self.route_group: Group = DEFAULT_GROUP
         self.stream = False
         self.usage = Usage()
         self.upstream_ms = 0.0
