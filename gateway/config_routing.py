@@ -78,7 +78,7 @@ def load_groups(models: list[tuple[str, dict]], run) -> None:
         if group is None and not GROUP_FIELDS & set(item):
             continue
         failed = run.check()
-        strategy = item.get("strategy", ModelGroup.Strategy.CHEAPEST)
+        strategy = item.get("strategy", ModelGroup.Strategy.CHEAPEST.value)
         if strategy not in STRATEGIES:
             run.error(f"{where}.strategy", f"{strategy!r} is not one of {', '.join(STRATEGIES)}")
         if mode not in known:

@@ -23,6 +23,7 @@ latency will slot into that ordering.
 
 import asyncio
 import logging
+from dataclasses import replace
 
 import orjson
 from django.conf import settings
@@ -97,10 +98,13 @@ async def candidates(ctx: RequestContext, mode: str, tag: str = "") -> tuple[Rou
     routes = table.candidates(mode, group)
     if not routes:
         raise _model_not_found(table, mode, group)
-    # A rule never opens a model the policy closes: both the name asked for and the group.
-    for name in {model, group}:
-        if not ctx.policy.may_use(name):
-            raise limits.denied(ctx.policy.model_denial(name))
+    if not ctx.policy.may_use(model):
+        raise limits.denied(ctx.policy.model_denial(model))
+    # A rule never opens a model the policy closes: the group must be allowed too.
+    if group != model and not ctx.policy.may_use(group):
+        denial = ctx.policy.model_denial(group)
+        message = f"a routing rule sends '{model}' to '{group}'; {denial.message}"
+        raise limits.denied(replace(denial, message=message))
     ctx.route_group = table.group(mode, group)
     return limits.allowed_routes(ctx.policy, routes, group)
 
