@@ -112,7 +112,8 @@ class RequestContext:
                 "provider_id": r.provider_id if r else None,
                 "provider_name": r.provider_name if r else "",
                 "upstream_model": r.upstream_model if r else "",
-                "region": r.region if r else "",
+                # The vocabulary region (routing/regions.py) when known, else as configured.
+                "region": (r.residency or r.region) if r else "",
                 "stream": self.stream,
                 "input_tokens": u.input_tokens,
                 "output_tokens": u.output_tokens,

@@ -23,6 +23,7 @@ latency will slot into that ordering.
 
 import asyncio
 import logging
+from collections.abc import Mapping
 from dataclasses import replace
 
 import orjson
@@ -115,7 +116,7 @@ def ordered(
     *,
     prompt_tokens: int,
     output_tokens: int,
-    latencies=None,
+    latencies: Mapping[int, float] | None = None,
 ) -> tuple[Route, ...]:
     """The candidates in the order to try them, by the group's strategy. `latencies`
     (deployment id -> recent ms) come from the health state; None: unknown."""
@@ -271,6 +272,8 @@ def _set_headers(response: HttpResponse, ctx: RequestContext) -> None:
         response["x-gateway-provider"] = ctx.route.provider_name
         response["x-gateway-attempts"] = str(ctx.attempts)
         response["x-gateway-route-strategy"] = ctx.route_group.strategy
+        if ctx.route.residency:
+            response["x-gateway-region"] = ctx.route.residency
         # A stream's cost is known only after its last chunk, when headers are long gone;
         # it is in the usage log.
         if not response.streaming:

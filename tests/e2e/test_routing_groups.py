@@ -8,7 +8,7 @@ from routing.selectors import routing_table_cache
 from tenants.models import Team
 
 from .budget_support import set_team_policy
-from .support import TEAM, assert_openai_error
+from .support import TEAM, assert_openai_error, wait_for_usage_records
 
 # Added to the e2e configuration (whose providers all point at the fake upstream).
 GROUPS = """
@@ -28,6 +28,12 @@ models:
          context_window: 500}
       - {provider: fake-backup, model: fake-ctx-large, input_cost_per_mtok: 1,
          context_window: 100000}
+  # Weighted, the cheap one with weight 0: only ever a fallback.
+  - name: grp-weighted
+    strategy: weighted
+    deployments:
+      - {provider: fake-primary, model: fake-w-zero, input_cost_per_mtok: 0.1, weight: 0}
+      - {provider: fake-backup, model: fake-w-one, input_cost_per_mtok: 5, weight: 1}
   - name: grp-team
     deployments: [{provider: fake-backup, model: fake-team-target}]
   - name: grp-tag
@@ -60,6 +66,16 @@ def test_the_priority_strategy_tries_the_admins_first_choice(gateway, upstream, 
     assert response.status_code == 200, response.text
     assert response.headers["x-gateway-deployment"] == "fake-backup/fake-prio-dear"
     assert response.headers["x-gateway-route-strategy"] == "priority"
+    assert response.headers["x-gateway-region"] == "eu-west"  # westeurope
+    [record] = wait_for_usage_records(1)
+    assert (record.region, record.requested_model) == ("eu-west", "grp-priority")
+
+
+def test_the_weighted_strategy_never_puts_a_zero_weight_first(gateway, upstream, key):
+    for _ in range(5):
+        response = _post(gateway, key, "grp-weighted")
+        assert response.headers["x-gateway-deployment"] == "fake-backup/fake-w-one"
+        assert response.headers["x-gateway-route-strategy"] == "weighted"
 
 
 def test_cheapest_serves_from_the_next_when_the_cheapest_cannot_fit_the_prompt(
