@@ -22,6 +22,7 @@ from routing.providers import known_kinds, needs_api_base
 from tenants.models import Organization, Project, Team
 
 from . import config_reading as read
+from . import config_routing as route_cfg
 from .config_capabilities import read_capabilities
 from .config_credentials import misplaced_parts, read_credentials
 from .config_policy import (
@@ -36,7 +37,7 @@ from .config_reading import Problems
 from .config_timeouts import DEPLOYMENT_DEFAULTS, PROVIDER_DEFAULTS, read_timeouts
 
 DEFAULT_ORG = "default"
-SECTIONS = ("providers", "models", "organizations", "teams")
+SECTIONS = ("providers", "models", "organizations", "teams", "routing_rules")
 
 
 class ConfigError(ValueError):
@@ -88,7 +89,7 @@ FIELDS: dict[str, frozenset[str]] = {
             *TIMEOUT_FIELDS,
         }
     ),
-    "models": frozenset({"name", "mode", "deployments"}),
+    "models": frozenset({"name", "mode", "deployments"}) | route_cfg.GROUP_FIELDS,
     "deployments": frozenset(
         {
             "provider",
@@ -100,6 +101,7 @@ FIELDS: dict[str, frozenset[str]] = {
             "region",
             "enabled",
             *TIMEOUT_FIELDS,
+            *route_cfg.DEPLOYMENT_FIELDS,  # gateway/config_routing.py, like the groups and rules
         }
     ),
     "organizations": ORGANIZATION_FIELDS,
@@ -196,7 +198,7 @@ def _load_provider(path: str, item: dict, run: _Run) -> None:
     values = {
         "kind": kind,
         "api_base": read.text(item, "api_base", where, run),
-        "region": read.text(item, "region", where, run),
+        "region": route_cfg.read_region(item, where, run),
         **_timeouts(item, where, PROVIDER_DEFAULTS, run, legacy=True),
         "allow_insecure_http": _insecure_flag(item, where, run),
         "enabled": read.flag(item, "enabled", where, run),
@@ -245,7 +247,8 @@ def _load_deployment(
         "input_cost_per_mtok": read.price(dep, "input_cost_per_mtok", where, run),
         "output_cost_per_mtok": read.price(dep, "output_cost_per_mtok", where, run),
         **_capabilities(dep, where, run),
-        "region": read.text(dep, "region", where, run),
+        "region": route_cfg.read_region(dep, where, run),
+        **route_cfg.read_weights(dep, where, run),
         **_timeouts(dep, where, DEPLOYMENT_DEFAULTS, run),
         "enabled": read.flag(dep, "enabled", where, run),
     }
@@ -400,10 +403,12 @@ def config_load(*, text: str) -> ConfigReport:
             _load_provider(path, item, run)
         for path, item in models:
             _load_model(path, item, run)
+        route_cfg.load_groups(models, run)  # after the models: a fallback may name a later one
         for path, item in organizations:  # before the teams that name them
             load_organization(path, item, run)
         for path, item in teams:
             _load_team(path, item, run)
+        route_cfg.load_rules(doc, run.known_models, run)  # rules name teams
         if run.errors:
             raise ConfigError(run.errors)  # rolls the whole file back
     return run.report

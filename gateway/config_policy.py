@@ -21,6 +21,7 @@ from policies.models import (
     PrivacyMode,
 )
 from routing.models import Provider
+from routing.regions import vocabulary_problem
 from tenants.models import Organization
 
 from . import config_reading as read
@@ -91,6 +92,14 @@ def _features(item: dict, where: str, run: Problems) -> list[str] | None:
                 f"{where}.allowed_features[{index}]",
                 f"{entry!r} is not one of {', '.join(FEATURES)}",
             )
+    return value
+
+
+def _regions(item: dict, where: str, run: Problems) -> list[str] | None:
+    value = _names(item, "allowed_regions", where, run)
+    for index, entry in enumerate(value or ()):
+        if problem := vocabulary_problem(entry):
+            run.error(f"{where}.allowed_regions[{index}]", problem)
     return value
 
 
@@ -172,7 +181,7 @@ def read_policy(block, where: str, run) -> dict | None:
         "monthly_budget_usd": _budget(block, where, run),
         "budget_clamp": _flag(block, "budget_clamp", where, run),
         "allowed_providers": _names(block, "allowed_providers", where, run, providers, "provider"),
-        "allowed_regions": _names(block, "allowed_regions", where, run),
+        "allowed_regions": _regions(block, where, run),
         "privacy_mode": "",
         "alert_thresholds": _thresholds(block, where, run),
         "alert_emails": _emails(block, where, run),

@@ -9,6 +9,7 @@ from django.contrib import admin
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 
+from routing.regions import vocabulary_problem
 from tenants import admin as tenants_admin
 from tenants.models import ApiKey, Organization, Project, Team
 
@@ -60,7 +61,11 @@ class PolicyForm(forms.ModelForm):
         return self._clean_names("allowed_providers")
 
     def clean_allowed_regions(self):
-        return self._clean_names("allowed_regions")
+        value = self._clean_names("allowed_regions")
+        problems = [p for name in value or () if (p := vocabulary_problem(name))]
+        if problems:
+            raise ValidationError("; ".join(problems))
+        return value
 
     def clean_allowed_features(self):
         value = self._clean_names("allowed_features")

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from functools import lru_cache
 
+from routing.regions import within
 from tenants.selectors import KeyPrincipal
 
 from .models import PRIVACY_ORDER
@@ -182,7 +183,11 @@ class EffectivePolicy:
         self._models = _intersect(s.models for s in steps)
         self._features = _intersect(s.rules.allowed_features for s in steps)
         self._providers = _intersect(s.rules.allowed_providers for s in steps)
-        self._regions = _intersect(s.rules.allowed_regions for s in steps)
+        # Not intersected as sets: regions nest (routing/regions.py), so an organization's
+        # [eu] and a team's [eu-west] together allow eu-west. A route must be within each.
+        self._regions = tuple(
+            s.rules.allowed_regions for s in steps if s.rules.allowed_regions is not None
+        )
         modes = [s.rules.privacy_mode for s in steps if s.rules.privacy_mode in PRIVACY_ORDER]
         self.privacy_mode = min(modes, key=PRIVACY_ORDER.index) if modes else PRIVACY_ORDER[0]
         self._cap = self._binding_cap()
@@ -316,9 +321,11 @@ class EffectivePolicy:
 
     # --- routes -----------------------------------------------------------------------------
 
-    def allows_route(self, provider_name: str, region: str) -> bool:
-        return (self._providers is None or provider_name in self._providers) and (
-            self._regions is None or region in self._regions
+    def allows_route(self, provider_name: str, residency: str) -> bool:
+        """`residency`: the route's vocabulary region (Route.residency); a sub-region is
+        within its parent (`eu` allows `eu-west`), and no region is within no restriction."""
+        return (self._providers is None or provider_name in self._providers) and all(
+            within(residency, allowed) for allowed in self._regions
         )
 
     def route_denial(self, model: str) -> Denial:

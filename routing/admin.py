@@ -195,6 +195,8 @@ class DeploymentAdmin(admin.ModelAdmin):
         "max_output_tokens",
         "capability_list",
         "effective_region",
+        "weight",
+        "priority",
         "enabled",
     ]
     list_filter = [
@@ -223,6 +225,15 @@ class DeploymentAdmin(admin.ModelAdmin):
             },
         ),
         (
+            "Routing",
+            {
+                "fields": ["weight", "priority"],
+                "description": "How this deployment is chosen among its model's deployments, "
+                "by the model group's strategy (Model groups): weight for weighted, priority "
+                "(lower first) for priority.",
+            },
+        ),
+        (
             "Capabilities",
             {
                 "fields": CAPABILITY_FIELDS,
@@ -239,3 +250,6 @@ class DeploymentAdmin(admin.ModelAdmin):
         # What it lacks stands out by its absence; "none" rather than an empty cell.
         found = [name for name in FEATURE_NAMES if getattr(obj, FEATURE_FIELDS[name])]
         return ", ".join(found) or "none"
+
+
+from . import admin_groups  # noqa: E402, F401  (model groups and routing rules)

@@ -11,6 +11,7 @@ from django.db import models
 from .capabilities import Capabilities, capabilities_of
 from .credentials import Credentials, decrypt_credentials, encrypt_credentials
 from .kinds import KINDS
+from .regions import region_problem
 
 # Timeout defaults (docs/providers.md). Conservative: a non-streamed answer's first byte comes
 # only once the whole completion is generated, and some models think for minutes in silence.
@@ -36,6 +37,12 @@ _TIMEOUT_HELP = {
         "stream included)."
     ),
 }
+
+
+_REGION_HELP = (
+    "Where it runs: eu, uk, us, ca, ap, sa, me, af, on-prem or a sub-region (eu-west, "
+    "us-east, ...), or a cloud region id that maps to one (us-east-1, westeurope, europe-west4)."
+)
 
 
 def _timeout_field(name: str, default: float | None, empty_means: str) -> models.FloatField:
@@ -102,7 +109,7 @@ class Provider(models.Model):
     # One Fernet token of the whole credential object (routing/credentials.py); the plaintext
     # never touches the database. Use set_credentials().
     credentials_encrypted = models.TextField(blank=True, editable=False)
-    region = models.CharField(max_length=50, blank=True)
+    region = models.CharField(max_length=50, blank=True, help_text=_REGION_HELP)
     # The one timeout that had a process-wide setting keeps it as its default.
     connect_timeout_s = _timeout_field(
         "connect_timeout_s", None, "GATEWAY_UPSTREAM_CONNECT_TIMEOUT_S (5)"
@@ -124,6 +131,8 @@ class Provider(models.Model):
         problem = api_base_problem(self.api_base, self.allow_insecure_http)
         if problem:
             raise ValidationError({"api_base": problem})
+        if problem := region_problem(self.region):
+            raise ValidationError({"region": problem})
         # The adapter adds /openai/deployments/...; an endpoint copied with /openai (or Azure's
         # newer /openai/v1) would be asked for /openai/openai/..., a 404 that looks like a key
         # problem. A path before it is fine (an API gateway in front of the resource).
@@ -201,8 +210,16 @@ class Deployment(models.Model):
     supports_streaming = models.BooleanField(
         "streaming", default=True, help_text="Can stream its answer (stream: true)."
     )
-    # Empty: the provider's region.
-    region = models.CharField(max_length=50, blank=True)
+    region = models.CharField(
+        max_length=50, blank=True, help_text=_REGION_HELP + " Empty: the provider's."
+    )
+    # Routing within the model's group (routing/strategies.py).
+    weight = models.PositiveIntegerField(
+        default=1, help_text="Share of traffic under the weighted strategy (0: only as fallback)."
+    )
+    priority = models.IntegerField(
+        default=0, help_text="Order under the priority strategy: lower is tried first."
+    )
     # Empty: the provider's. One slow model at a fast provider gets its own limits.
     connect_timeout_s = _timeout_field("connect_timeout_s", None, "the provider's")
     first_byte_timeout_s = _timeout_field("first_byte_timeout_s", None, "the provider's")
@@ -224,6 +241,8 @@ class Deployment(models.Model):
         return f"{self.model_name} → {self.provider.name}/{self.upstream_model}"
 
     def clean(self) -> None:
+        if problem := region_problem(self.region):
+            raise ValidationError({"region": problem})
         if (
             self.max_output_tokens is not None
             and self.context_window is not None
@@ -243,3 +262,86 @@ class Deployment(models.Model):
     @property
     def capabilities(self) -> Capabilities:
         return capabilities_of(self)
+
+
+class ModelGroup(models.Model):
+    """How a public model name's deployments are chosen, and where it falls back to.
+
+    A name without a row is a group with the defaults: cheapest, no fallbacks.
+    """
+
+    class Strategy(models.TextChoices):
+        CHEAPEST = "cheapest", "Cheapest capable"
+        LATENCY = "latency", "Lowest recent latency"
+        WEIGHTED = "weighted", "Weighted random"
+        PRIORITY = "priority", "Priority order"
+
+    name = models.CharField(max_length=200, help_text="The public model name apps ask for.")
+    mode = models.CharField(
+        max_length=16, choices=Deployment.Mode.choices, default=Deployment.Mode.CHAT
+    )
+    strategy = models.CharField(max_length=16, choices=Strategy.choices, default=Strategy.CHEAPEST)
+    fallbacks = models.JSONField(
+        default=list,
+        blank=True,
+        help_text='Groups tried when all of this one fail, in order, e.g. ["large"].',
+    )
+    context_fallbacks = models.JSONField(
+        default=list,
+        blank=True,
+        help_text='Groups tried on a context-length error, e.g. ["long-context"].',
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["mode", "name"], name="uniq_model_group")]
+        ordering = ["mode", "name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def clean(self) -> None:
+        from .groups import fallback_problems  # beside the loader's check, one rule
+
+        errors = fallback_problems(self.name, self.mode, self.fallbacks, self.context_fallbacks)
+        if errors:
+            raise ValidationError(errors)
+
+
+class RoutingRule(models.Model):
+    """Send a request for `model` from a team, or with an `x-gateway-route-tag` header, to
+    another group. Rules are tried by `position` (then id); the first that matches wins."""
+
+    position = models.PositiveIntegerField(default=0, help_text="Lower is tried first.")
+    team = models.ForeignKey(
+        "tenants.Team", null=True, blank=True, on_delete=models.CASCADE, related_name="+"
+    )
+    tag = models.CharField(
+        max_length=100, blank=True, help_text="Value of the x-gateway-route-tag header."
+    )
+    model = models.CharField(max_length=200, help_text='The requested model name; "*": any.')
+    group = models.CharField(max_length=200, help_text="The model group to send it to.")
+    enabled = models.BooleanField(default=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                name="routing_rule_team_xor_tag",
+                condition=(models.Q(team__isnull=False) & models.Q(tag=""))
+                | (models.Q(team__isnull=True) & ~models.Q(tag="")),
+            )
+        ]
+        ordering = ["position", "id"]
+
+    def __str__(self) -> str:
+        who = f"team {self.team.slug}" if self.team_id else f"tag {self.tag}"
+        return f"{who}: {self.model} -> {self.group}"
+
+    def clean(self) -> None:
+        if bool(self.team_id) == bool(self.tag):
+            raise ValidationError("Give a team or a tag, not both and not neither.")
+        from .groups import group_exists
+
+        if not group_exists(self.group):
+            raise ValidationError({"group": f"{self.group!r} names no model group"})

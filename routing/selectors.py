@@ -12,7 +12,7 @@ failed rebuild keeps the previous table in service and is retried after a short 
 
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 
 import orjson
@@ -29,9 +29,12 @@ from .models import (
     DEFAULT_FIRST_BYTE_TIMEOUT_S,
     DEFAULT_IDLE_TIMEOUT_S,
     Deployment,
+    ModelGroup,
     Provider,
+    RoutingRule,
     api_base_problem,
 )
+from .regions import residency_of
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +51,12 @@ class Route:
     api_base: str
     # Decrypted, in memory only; excluded from repr below (and its own repr names parts only).
     credentials: Credentials = EMPTY
+    # As configured (a bedrock deployment signs for it), and its vocabulary name
+    # (routing/regions.py; "" for none or an unknown value), which policies match.
     region: str = ""
+    residency: str = ""
+    weight: int = 1
+    priority: int = 0
     input_cost_per_mtok: Decimal = Decimal(0)
     output_cost_per_mtok: Decimal = Decimal(0)
     # What the deployment can do: the hot path drops candidates that lack what a request needs.
@@ -100,15 +108,58 @@ class Skipped:
 
 
 @dataclass(frozen=True, slots=True)
+class Group:
+    """A public model name's strategy and fallback groups (routing/models.py ModelGroup)."""
+
+    strategy: str = "cheapest"
+    fallbacks: tuple[str, ...] = ()
+    context_fallbacks: tuple[str, ...] = ()
+
+
+DEFAULT_GROUP = Group()
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """Requests for `model` ("*": any) from `team_id`, or with route tag `tag`, go to `group`."""
+
+    model: str
+    group: str
+    team_id: int | None = None
+    tag: str = ""
+
+    def matches(self, model: str, team_id: int | None, tag: str) -> bool:
+        if self.model != "*" and self.model != model:
+            return False
+        if self.team_id is not None:
+            return self.team_id == team_id
+        return bool(tag) and self.tag == tag
+
+
+@dataclass(frozen=True, slots=True)
 class RoutingTable:
     # (mode, public model name) -> routes, cheapest first.
     routes: dict[tuple[str, str], tuple[Route, ...]]
     # When the snapshot was taken (time.monotonic(), at the start of the build).
     built_at: float
     skipped: tuple[Skipped, ...] = ()
+    # (mode, name) -> its group; a name without one has DEFAULT_GROUP.
+    groups: dict[tuple[str, str], Group] = field(default_factory=dict)
+    # Enabled routing rules, in the order they are tried.
+    rules: tuple[Rule, ...] = ()
 
     def candidates(self, mode: str, model: str) -> tuple[Route, ...]:
         return self.routes.get((mode, model), ())
+
+    def group(self, mode: str, model: str) -> Group:
+        return self.groups.get((mode, model), DEFAULT_GROUP)
+
+    def routed_model(self, model: str, team_id: int | None, tag: str) -> str:
+        """The group a request for `model` goes to: the first matching rule's, else `model`."""
+        for rule in self.rules:
+            if rule.matches(model, team_id, tag):
+                return rule.group
+        return model
 
     def model_names(self) -> set[str]:
         return {model for _, model in self.routes}
@@ -181,6 +232,9 @@ def _route(d: Deployment, p: Provider, credentials: Credentials) -> Route:
         api_base=p.api_base,
         credentials=credentials,
         region=d.effective_region,
+        residency=residency_of(d.effective_region) or "",
+        weight=d.weight,
+        priority=d.priority,
         input_cost_per_mtok=d.input_cost_per_mtok,
         output_cost_per_mtok=d.output_cost_per_mtok,
         capabilities=d.capabilities,
@@ -230,7 +284,8 @@ def routing_table_build() -> RoutingTable:
             skipped.append(Skipped(provider=p.name, reason=reason, deployment=label))
             continue
         grouped.setdefault((d.mode, d.model_name), []).append(route)
-    # "Cheapest first" is the only strategy so far; the policy/routing issue adds others.
+    # Cheapest first: the order when nothing else is known (routing/strategies.py reorders
+    # per request).
     routes = {
         key: tuple(
             sorted(
@@ -240,7 +295,31 @@ def routing_table_build() -> RoutingTable:
         )
         for key, rs in grouped.items()
     }
-    return RoutingTable(routes=routes, built_at=started, skipped=tuple(skipped))
+    return RoutingTable(
+        routes=routes,
+        built_at=started,
+        skipped=tuple(skipped),
+        groups=_groups(),
+        rules=_rules(),
+    )
+
+
+def _groups() -> dict[tuple[str, str], Group]:
+    return {
+        (g.mode, g.name): Group(
+            strategy=g.strategy,
+            fallbacks=tuple(g.fallbacks or ()),
+            context_fallbacks=tuple(g.context_fallbacks or ()),
+        )
+        for g in ModelGroup.objects.all()
+    }
+
+
+def _rules() -> tuple[Rule, ...]:
+    return tuple(
+        Rule(model=r.model, group=r.group, team_id=r.team_id, tag=r.tag)
+        for r in RoutingRule.objects.filter(enabled=True).order_by("position", "id")
+    )
 
 
 class RoutingTableUnavailable(SnapshotUnavailable):

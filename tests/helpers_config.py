@@ -5,7 +5,7 @@ from pathlib import Path
 
 from django.core.management import call_command
 
-from routing.models import Deployment, Provider
+from routing.models import Deployment, ModelGroup, Provider, RoutingRule
 from tenants.models import Organization, Project, Team
 
 # The smallest useful configuration: one OpenAI-compatible provider (credential from the
@@ -49,4 +49,6 @@ def config_rows() -> list:
         list(Team.objects.order_by("pk").values()),
         list(Organization.objects.order_by("pk").values()),
         list(Project.objects.order_by("pk").values()),
+        list(ModelGroup.objects.order_by("pk").values()),
+        list(RoutingRule.objects.order_by("pk").values()),
     ]

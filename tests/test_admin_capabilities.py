@@ -30,6 +30,8 @@ def _deployment_form(d: Deployment, **capabilities) -> dict:
         "input_cost_per_mtok": d.input_cost_per_mtok,
         "output_cost_per_mtok": d.output_cost_per_mtok,
         "region": d.region,
+        "weight": d.weight,
+        "priority": d.priority,
         "enabled": "on",
     }
     # Unchecked boxes are not posted at all: only the ones given here are on.

@@ -10,6 +10,7 @@ from django.core.management import CommandError, call_command
 
 from gateway.config import FIELDS, ConfigError, config_load
 from gateway.config_policy import POLICY_FIELDS
+from gateway.config_routing import RULE_FIELDS
 from routing.models import Deployment, Provider
 from tenants.models import Team
 from tests.helpers_config import MINIMAL_CONFIG, config_rows, run_loadconfig
@@ -99,7 +100,7 @@ def test_missing_environment_variable_is_an_error_and_changes_nothing(db, monkey
         r"not set; nothing was changed",
     ):
         load(MINIMAL_CONFIG)
-    assert config_rows() == [[], [], [], [], []]
+    assert config_rows() == [[]] * 7
 
 
 def test_error_late_in_file_rolls_back_earlier_items(db, example_key, load):
@@ -109,7 +110,7 @@ def test_error_late_in_file_rolls_back_earlier_items(db, example_key, load):
     ):
         load(bad)
     # The provider, deployment and first team were written before the error; none remain.
-    assert config_rows() == [[], [], [], [], []]
+    assert config_rows() == [[]] * 7
 
 
 def test_failed_update_keeps_the_previous_configuration(db, example_key, load):
@@ -131,7 +132,8 @@ def test_failed_update_keeps_the_previous_configuration(db, example_key, load):
     [
         (
             "routes: []\n",
-            "routes: unknown top-level section (known: providers, models, organizations, teams)",
+            "routes: unknown top-level section "
+            "(known: providers, models, organizations, teams, routing_rules)",
         ),
         (
             "providers:\n  - {name: p, kind: mock, apikey: x}\n",
@@ -186,7 +188,7 @@ def test_bad_configuration_is_a_clear_error_and_changes_nothing(db, text, messag
     with pytest.raises(ConfigError) as excinfo:
         config_load(text=text)
     assert message in str(excinfo.value)
-    assert config_rows() == [[], [], [], [], []]
+    assert config_rows() == [[]] * 7
 
 
 @pytest.mark.parametrize(
@@ -227,7 +229,7 @@ def test_invalid_field_values_are_config_errors_naming_the_item(db, text, messag
     with pytest.raises(ConfigError) as excinfo:
         config_load(text=text)
     assert message in str(excinfo.value)
-    assert config_rows() == [[], [], [], [], []]
+    assert config_rows() == [[]] * 7
 
 
 def test_command_turns_bad_file_into_command_error(db, load):
@@ -254,7 +256,8 @@ def test_example_file_documents_every_accepted_field():
     import yaml
 
     doc = yaml.safe_load(EXAMPLE.read_text())
-    assert set(doc) == {"providers", "models", "organizations", "teams"}
+    assert set(doc) == {"providers", "models", "organizations", "teams", "routing_rules"}
+    assert set().union(*(r.keys() for r in doc["routing_rules"])) == RULE_FIELDS
     used = {
         "organizations": set().union(*(o.keys() for o in doc["organizations"])),
         "providers": set().union(*(p.keys() for p in doc["providers"])),

@@ -31,7 +31,7 @@ def _deployment() -> Deployment:
 def _errors(deployment: str) -> list[str]:
     with pytest.raises(ConfigError) as excinfo:
         config_load(text=_config(deployment))
-    assert config_rows() == [[], [], [], [], []]  # nothing applied
+    assert config_rows() == [[]] * 7  # nothing applied
     return excinfo.value.errors
 
 

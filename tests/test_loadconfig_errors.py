@@ -60,7 +60,7 @@ teams:
         "teams[0] (t).allowed_models[1]: 'n' names no model (known: m)",
     ]
     assert str(excinfo.value).startswith("5 errors:\n  providers[0] (p).timeout_s")
-    assert config_rows() == [[], [], [], [], []]
+    assert config_rows() == [[]] * 7
 
 
 def test_command_lists_every_error_under_one_line(db, load):
@@ -129,7 +129,7 @@ def test_an_item_listed_twice_is_refused(db, text, message):
     with pytest.raises(ConfigError) as excinfo:
         config_load(text=text)
     assert excinfo.value.errors == [message]
-    assert config_rows() == [[], [], [], [], []]
+    assert config_rows() == [[]] * 7
 
 
 def test_a_deployment_of_a_broken_provider_is_not_reported_twice(db):
@@ -163,8 +163,8 @@ def test_runs_count_the_same_items_every_time(db, monkeypatch, load):
     assert "created   project search/ranking" in first
     # 7 providers, 9 deployments, 2 organizations, 2 teams, 1 project, 3 policies (acme,
     # search, search/ranking) and 2 model limits.
-    assert "26 created, 0 updated, 0 unchanged" in first
-    assert "0 created, 0 updated, 26 unchanged" in second
+    assert "29 created, 0 updated, 0 unchanged" in first
+    assert "0 created, 0 updated, 29 unchanged" in second
 
 
 def test_an_organization_shared_by_teams_is_counted_once(db, load):

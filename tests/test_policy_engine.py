@@ -120,6 +120,20 @@ MERGE_CASES = [
         [True, False, False, False],
     ),
     (
+        "a region allows its sub-regions, a sub-region not its parent",
+        {"team": {"allowed_regions": fs({"eu", "us-east"})}},
+        {},
+        ("routes", [("a", "eu-west"), ("a", "us-east"), ("a", "us"), ("a", "us-west")]),
+        [True, True, False, False],
+    ),
+    (
+        "nested regions at two levels leave the narrower one",
+        {"org": {"allowed_regions": fs({"eu"})}, "team": {"allowed_regions": fs({"eu-west"})}},
+        {},
+        ("routes", [("a", "eu-west"), ("a", "eu-central"), ("a", "eu"), ("a", "uk")]),
+        [True, False, False, False],
+    ),
+    (
         "max_tokens takes the minimum",
         {"org": {"max_tokens": 4096}, "team": {"max_tokens": 1024}, "key": {"max_tokens": 2048}},
         {},

@@ -23,7 +23,7 @@ from policies.admission import Admission
 from policies.admission import settle as settle_admission
 from policies.engine import EffectivePolicy
 from routing.providers import Usage
-from routing.selectors import Route
+from routing.selectors import DEFAULT_GROUP, Group, Route
 from tenants.selectors import KeyPrincipal
 
 log = logging.getLogger("gateway.proxy")
@@ -49,6 +49,7 @@ class RequestContext:
         "request_id",
         "requested_model",
         "route",
+        "route_group",
         "settled",
         "started",
         "status",
@@ -69,6 +70,8 @@ class RequestContext:
         self.admission: Admission | None = None
         self.requested_model = ""
         self.route: Route | None = None
+        # The model group that served the request (a routing rule may have chosen it).
+        self.route_group: Group = DEFAULT_GROUP
         self.stream = False
         self.usage = Usage()
         self.upstream_ms = 0.0
@@ -112,7 +115,8 @@ class RequestContext:
                 "provider_id": r.provider_id if r else None,
                 "provider_name": r.provider_name if r else "",
                 "upstream_model": r.upstream_model if r else "",
-                "region": r.region if r else "",
+                # The vocabulary region (routing/regions.py) when known, else as configured.
+                "region": (r.residency or r.region) if r else "",
                 "stream": self.stream,
                 "input_tokens": u.input_tokens,
                 "output_tokens": u.output_tokens,

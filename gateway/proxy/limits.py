@@ -52,7 +52,7 @@ def denied(denial: Denial) -> GatewayError:
 
 
 def allowed_routes(policy: EffectivePolicy, routes: Sequence[Route], model: str):
-    kept = tuple(r for r in routes if policy.allows_route(r.provider_name, r.region))
+    kept = tuple(r for r in routes if policy.allows_route(r.provider_name, r.residency))
     if not kept:
         raise denied(policy.route_denial(model))
     return kept

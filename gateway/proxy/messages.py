@@ -47,7 +47,7 @@ async def messages(request: HttpRequest) -> HttpResponse:
 
 async def _count(ctx: RequestContext, request: HttpRequest, data: dict) -> tuple[int, bool]:
     """(input tokens, exact)."""
-    routes = await pipeline.candidates(ctx, "chat")
+    routes = await pipeline.candidates(ctx, "chat", pipeline.route_tag(request))
     route = routes[0]
     adapter = get_adapter(route.provider_kind)
     if adapter.format != ANTHROPIC.name:

@@ -15,11 +15,16 @@ rest is the same for every dialect.
 A request refused before authentication has no tenant and so no usage row; refusals.py counts
 and logs it instead.
 
-Health and circuit filters will slot into candidate selection.
+Candidate selection: a routing rule may send the request to another group (by team, or by the
+x-gateway-route-tag header); the group's deployments are narrowed by the policy and by what the
+request needs, then ordered by the group's strategy (routing/strategies.py). Health and
+latency will slot into that ordering.
 """
 
 import asyncio
 import logging
+from collections.abc import Mapping
+from dataclasses import replace
 
 import orjson
 from django.conf import settings
@@ -29,6 +34,7 @@ from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from routing.providers import get_adapter
 from routing.providers.usage import estimate_tokens
 from routing.selectors import Route, RoutingTable, routing_table_cache
+from routing.strategies import order
 
 from . import calls, crossing, limits, needs, parsing, refusals
 from .auth import authenticate
@@ -50,6 +56,7 @@ log = logging.getLogger("gateway.proxy")
 CHAT = "chat.completions"
 EMBEDDINGS = "embeddings"
 MESSAGES = "messages"  # Anthropic's Messages API (dialects/anthropic.py)
+ROUTE_TAG_HEADER = "x-gateway-route-tag"
 
 
 def forward_headers(request: HttpRequest, ctx: RequestContext) -> dict[str, str]:
@@ -83,16 +90,47 @@ def _model_not_found(table: RoutingTable, mode: str, model: str) -> ModelNotFoun
     return ModelNotFound(f"the model '{model}' does not exist", param="model")
 
 
-async def candidates(ctx: RequestContext, mode: str) -> tuple[Route, ...]:
-    """The deployments that may serve this request: of its model, allowed by the policy."""
+async def candidates(ctx: RequestContext, mode: str, tag: str = "") -> tuple[Route, ...]:
+    """The deployments that may serve this request: of its model's group (or the one a routing
+    rule sends it to), allowed by the policy. Sets ctx.route_group; not yet ordered."""
     table = await _routing_table()
     model = ctx.requested_model
-    routes = table.candidates(mode, model)
+    group = table.routed_model(model, ctx.principal.team_id, tag) if table.rules else model
+    routes = table.candidates(mode, group)
     if not routes:
-        raise _model_not_found(table, mode, model)
+        raise _model_not_found(table, mode, group)
     if not ctx.policy.may_use(model):
         raise limits.denied(ctx.policy.model_denial(model))
-    return limits.allowed_routes(ctx.policy, routes, model)
+    # A rule never opens a model the policy closes: the group must be allowed too.
+    if group != model and not ctx.policy.may_use(group):
+        denial = ctx.policy.model_denial(group)
+        message = f"a routing rule sends '{model}' to '{group}'; {denial.message}"
+        raise limits.denied(replace(denial, message=message))
+    ctx.route_group = table.group(mode, group)
+    return limits.allowed_routes(ctx.policy, routes, group)
+
+
+def ordered(
+    ctx: RequestContext,
+    routes: tuple[Route, ...],
+    *,
+    prompt_tokens: int,
+    output_tokens: int,
+    latencies: Mapping[int, float] | None = None,
+) -> tuple[Route, ...]:
+    """The candidates in the order to try them, by the group's strategy. `latencies`
+    (deployment id -> recent ms) come from the health state; None: unknown."""
+    return order(
+        routes,
+        ctx.route_group.strategy,
+        latencies=latencies,
+        prompt_tokens=prompt_tokens,
+        output_tokens=output_tokens,
+    )
+
+
+def route_tag(request: HttpRequest) -> str:
+    return request.headers.get(ROUTE_TAG_HEADER, "").strip()
 
 
 def _output_field(dialect: Dialect, wanted: Needs) -> str:
@@ -116,7 +154,7 @@ async def _chat(
     ctx.stream = data.get("stream") is True
     stream_options = data.get("stream_options") or {}
     client = dialect.name
-    routes = await candidates(ctx, "chat")
+    routes = await candidates(ctx, "chat", route_tag(request))
     wanted = needs.chat_needs(dialect.chat_view(data), len(request.body))
     field = _output_field(dialect, wanted)
     capped = limits.check_chat(ctx.policy, ctx.requested_model, wanted)
@@ -134,6 +172,9 @@ async def _chat(
     )
     if granted < output_tokens:  # a budget with little left clamped the answer's length
         _set_output_tokens(data, field, wanted, granted)
+    routes = ordered(
+        ctx, routes, prompt_tokens=wanted.prompt_tokens(), output_tokens=min(granted, output_tokens)
+    )
     # Routes of another wire format get the request translated (once each, before any call).
     routes, plans = crossing.plan(routes, data, client)
     headers = forward_headers(request, ctx)
@@ -194,15 +235,17 @@ def _dropped_header(response: HttpResponse, plans, ctx: RequestContext) -> None:
 async def _embeddings(
     ctx: RequestContext, request: HttpRequest, data: dict, dialect: Dialect
 ) -> HttpResponse:
-    routes = await candidates(ctx, "embedding")
+    routes = await candidates(ctx, "embedding", route_tag(request))
     limits.check_embeddings(ctx.policy, ctx.requested_model, data)
+    prompt_tokens = estimate_tokens(data.get("input"))
     await limits.admit(
         ctx,
         routes,
-        prompt_tokens=estimate_tokens(data.get("input")),
+        prompt_tokens=prompt_tokens,
         output_tokens=0,
         user=limits.end_user(request, data),
     )
+    routes = ordered(ctx, routes, prompt_tokens=prompt_tokens, output_tokens=0)
     headers = forward_headers(request, ctx)
     result, _ = await calls.call(
         ctx,
@@ -230,6 +273,9 @@ def _set_headers(response: HttpResponse, ctx: RequestContext) -> None:
         response["x-gateway-attempts"] = str(ctx.attempts)
         if ctx.fallbacks:
             response["x-gateway-fallbacks"] = "; ".join(ctx.fallbacks)
+        response["x-gateway-route-strategy"] = ctx.route_group.strategy
+        if ctx.route.residency:
+            response["x-gateway-region"] = ctx.route.residency
         # A stream's cost is known only after its last chunk, when headers are long gone;
         # it is in the usage log.
         if not response.streaming:

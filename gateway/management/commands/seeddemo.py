@@ -24,7 +24,7 @@ DEMO_CONFIG = """
 providers:
   - name: mock
     kind: mock
-    region: local
+    region: on-prem
 models:
   - name: mock-small
     deployments:
