@@ -281,9 +281,9 @@ GATEWAY_BREAKER_OPEN_S = env.float("GATEWAY_BREAKER_OPEN_S", default=30.0)
 GATEWAY_BREAKER_MAX_OPEN_S = env.float("GATEWAY_BREAKER_MAX_OPEN_S", default=300.0)
 GATEWAY_BREAKER_HALF_OPEN_PROBES = env.int("GATEWAY_BREAKER_HALF_OPEN_PROBES", default=1)
 # A provider's 429 cools the deployment for its Retry-After, at most MAX_COOLDOWN_S; without a
-# Retry-After, for DEFAULT_COOLDOWN_S.
+# Retry-After, for DEFAULT_COOLDOWN_S (0: not at all; a 429 alone is no breaker failure).
 GATEWAY_BREAKER_MAX_COOLDOWN_S = env.float("GATEWAY_BREAKER_MAX_COOLDOWN_S", default=300.0)
-GATEWAY_BREAKER_DEFAULT_COOLDOWN_S = env.float("GATEWAY_BREAKER_DEFAULT_COOLDOWN_S", default=5.0)
+GATEWAY_BREAKER_DEFAULT_COOLDOWN_S = env.float("GATEWAY_BREAKER_DEFAULT_COOLDOWN_S", default=0.0)
 # Weight of the newest latency in the per-deployment EWMA (time to first token for streams).
 GATEWAY_HEALTH_EWMA_ALPHA = env.float("GATEWAY_HEALTH_EWMA_ALPHA", default=0.3)
 # How long a process reuses its read of its candidates' health (0: read it on every request).

@@ -12,8 +12,8 @@ GATEWAY_HEALTH_CACHE_S. The rules (docs/routing.md):
   GATEWAY_BREAKER_MAX_OPEN_S; then half-open: GATEWAY_BREAKER_HALF_OPEN_PROBES requests at a
   time pass; a success closes it, a failure re-opens it;
 - a provider 429 cools the deployment for its Retry-After (capped at
-  GATEWAY_BREAKER_MAX_COOLDOWN_S; GATEWAY_BREAKER_DEFAULT_COOLDOWN_S without one); it is no
-  breaker failure;
+  GATEWAY_BREAKER_MAX_COOLDOWN_S; without one, GATEWAY_BREAKER_DEFAULT_COOLDOWN_S, default 0);
+  it is no breaker failure;
 - a client's disconnect or its own 4xx mistake is no outcome at all.
 """
 
@@ -180,12 +180,42 @@ async def report(
     return health_of(state, time.time() * 1000)
 
 
+def report_sync(route: Route, outcome: str, *, latency_ms: float | None = None) -> Health | None:
+    """`report` for the active health check (a Celery task, synchronous): its outcomes open
+    after GATEWAY_HEALTH_CHECK_FAILURES_TO_OPEN failures, and a success closes the breaker."""
+    args = _report_args(outcome, latency_ms, None, False, True)
+    try:
+        raw = get_state().run_script_sync(scripts.REPORT, [key(route.deployment_id)], args)
+    except StateUnavailable as exc:
+        log.warning("deployment health not recorded for %s: %s", route.label, exc)
+        return None
+    return health_of(orjson.loads(raw), time.time() * 1000)
+
+
+_READ = scripts.Script(
+    "health_read", "return redis.call('GET', KEYS[1])", lambda view, keys, _: view.get(keys[0])
+)
+
+
+def current_sync(deployment_id: int) -> Health | None:
+    """The live shared state of one deployment (the admin); None if the store is unreachable."""
+    try:
+        raw = get_state().run_script_sync(_READ, [key(deployment_id)], [])
+    except StateUnavailable:
+        return None
+    return health_of(orjson.loads(raw) if raw else {}, time.time() * 1000)
+
+
 # Reports sent after the answer, so the client never waits for them; referenced until done.
 _pending: set[asyncio.Task] = set()
 
 
 def report_soon(route: Route, outcome: str, **kwargs) -> None:
-    task = asyncio.get_running_loop().create_task(report(route, outcome, **kwargs))
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:  # no running loop (a generator closed outside one): nothing to send
+        return
+    task = loop.create_task(report(route, outcome, **kwargs))
     _pending.add(task)
     task.add_done_callback(_pending.discard)
 

@@ -243,3 +243,8 @@ class Deployment(models.Model):
     @property
     def capabilities(self) -> Capabilities:
         return capabilities_of(self)
+
+
+# Health check history (routing/health_models.py): its own module, imported here so Django
+# finds its models in this app.
+from .health_models import DeploymentHealth, HealthCheck  # noqa: E402, F401

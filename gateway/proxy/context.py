@@ -43,6 +43,7 @@ class RequestContext:
         "created_at",
         "endpoint",
         "error_type",
+        "health_probe",
         "policy",
         "principal",
         "request_id",
@@ -73,6 +74,9 @@ class RequestContext:
         self.upstream_ms = 0.0
         self.ttft_ms: float | None = None
         self.attempts = 0
+        # The route in use holds a half-open breaker's probe slot (routing/health.py), freed
+        # by its outcome report.
+        self.health_probe = False
         self.status = 200
         self.error_type = ""
         self.settled = False
