@@ -275,6 +275,41 @@ GATEWAY_UPSTREAM_MAX_BODY_BYTES = env.int("GATEWAY_UPSTREAM_MAX_BODY_BYTES", def
 GATEWAY_UPSTREAM_MAX_EVENT_BYTES = env.int("GATEWAY_UPSTREAM_MAX_EVENT_BYTES", default=1024**2)
 # The whole request, all fallbacks included, from arrival to the end of the answer.
 GATEWAY_REQUEST_DEADLINE_S = env.float("GATEWAY_REQUEST_DEADLINE_S", default=600.0)
+# --- Deployment health: circuit breakers, 429 cooldown, latency, health checks (routing/health)
+# A deployment's breaker opens after this many failures in a row (connect error, timeout, 5xx,
+# overload, unreadable body), or when at least ERROR_RATE_PCT % of at least MIN_OUTCOMES
+# outcomes in a WINDOW_S window failed. Client mistakes and disconnects never count.
+GATEWAY_BREAKER_CONSECUTIVE_FAILURES = env.int("GATEWAY_BREAKER_CONSECUTIVE_FAILURES", default=5)
+GATEWAY_BREAKER_ERROR_RATE_PCT = env.int("GATEWAY_BREAKER_ERROR_RATE_PCT", default=50)
+GATEWAY_BREAKER_MIN_OUTCOMES = env.int("GATEWAY_BREAKER_MIN_OUTCOMES", default=10)
+GATEWAY_BREAKER_WINDOW_S = env.float("GATEWAY_BREAKER_WINDOW_S", default=30.0)
+# Open this long, doubled after each failed half-open probe up to MAX_OPEN_S; then this many
+# requests at a time may probe it (half-open).
+GATEWAY_BREAKER_OPEN_S = env.float("GATEWAY_BREAKER_OPEN_S", default=30.0)
+GATEWAY_BREAKER_MAX_OPEN_S = env.float("GATEWAY_BREAKER_MAX_OPEN_S", default=300.0)
+GATEWAY_BREAKER_HALF_OPEN_PROBES = env.int("GATEWAY_BREAKER_HALF_OPEN_PROBES", default=1)
+# A provider's 429 cools the deployment for its Retry-After, at most MAX_COOLDOWN_S; without a
+# Retry-After, for DEFAULT_COOLDOWN_S (0: not at all; a 429 alone is no breaker failure).
+GATEWAY_BREAKER_MAX_COOLDOWN_S = env.float("GATEWAY_BREAKER_MAX_COOLDOWN_S", default=300.0)
+GATEWAY_BREAKER_DEFAULT_COOLDOWN_S = env.float("GATEWAY_BREAKER_DEFAULT_COOLDOWN_S", default=0.0)
+# Weight of the newest latency in the per-deployment EWMA (time to first token for streams).
+GATEWAY_HEALTH_EWMA_ALPHA = env.float("GATEWAY_HEALTH_EWMA_ALPHA", default=0.3)
+# How long a process reuses its read of its candidates' health (0: read it on every request).
+GATEWAY_HEALTH_CACHE_S = env.float("GATEWAY_HEALTH_CACHE_S", default=0.25)
+# Active health checks (Celery beat): every INTERVAL_S each enabled deployment is probed (its
+# models endpoint, else a 1-token completion) within TIMEOUT_S; this many failed checks in a
+# row open its breaker. Check rows older than HISTORY_DAYS, or beyond HISTORY_ROWS per
+# deployment, are purged.
+GATEWAY_HEALTH_CHECK_INTERVAL_S = env.float("GATEWAY_HEALTH_CHECK_INTERVAL_S", default=30.0)
+GATEWAY_HEALTH_CHECK_TIMEOUT_S = env.float("GATEWAY_HEALTH_CHECK_TIMEOUT_S", default=10.0)
+GATEWAY_HEALTH_CHECK_FAILURES_TO_OPEN = env.int("GATEWAY_HEALTH_CHECK_FAILURES_TO_OPEN", default=1)
+GATEWAY_HEALTH_HISTORY_DAYS = env.int("GATEWAY_HEALTH_HISTORY_DAYS", default=7)
+GATEWAY_HEALTH_HISTORY_ROWS = env.int("GATEWAY_HEALTH_HISTORY_ROWS", default=500)
+CELERY_BEAT_SCHEDULE["check-deployment-health"] = {
+    "task": "routing.health.check",
+    "schedule": GATEWAY_HEALTH_CHECK_INTERVAL_S,
+    "options": {"queue": "default", "expires": GATEWAY_HEALTH_CHECK_INTERVAL_S},
+}
 # --- Policy engine (policies/) ---
 # Each process serves policies from a snapshot of the Policy and ModelLimit rows (like the
 # routing table): a change made in another process applies everywhere within this many seconds.

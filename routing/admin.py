@@ -3,6 +3,7 @@ from django.contrib import admin
 
 from .capabilities import FEATURE_FIELDS, FEATURE_NAMES
 from .credentials import EMPTY, Credentials
+from .health_admin import DeploymentHealthMixin
 from .kinds import KINDS, CredentialShape, credential_parts_in_use, credential_shape, needs_api_base
 from .models import TIMEOUT_FIELDS, Deployment, Provider
 from .selectors import provider_problem
@@ -183,7 +184,7 @@ class ProviderAdmin(admin.ModelAdmin):
 
 
 @admin.register(Deployment)
-class DeploymentAdmin(admin.ModelAdmin):
+class DeploymentAdmin(DeploymentHealthMixin, admin.ModelAdmin):
     list_display = [
         "model_name",
         "provider",
@@ -198,6 +199,7 @@ class DeploymentAdmin(admin.ModelAdmin):
         "weight",
         "priority",
         "enabled",
+        "health_state",
     ]
     list_filter = [
         "mode",
@@ -207,7 +209,8 @@ class DeploymentAdmin(admin.ModelAdmin):
         "provider",
     ]
     search_fields = ["model_name", "upstream_model", "provider__name"]
-    list_select_related = ["provider"]
+    list_select_related = ["provider", "health"]
+    readonly_fields = DeploymentHealthMixin.health_fields
     fieldsets = [
         (
             None,
@@ -243,6 +246,7 @@ class DeploymentAdmin(admin.ModelAdmin):
             },
         ),
         ("Timeouts (empty: the provider's)", {"fields": list(TIMEOUT_FIELDS)}),
+        ("Health", {"fields": DeploymentHealthMixin.health_fields}),
     ]
 
     @admin.display(description="Supports")

@@ -345,3 +345,8 @@ class RoutingRule(models.Model):
 
         if not group_exists(self.group):
             raise ValidationError({"group": f"{self.group!r} names no model group"})
+
+
+# Health check history (routing/health_models.py): its own module, imported here so Django
+# finds its models in this app.
+from .health_models import DeploymentHealth, HealthCheck  # noqa: E402, F401

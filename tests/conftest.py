@@ -7,6 +7,7 @@ from gateway.proxy.auth import clear_process_state
 from infra.state import get_state
 from policies import admission
 from policies.snapshot import policy_table_cache
+from routing import health
 from routing.selectors import routing_table_cache
 from tenants import keycache
 from tenants.services import api_key_issue
@@ -29,6 +30,7 @@ def _fresh_state(_spool_dir, settings):
     clear_process_state()
     admission.clear_process_state()
     retries.budget.reset()
+    health.forget_cache()
     keycache.pending.clear()
     routing_table_cache.invalidate()
     policy_table_cache.invalidate()
@@ -36,6 +38,7 @@ def _fresh_state(_spool_dir, settings):
     clear_process_state()
     admission.clear_process_state()
     retries.budget.reset()
+    health.forget_cache()
     keycache.pending.clear()
     routing_table_cache.invalidate()
     policy_table_cache.invalidate()

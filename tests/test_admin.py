@@ -9,7 +9,7 @@ from django.contrib import admin
 from django.urls import reverse
 
 from billing.models import BudgetAlert, BudgetOverview, SpendLedger, UsageRecord
-from routing.models import Provider
+from routing.models import DeploymentHealth, Provider
 from tenants.keys import hash_secret
 from tenants.models import ApiKey, Team
 from tenants.selectors import api_key_principal_get
@@ -71,9 +71,9 @@ def test_every_registered_model_add_page_renders_except_the_records(admin_client
         assert response.status_code in (200, 403), model._meta.label
         if response.status_code == 403:
             refused.add(model)
-    # Only records refuse additions: the request log, and the budget ledger, alerts and overview
-    # (built from the request log and the policies).
-    assert refused == {UsageRecord, SpendLedger, BudgetAlert, BudgetOverview}
+    # Only records refuse additions: the request log, the budget ledger, alerts and overview
+    # (built from the request log and the policies), and the health checks' results.
+    assert refused == {UsageRecord, SpendLedger, BudgetAlert, BudgetOverview, DeploymentHealth}
 
 
 def test_every_row_change_page_renders(admin_client, populated):

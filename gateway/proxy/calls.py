@@ -1,19 +1,29 @@
 """Calling upstream: candidates in order, each attempt bounded, falling back before the first
-byte reaches the client (nothing has been sent yet, so trying the next candidate is safe)."""
+byte reaches the client (nothing has been sent yet, so trying the next candidate is safe).
+
+Deployment health (routing/health.py) decides who is tried: a deployment whose breaker is open
+or that is cooling after a 429 is skipped before any attempt; a half-open one is tried only by
+the request that gets its probe slot. Every attempt's outcome goes to the one health hook
+(`health.report`, sent without the client waiting): success with its latency, a provider
+failure, a 429 with its Retry-After; a client's own 4xx mistake or disconnect is no outcome. A
+stream's success is reported by the relay when it ends (streaming.py).
+"""
 
 import asyncio
 import logging
+import math
 import time
 from collections.abc import Awaitable, Callable
 
 from django.conf import settings
 
+from routing import health
 from routing.providers import ProviderError
 from routing.selectors import Route
 
 from . import retries
 from .context import RequestContext
-from .errors import GatewayError, UpstreamFailed, UpstreamRejected
+from .errors import GatewayError, ServiceUnavailable, UpstreamFailed, UpstreamRejected
 
 log = logging.getLogger("gateway.proxy")
 
@@ -60,7 +70,60 @@ def _attempt_timed_out(route: Route, seconds: float, started: float) -> Provider
     )
 
 
-async def call(ctx: RequestContext, routes, attempt: Callable[[Route], Awaitable]):
+class NoHealthyDeployment(ServiceUnavailable):
+    code = "no_healthy_deployment"
+
+
+def _no_healthy(routes, healths: dict) -> GatewayError:
+    """Every candidate is down or cooling: answered without calling any of them. Only cooling
+    (each provider asked the gateway to wait): 429 with the shortest remaining Retry-After,
+    as the provider would have answered. Otherwise 503 no_healthy_deployment."""
+    found = [healths[r.deployment_id] for r in routes]
+    retry_after = str(max(1, math.ceil(min((h.retry_in_s for h in found), default=1.0))))
+    if found and all(h.state == health.COOLING for h in found):
+        limited = UpstreamFailed(
+            "the upstream provider is rate limiting the gateway",
+            status=429,
+            code="upstream_rate_limited",
+        )
+        limited.headers = {"retry-after": retry_after}
+        return limited
+    model = routes[0].model_name if routes else ""
+    states = ", ".join(f"{r.label}: {healths[r.deployment_id].state}" for r in routes)
+    return NoHealthyDeployment(
+        f"no healthy deployment of '{model}' is available ({states}); retry shortly",
+        headers={"retry-after": retry_after},
+    )
+
+
+async def usable_routes(routes, healths: dict | None = None):
+    """The candidates whose health lets them be tried, in order; 503 no_healthy_deployment if
+    none (never a call to a deployment known to be down). `healths`: a snapshot already read
+    for these routes (the latency strategy's), else it is read here."""
+    if healths is None:
+        healths = await health.snapshot(routes)
+    found = [r for r in routes if healths[r.deployment_id].usable]
+    if not found:
+        raise _no_healthy(routes, healths)
+    return found, healths
+
+
+def _report(ctx: RequestContext, route: Route, exc: ProviderError | None, started: float):
+    probe, ctx.health_probe = ctx.health_probe, False
+    if exc is None:
+        health.report_soon(
+            route, health.OK, latency_ms=(time.monotonic() - started) * 1000, probe=probe
+        )
+        return
+    outcome, retry_after_s = health.outcome_of(exc)
+    if outcome is None:
+        if probe:
+            health.report_soon(route, health.RELEASE, probe=True)
+        return
+    health.report_soon(route, outcome, retry_after_s=retry_after_s, probe=probe)
+
+
+async def call(ctx: RequestContext, routes, attempt: Callable[[Route], Awaitable], *, healths=None):
     """Try candidates in order. Nothing has been sent to the client yet, so falling back is safe.
 
     A transient failure (refused connection, 5xx, overload) is first retried on the same deployment,
@@ -73,13 +136,21 @@ async def call(ctx: RequestContext, routes, attempt: Callable[[Route], Awaitable
         time.monotonic() + settings.GATEWAY_REQUEST_DEADLINE_S - ctx.elapsed_ms() / 1000
     )
     retries.budget.deposit()
+    routes, healths = await usable_routes(routes, healths)
     last: ProviderError | None = None
     for route in routes:
+        if healths[route.deployment_id].state == health.HALF_OPEN:
+            if not await health.acquire_probe(route):
+                continue  # another request is probing it
+            ctx.health_probe = True
+        probing = ctx.health_probe
         retried = 0
         while True:
             started = time.monotonic()
             budget = min(route.attempt_timeout_s, request_deadline - started)
             if budget < _MIN_ATTEMPT_S:
+                if ctx.health_probe:
+                    _report(ctx, route, _released(), started)
                 last = last or ProviderError(
                     "the request's deadline passed before an upstream was called",
                     retryable=False,
@@ -90,11 +161,21 @@ async def call(ctx: RequestContext, routes, attempt: Callable[[Route], Awaitable
             ctx.route = route
             try:
                 async with asyncio.timeout(budget):
-                    return await attempt(route), started + budget
+                    result = await attempt(route)
             except TimeoutError:
                 exc = _attempt_timed_out(route, budget, started)
             except ProviderError as failed:
                 exc = failed
+            except asyncio.CancelledError:
+                # The client went away: no outcome, but a probe slot it held is freed.
+                if ctx.health_probe:
+                    _report(ctx, route, _released(), started)
+                raise
+            else:
+                if not ctx.stream:  # a stream is reported by the relay, once it ends
+                    _report(ctx, route, None, started)
+                return result, started + budget
+            _report(ctx, route, exc, started)
             ctx.upstream_ms += exc.upstream_ms
             ctx.fallbacks.append(f"{route.label}: {exc.kind}")
             last = exc
@@ -107,7 +188,15 @@ async def call(ctx: RequestContext, routes, attempt: Callable[[Route], Awaitable
             )
             if not exc.retryable:
                 raise upstream_failed(last, ctx.route)
-            if not await _retry_pause(exc, retried, request_deadline):
+            # A failed probe re-opened the breaker: no second try there.
+            if probing or not await _retry_pause(exc, retried, request_deadline):
                 break  # the next candidate
             retried += 1
+    if last is None:  # every usable one was a half-open deployment another request probes
+        raise _no_healthy(routes, healths)
     raise upstream_failed(last, ctx.route)
+
+
+def _released() -> ProviderError:
+    """An outcome that is none (no attempt made, or the client left): frees a probe slot."""
+    return ProviderError("", retryable=False, kind="client_error")

@@ -44,6 +44,7 @@ class RequestContext:
         "endpoint",
         "error_type",
         "fallbacks",
+        "health_probe",
         "policy",
         "principal",
         "request_id",
@@ -79,6 +80,9 @@ class RequestContext:
         self.attempts = 0
         # Failed attempts, in order: "provider/model: error kind" (calls.py).
         self.fallbacks: list[str] = []
+        # The route in use holds a half-open breaker's probe slot (routing/health.py), freed
+        # by its outcome report.
+        self.health_probe = False
         self.status = 200
         self.error_type = ""
         self.settled = False

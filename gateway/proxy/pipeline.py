@@ -23,7 +23,6 @@ latency will slot into that ordering.
 
 import asyncio
 import logging
-from collections.abc import Mapping
 from dataclasses import replace
 
 import orjson
@@ -31,6 +30,7 @@ from django.conf import settings
 from django.db import DatabaseError
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 
+from routing import health
 from routing.providers import get_adapter
 from routing.providers.usage import estimate_tokens
 from routing.selectors import Route, RoutingTable, routing_table_cache
@@ -110,23 +110,28 @@ async def candidates(ctx: RequestContext, mode: str, tag: str = "") -> tuple[Rou
     return limits.allowed_routes(ctx.policy, routes, group)
 
 
-def ordered(
+async def ordered(
     ctx: RequestContext,
     routes: tuple[Route, ...],
     *,
     prompt_tokens: int,
     output_tokens: int,
-    latencies: Mapping[int, float] | None = None,
-) -> tuple[Route, ...]:
-    """The candidates in the order to try them, by the group's strategy. `latencies`
-    (deployment id -> recent ms) come from the health state; None: unknown."""
-    return order(
+) -> tuple[tuple[Route, ...], dict]:
+    """The candidates in the order to try them, by the group's strategy, and their health.
+
+    The health snapshot (routing/health.py: one read of the shared state, reused by the process
+    for GATEWAY_HEALTH_CACHE_S) gives the latency strategy its recent latencies, and calls.py
+    the breakers' verdicts, so a request reads it once."""
+    healths = await health.snapshot(routes)
+    latencies = {i: h.latency_ms for i, h in healths.items() if h.latency_ms is not None}
+    found = order(
         routes,
         ctx.route_group.strategy,
         latencies=latencies,
         prompt_tokens=prompt_tokens,
         output_tokens=output_tokens,
     )
+    return found, healths
 
 
 def route_tag(request: HttpRequest) -> str:
@@ -172,7 +177,7 @@ async def _chat(
     )
     if granted < output_tokens:  # a budget with little left clamped the answer's length
         _set_output_tokens(data, field, wanted, granted)
-    routes = ordered(
+    routes, healths = await ordered(
         ctx, routes, prompt_tokens=wanted.prompt_tokens(), output_tokens=min(granted, output_tokens)
     )
     # Routes of another wire format get the request translated (once each, before any call).
@@ -189,7 +194,7 @@ async def _chat(
             result = await adapter.chat(r, found.body, headers)
             return crossing.translated_answer(r, result, found, client)
 
-        result, _ = await calls.call(ctx, routes, complete)
+        result, _ = await calls.call(ctx, routes, complete, healths=healths)
         ctx.usage = result.usage
         ctx.upstream_ms += result.upstream_ms
         response = HttpResponse(ctx.route.redact(result.body), content_type="application/json")
@@ -201,7 +206,7 @@ async def _chat(
         payload = {**data, "model": r.upstream_model} if found is None else found.body
         return get_adapter(r.provider_kind).chat_stream(r, payload, headers)
 
-    upstream, deadline = await calls.call(ctx, routes, open_stream)
+    upstream, deadline = await calls.call(ctx, routes, open_stream, healths=healths)
     ctx.upstream_ms += upstream.upstream_ms
     wants_usage = bool(stream_options.get("include_usage"))
     found = plans.get(ctx.route.deployment_id) if plans is not None else None
@@ -245,7 +250,7 @@ async def _embeddings(
         output_tokens=0,
         user=limits.end_user(request, data),
     )
-    routes = ordered(ctx, routes, prompt_tokens=prompt_tokens, output_tokens=0)
+    routes, healths = await ordered(ctx, routes, prompt_tokens=prompt_tokens, output_tokens=0)
     headers = forward_headers(request, ctx)
     result, _ = await calls.call(
         ctx,
@@ -253,6 +258,7 @@ async def _embeddings(
         lambda r: get_adapter(r.provider_kind).embeddings(
             r, {**data, "model": r.upstream_model}, headers
         ),
+        healths=healths,
     )
     ctx.usage = result.usage
     ctx.upstream_ms += result.upstream_ms

@@ -17,6 +17,7 @@ import orjson
 from django.conf import settings
 
 from infra import http
+from routing import health
 from routing.formats import Malformed, StreamTranslator
 from routing.formats.sse import read_event
 from routing.providers import ProviderError, UpstreamStream
@@ -137,6 +138,16 @@ STREAM_ERROR_STATUS = {
 }
 
 
+def _report_health(ctx: RequestContext, outcome: str, ttft_ms: float) -> None:
+    """The stream's outcome to the one health hook, without holding the client's stream."""
+    probe, ctx.health_probe = ctx.health_probe, False
+    if outcome == health.RELEASE and not probe:
+        return
+    health.report_soon(
+        ctx.route, outcome, ttft_ms=ttft_ms if outcome == health.OK else None, probe=probe
+    )
+
+
 async def relay(
     ctx: RequestContext,
     upstream: UpstreamStream,
@@ -164,6 +175,8 @@ async def relay(
     redact = ctx.route.redact if ctx.route.secret_forms else None
     streamed_bytes = 0
     reported = False
+    # The deployment's health outcome (routing/health.py), reported once the stream ends.
+    outcome = health.OK
     finished = False  # the client has been sent the terminating `data: [DONE]`
     monotonic = time.monotonic
     try:
@@ -221,10 +234,12 @@ async def relay(
             if rest.strip():
                 yield redact(rest) if redact is not None else rest
         except Malformed as exc:
+            outcome = health.FAIL
             ctx.fail(502, "upstream_error")
             log.warning("request %s: %s", ctx.request_id, exc)
             yield end_with("the upstream sent an event the gateway cannot read", "upstream_error")
         except EventTooLarge as exc:
+            outcome = health.FAIL
             ctx.fail(502, "upstream_response_too_large")
             log.warning("request %s: %s", ctx.request_id, exc)
             yield end_with(str(exc), "upstream_response_too_large")
@@ -235,6 +250,8 @@ async def relay(
                 code, message = "upstream_timeout", "the upstream stream timed out"
             else:
                 code, message = "upstream_disconnected", "the upstream stream ended abnormally"
+            # The gateway's own shutdown is not the deployment's failure.
+            outcome = health.RELEASE if code == SHUTTING_DOWN[0] else health.FAIL
             ctx.fail(STREAM_ERROR_STATUS.get(code, 502), code)
             log.warning("request %s: upstream stream broke: %s", ctx.request_id, code)
             yield end_with(message, code)
@@ -243,6 +260,7 @@ async def relay(
         # Clients such as the OpenAI SDK hang up as soon as they read [DONE]: that stream was
         # delivered in full and is not a disconnect.
         if not finished:
+            outcome = health.RELEASE  # the client's doing, not the deployment's
             ctx.fail(499, "client_disconnected")
         raise
     finally:
@@ -254,11 +272,13 @@ async def relay(
                 ctx.usage, reported = usage_from_ir(watcher.usage), True
             if watcher.error is not None and ctx.status == 200:
                 # The upstream ended the stream with an error event (relayed, translated).
+                outcome = health.FAIL
                 ctx.fail(502, "upstream_error")
         if not reported:
             # Counting SSE bytes over-estimates the output (JSON framing); for money, erring
             # high is the safe side, and the row says it is an estimate.
             ctx.usage = estimate_usage(payload, streamed_bytes)
+        _report_health(ctx, outcome, upstream.upstream_ms)
         try:
             await upstream.aclose()
         finally:

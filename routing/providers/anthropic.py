@@ -91,6 +91,12 @@ class AnthropicAdapter(ProviderAdapter):
             route, url, {**payload, "stream": True}, self._headers(route, headers), _status_error
         )
 
+    async def probe(self, route: Route) -> None:
+        # The models endpoint: free, and it checks the address and the credential.
+        url = self._url(route, "/v1/models")
+        headers = self._headers(route, {})
+        await transport.probe_get(route, url, headers, _status_error)
+
     async def count_tokens(self, route: Route, payload: dict, headers: dict[str, str]) -> int:
         """The provider's own count of a request's input tokens."""
         _, data, _ = await self._json(route, "/v1/messages/count_tokens", payload, headers)

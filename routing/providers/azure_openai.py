@@ -14,6 +14,7 @@ from urllib.parse import quote, urlencode
 
 from routing.selectors import Route
 
+from .base import ProviderAdapter
 from .openai import OpenAICompatibleAdapter
 
 
@@ -29,3 +30,8 @@ class AzureOpenAIAdapter(OpenAICompatibleAdapter):
         # Azure reads the key from api-key; an Authorization header would be taken for an Entra
         # ID token and refused.
         return {"api-key": route.api_key} if route.api_key else {}
+
+    async def probe(self, route: Route) -> None:
+        # Azure's models listing is per resource, not per deployment: a 1-token completion
+        # (or embedding) checks the deployment itself.
+        await ProviderAdapter.probe(self, route)

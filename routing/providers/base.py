@@ -128,3 +128,21 @@ class ProviderAdapter(ABC):
     async def embeddings(
         self, route: Route, payload: dict, headers: dict[str, str]
     ) -> UpstreamResponse: ...
+
+    async def probe(self, route: Route) -> None:
+        """The active health check's call (routing/health_checks.py): the cheapest request
+        that shows the deployment answers; raises ProviderError when it does not. This
+        default sends a 1-token completion (an embedding of one word for an embedding
+        deployment); adapters whose provider has a models endpoint ask that instead."""
+        if route.mode == "embedding":
+            await self.embeddings(route, {"model": route.upstream_model, "input": "ping"}, {})
+        else:
+            await self.chat(route, self.probe_payload(route), {})
+
+    def probe_payload(self, route: Route) -> dict:
+        """A 1-token completion in this adapter's format (OpenAI's unless overridden)."""
+        return {
+            "model": route.upstream_model,
+            "messages": [{"role": "user", "content": "ping"}],
+            self.max_tokens_field: 1,
+        }

@@ -232,6 +232,13 @@ class BedrockAdapter(ProviderAdapter):
             route, url, payload, signed, _status_error, body, response_headers
         )
 
+    def probe_payload(self, route: Route) -> dict:
+        # Converse: Bedrock's runtime has no models endpoint, so a 1-token completion.
+        return {
+            "messages": [{"role": "user", "content": [{"text": "ping"}]}],
+            "inferenceConfig": {"maxTokens": 1},
+        }
+
     async def chat(self, route: Route, payload: dict, headers: dict[str, str]) -> UpstreamResponse:
         body, upstream_ms = await self._post(
             route, route.upstream_model, "converse", payload, headers

@@ -149,6 +149,11 @@ class GeminiAdapter(ProviderAdapter):
             raise transport.not_json(route)
         return body, data, upstream_ms
 
+    async def probe(self, route: Route) -> None:
+        # The model's own entry (models.get): free, and it checks the model id and the key.
+        url = self._url(route, "").removesuffix(":")
+        await transport.probe_get(route, url, self._headers(route, {}), _status_error)
+
     async def chat(self, route: Route, payload: dict, headers: dict[str, str]) -> UpstreamResponse:
         body, data, upstream_ms = await self._json(route, "generateContent", payload, headers)
         usage = usage_of(data) or _estimate(payload, len(body))

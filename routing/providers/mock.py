@@ -52,6 +52,9 @@ def _sse(data: dict) -> bytes:
 class MockAdapter(ProviderAdapter):
     format = "openai"
 
+    async def probe(self, route: Route) -> None:
+        return None  # answers locally: always up
+
     async def chat(self, route: Route, payload: dict, headers: dict[str, str]) -> UpstreamResponse:
         text = _reply_text(payload)
         usage = _usage(payload, text)

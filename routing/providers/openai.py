@@ -87,6 +87,11 @@ class OpenAICompatibleAdapter(ProviderAdapter):
             route, url, payload, self._headers(route, headers), _status_error
         )
 
+    async def probe(self, route: Route) -> None:
+        # The models endpoint: free, and it checks the address and the credential.
+        url = self._url(route, "/models")
+        await transport.probe_get(route, url, self._auth_headers(route), _status_error)
+
 
 class OpenAIAdapter(OpenAICompatibleAdapter):
     max_tokens_field = "max_completion_tokens"

@@ -261,3 +261,25 @@ async def open_stream(
         first=first,
         abort=lambda: http.abort(opened),
     )
+
+
+async def probe_get(
+    route: Route, url: str, headers: dict[str, str], status_error: StatusError
+) -> float:
+    """A health check's GET (a models endpoint): raises the ProviderError a request would,
+    returns the ms it took. The body is read (bounded) only to finish the exchange."""
+    started = time.perf_counter()
+    client = http.client()
+    try:
+        async with asyncio.timeout(route.first_byte_timeout_s):
+            response = await client.get(
+                url, headers=headers, timeout=http.request_timeout(route.connect_timeout_s)
+            )
+    except TimeoutError as exc:
+        raise timed_out(route, "first byte", route.first_byte_timeout_s, started) from exc
+    except httpx.TransportError as exc:
+        raise transport_error(route, exc, (time.perf_counter() - started) * 1000) from exc
+    ms = (time.perf_counter() - started) * 1000
+    if response.status_code >= 400:
+        raise status_error(response, response.content[:ERROR_BODY_LIMIT], ms)
+    return ms

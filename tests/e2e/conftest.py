@@ -105,3 +105,7 @@ def pytest_collection_modifyitems(items):
             and item.get_closest_marker("django_db") is None
         ):
             item.add_marker(pytest.mark.django_db(transaction=True, available_apps=GATEWAY_APPS))
+
+
+# The deployment health tests' fixtures (flaky and dead providers in groups).
+from .health_support import breaker, flaky, pair  # noqa: E402, F401

@@ -483,7 +483,9 @@ def test_the_gemini_key_appears_in_no_log_error_header_or_usage_row(
     caplog.set_level(logging.DEBUG)
     fake_gemini.fail(400, message=f"bad request from {GEMINI_KEY}", times=1)
     fake_gemini.fail(403, message=f"key {GEMINI_KEY} is not allowed", times=1)
-    fake_gemini.fail(429, message=f"quota of {GEMINI_KEY}", times=1)
+    # No delay asked: a longer one would cool the deployment, and the next requests would be
+    # answered by the gateway without reaching the upstream.
+    fake_gemini.fail(429, message=f"quota of {GEMINI_KEY}", retry_delay="0s", times=1)
     seen = []
     with gateway.http() as http:
         for stream in (False, False, False, False, True):

@@ -95,6 +95,9 @@ class FakeGemini(FakeProvider):
     def route(self, method, path, query, body):
         if method == "GET" and re.fullmatch(r"/(v1beta|v1|v1alpha)/models", path):
             return "models", None
+        one = re.fullmatch(r"/(v1beta|v1|v1alpha)/models/([^/:]+)", path)
+        if method == "GET" and one:  # models.get: one model's entry
+            return "model", one.group(2)
         found = _PATH.match(path)
         if method == "POST" and found and found.group(3) in _METHODS:
             return found.group(3), found.group(2)
@@ -156,6 +159,8 @@ class FakeGemini(FakeProvider):
         if operation == "models":
             names = sorted(self.models or {"gemini-fake"})
             return json_reply({"models": [{"name": f"models/{n}"} for n in names]})
+        if operation == "model" and (self.models is None or model in self.models):
+            return json_reply({"name": f"models/{model}"})
         if self.models is not None and model not in self.models:
             message = (
                 f"models/{model} is not found for API version v1beta, or is not supported for "
