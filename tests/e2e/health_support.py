@@ -51,6 +51,9 @@ def breaker(settings):
     settings.GATEWAY_BREAKER_MIN_OUTCOMES = 100
     settings.GATEWAY_BREAKER_OPEN_S = 0.5
     settings.GATEWAY_BREAKER_MAX_OPEN_S = 1.0
+    # One attempt per deployment, so these tests count outcomes exactly; retries of the same
+    # deployment have their own tests (test_retries.py).
+    settings.GATEWAY_UPSTREAM_RETRIES = 0
     return settings
 
 

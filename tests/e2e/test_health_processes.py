@@ -27,6 +27,8 @@ def web(django_db_setup, tmp_path_factory):
         "GATEWAY_BREAKER_CONSECUTIVE_FAILURES": "3",
         "GATEWAY_BREAKER_MIN_OUTCOMES": "100",
         "GATEWAY_BREAKER_OPEN_S": "1",
+        # One attempt per deployment, so the test counts outcomes exactly (test_retries.py).
+        "GATEWAY_UPSTREAM_RETRIES": "0",
     }
     processes = [WebProcess(logs, **env) for _ in range(2)]
     with ThreadPoolExecutor(2) as pool:

@@ -42,6 +42,10 @@ def test_a_429_is_not_retried_on_the_deployment_that_sent_it(gateway, upstream, 
 
 
 def test_the_retry_budget_caps_retries_in_a_full_outage(gateway, upstream, settings):
+    # The budget alone: breakers that never open (they would cut the calls sooner still, see
+    # test_breakers_end_a_full_outage_sooner_still).
+    settings.GATEWAY_BREAKER_CONSECUTIVE_FAILURES = 10**6
+    settings.GATEWAY_BREAKER_ERROR_RATE_PCT = 101
     settings.GATEWAY_UPSTREAM_RETRIES = 3
     settings.GATEWAY_RETRY_BACKOFF_BASE_S = 0.001
     settings.GATEWAY_RETRY_BACKOFF_MAX_S = 0.002
@@ -55,3 +59,13 @@ def test_the_retry_budget_caps_retries_in_a_full_outage(gateway, upstream, setti
     # Without a budget: 4 calls per request (240). With it: one each, plus 10% of them, plus
     # the 2-a-second floor over the few seconds this takes.
     assert requests < calls <= requests * 1.1 + 2 * 10
+
+
+def test_breakers_end_a_full_outage_sooner_still(gateway, upstream, settings):
+    settings.GATEWAY_UPSTREAM_RETRIES = 3
+    settings.GATEWAY_HEALTH_CACHE_S = 0
+    upstream.fail(500)
+    statuses = [_post(gateway).status_code for _ in range(30)]
+    # The breaker opens after a few failures; then requests are answered 503 without a call.
+    assert statuses[0] == 502 and statuses[-1] == 503
+    assert len(upstream.received("/v1/chat/completions")) < 15
