@@ -4,7 +4,8 @@
               output price x expected output tokens (with neither known: input + output
               price); ties by deployment id
     latency   lowest recent latency first (the EWMA the health state keeps, passed in);
-              deployments with no latency yet come after, cheapest first among them
+              deployments with no latency yet come first, cheapest first among them, so a
+              new deployment gets measured instead of never being tried
     weighted  a weighted random order by `weight` (every deployment stays, as a fallback);
               weight 0 only after all the others
     priority  by `priority` (lower first), then deployment id
@@ -82,4 +83,4 @@ def order(
         (r for r in cheapest if r.deployment_id in latencies),
         key=lambda r: (latencies[r.deployment_id], r.deployment_id),
     )
-    return (*known, *(r for r in cheapest if r.deployment_id not in latencies))
+    return (*(r for r in cheapest if r.deployment_id not in latencies), *known)

@@ -58,16 +58,18 @@ def test_priority_orders_by_priority_then_id():
 
 def test_latency_puts_the_fastest_first_and_follows_changes():
     routes = [_route(1, inp="0.1"), _route(2, inp="1"), _route(3, inp="2")]
-    assert _ids(order(routes, "latency", latencies={2: 120.0, 3: 80.0})) == [3, 2, 1]
+    latencies = {1: 300.0, 2: 120.0, 3: 80.0}
+    assert _ids(order(routes, "latency", latencies=latencies)) == [3, 2, 1]
     # Deployment 3 slowed down: the order follows.
-    assert _ids(order(routes, "latency", latencies={2: 120.0, 3: 900.0})) == [2, 3, 1]
+    assert _ids(order(routes, "latency", latencies={**latencies, 3: 900.0})) == [2, 1, 3]
 
 
 def test_latency_without_any_measurement_is_cheapest():
     routes = [_route(1, inp="2"), _route(2, inp="1"), _route(3, inp="3")]
     assert _ids(order(routes, "latency", latencies=None)) == [2, 1, 3]
-    # Unknown ones come after the measured ones, cheapest first among them.
-    assert _ids(order(routes, "latency", latencies={3: 50.0})) == [3, 2, 1]
+    # Unknown ones come first, cheapest first among them: a deployment without a measurement
+    # gets one instead of never being tried.
+    assert _ids(order(routes, "latency", latencies={3: 50.0})) == [2, 1, 3]
 
 
 def test_weighted_first_choice_follows_the_weights_and_keeps_every_route():

@@ -22,6 +22,7 @@ from routing.providers import ProviderError
 from routing.selectors import Route
 
 from . import retries
+from .chain import Chain
 from .context import RequestContext
 from .errors import GatewayError, ServiceUnavailable, UpstreamFailed, UpstreamRejected
 
@@ -123,20 +124,52 @@ def _report(ctx: RequestContext, route: Route, exc: ProviderError | None, starte
     health.report_soon(route, outcome, retry_after_s=retry_after_s, probe=probe)
 
 
-async def call(ctx: RequestContext, routes, attempt: Callable[[Route], Awaitable], *, healths=None):
-    """Try candidates in order. Nothing has been sent to the client yet, so falling back is safe.
+# What providers say when the prompt does not fit the model's context window.
+_CONTEXT_MARKERS = (
+    b"context_length_exceeded",
+    b"maximum context length",
+    b"prompt is too long",
+    b"input is too long",
+)
 
-    A transient failure (refused connection, 5xx, overload) is first retried on the same deployment,
-    up to GATEWAY_UPSTREAM_RETRIES times, after a jittered backoff and only within the retry
-    budget (retries.py); then the next candidate is tried. Each attempt is bounded by its
-    route's attempt timeout and by what is left of the request's deadline; returns the result
-    and when its attempt must end (a stream relays until then).
+
+class _ContextTooLong(Exception):
+    def __init__(self, error: ProviderError) -> None:
+        super().__init__(error.message)
+        self.error = error
+
+
+def _context_exceeded(exc: ProviderError) -> bool:
+    return exc.kind == "client_error" and any(m in (exc.body or b"") for m in _CONTEXT_MARKERS)
+
+
+async def call(ctx: RequestContext, chain: Chain, attempt: Callable[[Route], Awaitable]):
+    """Try the chain's candidates in order (chain.py: the group's, then its fallback groups').
+    Nothing has been sent to the client yet, so falling back is safe.
+
+    A transient failure (refused connection, 5xx, overload) is first retried on the same
+    deployment, up to GATEWAY_UPSTREAM_RETRIES times, after a jittered backoff and only within
+    the retry budget (retries.py); then the next candidate is tried. A provider's
+    context-length error moves the request to the chain's context fallbacks. Each attempt is
+    bounded by its route's attempt timeout and by what is left of the request's deadline;
+    returns the result and when its attempt must end (a stream relays until then).
     """
-    request_deadline = (
-        time.monotonic() + settings.GATEWAY_REQUEST_DEADLINE_S - ctx.elapsed_ms() / 1000
-    )
+    deadline = time.monotonic() + settings.GATEWAY_REQUEST_DEADLINE_S - ctx.elapsed_ms() / 1000
     retries.budget.deposit()
-    routes, healths = await usable_routes(routes, healths)
+    try:
+        return await _try(ctx, chain.routes, chain.healths, attempt, deadline)
+    except _ContextTooLong as exc:
+        if not chain.context_routes:
+            raise upstream_failed(exc.error, ctx.route) from None
+        log.info("request %s: the prompt is too long; trying context fallbacks", ctx.request_id)
+        try:
+            return await _try(ctx, chain.context_routes, chain.healths, attempt, deadline)
+        except _ContextTooLong as again:
+            raise upstream_failed(again.error, ctx.route) from None
+
+
+async def _try(ctx: RequestContext, routes, healths, attempt, request_deadline: float):
+    routes, healths = await usable_routes(routes, healths or None)
     last: ProviderError | None = None
     for route in routes:
         if healths[route.deployment_id].state == health.HALF_OPEN:
@@ -187,6 +220,8 @@ async def call(ctx: RequestContext, routes, attempt: Callable[[Route], Awaitable
                 exc.retryable,
             )
             if not exc.retryable:
+                if _context_exceeded(exc):
+                    raise _ContextTooLong(exc)
                 raise upstream_failed(last, ctx.route)
             # A failed probe re-opened the breaker: no second try there.
             if probing or not await _retry_pause(exc, retried, request_deadline):

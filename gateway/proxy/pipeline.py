@@ -30,17 +30,16 @@ from django.conf import settings
 from django.db import DatabaseError
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 
-from routing import health
 from routing.providers import get_adapter
 from routing.providers.usage import estimate_tokens
 from routing.selectors import Route, RoutingTable, routing_table_cache
-from routing.strategies import order
 
-from . import calls, crossing, limits, needs, parsing, refusals
+from . import calls, chain, crossing, limits, needs, parsing, refusals
 from .auth import authenticate
 from .context import SCOPE_START, RequestContext
 from .dialects import OPENAI, Dialect
 from .errors import (
+    BadRequest,
     GatewayError,
     InternalError,
     ModelNotFound,
@@ -110,28 +109,27 @@ async def candidates(ctx: RequestContext, mode: str, tag: str = "") -> tuple[Rou
     return limits.allowed_routes(ctx.policy, routes, group)
 
 
-async def ordered(
-    ctx: RequestContext,
-    routes: tuple[Route, ...],
-    *,
-    prompt_tokens: int,
-    output_tokens: int,
-) -> tuple[tuple[Route, ...], dict]:
-    """The candidates in the order to try them, by the group's strategy, and their health.
+async def _chat_chain(ctx: RequestContext, routes, wanted: Needs) -> chain.Chain:
+    """The group's capable deployments, then its fallback groups' (chain.py). When none of the
+    group can hold the prompt (400 context_length_exceeded), its context_fallbacks serve."""
+    table = await _routing_table()
+    group = ctx.route_group
 
-    The health snapshot (routing/health.py: one read of the shared state, reused by the process
-    for GATEWAY_HEALTH_CACHE_S) gives the latency strategy its recent latencies, and calls.py
-    the breakers' verdicts, so a request reads it once."""
-    healths = await health.snapshot(routes)
-    latencies = {i: h.latency_ms for i, h in healths.items() if h.latency_ms is not None}
-    found = order(
-        routes,
-        ctx.route_group.strategy,
-        latencies=latencies,
-        prompt_tokens=prompt_tokens,
-        output_tokens=output_tokens,
+    def capable(rs):
+        return needs.capable_routes(rs, wanted, ctx.requested_model)
+
+    context = chain.segments(ctx, table, "chat", group.context_fallbacks, capable)
+    try:
+        primary = [(group, tuple(capable(routes)))]
+    except BadRequest as exc:
+        if exc.code != "context_length_exceeded" or not context:
+            raise
+        primary, context = context, []
+    primary += chain.segments(ctx, table, "chat", group.fallbacks, capable)
+    output = wanted.output_tokens or limits.default_output_tokens(routes)
+    return await chain.build(
+        primary, context, prompt_tokens=wanted.prompt_tokens(), output_tokens=output
     )
-    return found, healths
 
 
 def route_tag(request: HttpRequest) -> str:
@@ -165,8 +163,8 @@ async def _chat(
     capped = limits.check_chat(ctx.policy, ctx.requested_model, wanted)
     if capped is not None:
         _set_output_tokens(data, field, wanted, capped)
-    # Only the candidates with what the request needs (tools, images, ...); 400 if none.
-    routes = needs.capable_routes(routes, wanted, ctx.requested_model)
+    chain_ = await _chat_chain(ctx, routes, wanted)
+    routes = chain_.all_routes
     output_tokens = wanted.output_tokens or limits.default_output_tokens(routes)
     granted = await limits.admit(
         ctx,
@@ -177,11 +175,9 @@ async def _chat(
     )
     if granted < output_tokens:  # a budget with little left clamped the answer's length
         _set_output_tokens(data, field, wanted, granted)
-    routes, healths = await ordered(
-        ctx, routes, prompt_tokens=wanted.prompt_tokens(), output_tokens=min(granted, output_tokens)
-    )
     # Routes of another wire format get the request translated (once each, before any call).
-    routes, plans = crossing.plan(routes, data, client)
+    routes, plans = crossing.plan(chain_.all_routes, data, client)
+    chain_.keep({r.deployment_id for r in routes})
     headers = forward_headers(request, ctx)
 
     if not ctx.stream:
@@ -194,7 +190,7 @@ async def _chat(
             result = await adapter.chat(r, found.body, headers)
             return crossing.translated_answer(r, result, found, client)
 
-        result, _ = await calls.call(ctx, routes, complete, healths=healths)
+        result, _ = await calls.call(ctx, chain_, complete)
         ctx.usage = result.usage
         ctx.upstream_ms += result.upstream_ms
         response = HttpResponse(ctx.route.redact(result.body), content_type="application/json")
@@ -206,7 +202,7 @@ async def _chat(
         payload = {**data, "model": r.upstream_model} if found is None else found.body
         return get_adapter(r.provider_kind).chat_stream(r, payload, headers)
 
-    upstream, deadline = await calls.call(ctx, routes, open_stream, healths=healths)
+    upstream, deadline = await calls.call(ctx, chain_, open_stream)
     ctx.upstream_ms += upstream.upstream_ms
     wants_usage = bool(stream_options.get("include_usage"))
     found = plans.get(ctx.route.deployment_id) if plans is not None else None
@@ -243,22 +239,28 @@ async def _embeddings(
     routes = await candidates(ctx, "embedding", route_tag(request))
     limits.check_embeddings(ctx.policy, ctx.requested_model, data)
     prompt_tokens = estimate_tokens(data.get("input"))
+    table = await _routing_table()
+    group = ctx.route_group
+    found = await chain.build(
+        [(group, routes), *chain.segments(ctx, table, "embedding", group.fallbacks, list)],
+        [],
+        prompt_tokens=prompt_tokens,
+        output_tokens=0,
+    )
     await limits.admit(
         ctx,
-        routes,
+        found.all_routes,
         prompt_tokens=prompt_tokens,
         output_tokens=0,
         user=limits.end_user(request, data),
     )
-    routes, healths = await ordered(ctx, routes, prompt_tokens=prompt_tokens, output_tokens=0)
     headers = forward_headers(request, ctx)
     result, _ = await calls.call(
         ctx,
-        routes,
+        found,
         lambda r: get_adapter(r.provider_kind).embeddings(
             r, {**data, "model": r.upstream_model}, headers
         ),
-        healths=healths,
     )
     ctx.usage = result.usage
     ctx.upstream_ms += result.upstream_ms
