@@ -321,6 +321,11 @@ class EffectivePolicy:
 
     # --- routes -----------------------------------------------------------------------------
 
+    @property
+    def restricts_regions(self) -> bool:
+        """Whether some level allows only certain regions (messages say so)."""
+        return bool(self._regions)
+
     def allows_route(self, provider_name: str, residency: str) -> bool:
         """`residency`: the route's vocabulary region (Route.residency); a sub-region is
         within its parent (`eu` allows `eu-west`), and no region is within no restriction."""

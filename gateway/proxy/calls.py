@@ -75,7 +75,7 @@ class NoHealthyDeployment(ServiceUnavailable):
     code = "no_healthy_deployment"
 
 
-def _no_healthy(routes, healths: dict) -> GatewayError:
+def _no_healthy(routes, healths: dict, in_region: bool = False) -> GatewayError:
     """Every candidate is down or cooling: answered without calling any of them. Only cooling
     (each provider asked the gateway to wait): 429 with the shortest remaining Retry-After,
     as the provider would have answered. Otherwise 503 no_healthy_deployment."""
@@ -91,13 +91,15 @@ def _no_healthy(routes, healths: dict) -> GatewayError:
         return limited
     model = routes[0].model_name if routes else ""
     states = ", ".join(f"{r.label}: {healths[r.deployment_id].state}" for r in routes)
+    # Under a residency rule, say so: the answer is an error, never a call elsewhere.
+    where = " within the allowed regions" if in_region else ""
     return NoHealthyDeployment(
-        f"no healthy deployment of '{model}' is available ({states}); retry shortly",
+        f"no healthy deployment of '{model}'{where} is available ({states}); retry shortly",
         headers={"retry-after": retry_after},
     )
 
 
-async def usable_routes(routes, healths: dict | None = None):
+async def usable_routes(routes, healths: dict | None = None, *, in_region: bool = False):
     """The candidates whose health lets them be tried, in order; 503 no_healthy_deployment if
     none (never a call to a deployment known to be down). `healths`: a snapshot already read
     for these routes (the latency strategy's), else it is read here."""
@@ -105,7 +107,7 @@ async def usable_routes(routes, healths: dict | None = None):
         healths = await health.snapshot(routes)
     found = [r for r in routes if healths[r.deployment_id].usable]
     if not found:
-        raise _no_healthy(routes, healths)
+        raise _no_healthy(routes, healths, in_region)
     return found, healths
 
 
@@ -169,7 +171,8 @@ async def call(ctx: RequestContext, chain: Chain, attempt: Callable[[Route], Awa
 
 
 async def _try(ctx: RequestContext, routes, healths, attempt, request_deadline: float):
-    routes, healths = await usable_routes(routes, healths or None)
+    in_region = ctx.policy is not None and ctx.policy.restricts_regions
+    routes, healths = await usable_routes(routes, healths or None, in_region=in_region)
     last: ProviderError | None = None
     for route in routes:
         if healths[route.deployment_id].state == health.HALF_OPEN:
@@ -228,7 +231,7 @@ async def _try(ctx: RequestContext, routes, healths, attempt, request_deadline: 
                 break  # the next candidate
             retried += 1
     if last is None:  # every usable one was a half-open deployment another request probes
-        raise _no_healthy(routes, healths)
+        raise _no_healthy(routes, healths, in_region)
     raise upstream_failed(last, ctx.route)
 
 

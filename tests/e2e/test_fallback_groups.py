@@ -128,3 +128,15 @@ def test_the_latency_strategy_follows_changed_latencies(groups, upstream, flaky)
     flaky.delay_s, upstream.delay_s = 0.0, 0.4
     served = [_chat(groups, "quick").headers["x-gateway-deployment"] for _ in range(4)]
     assert served[-2:] == ["other-eu/quick-there"] * 2
+
+
+def test_nothing_healthy_in_region_is_a_503_that_says_so(groups, upstream, settings):
+    settings.GATEWAY_BREAKER_CONSECUTIVE_FAILURES = 1
+    Policy.objects.create(team=Team.objects.get(slug=TEAM), allowed_regions=["eu"])
+    policy_table_cache.invalidate()
+    upstream.fail(500)
+    _chat(groups, "main")  # opens the breakers of main-eu and of both eu fallbacks
+    response = _chat(groups, "main")
+    error = assert_openai_error(response, 503, "no_healthy_deployment")
+    assert "within the allowed regions" in error["message"]
+    assert "backup-us-model" not in _sent(upstream)
