@@ -10,6 +10,7 @@ from django.db import models
 
 from .capabilities import Capabilities, capabilities_of
 from .credentials import Credentials, decrypt_credentials, encrypt_credentials
+from .groups import FALLBACK_FIELDS, fallback_list_problems
 from .kinds import KINDS
 from .regions import region_problem
 
@@ -302,7 +303,6 @@ class ModelGroup(models.Model):
         return self.name
 
     def clean(self) -> None:
-        from .groups import fallback_problems  # beside the loader's check, one rule
 
         errors = fallback_problems(self.name, self.mode, self.fallbacks, self.context_fallbacks)
         if errors:
@@ -341,10 +341,34 @@ class RoutingRule(models.Model):
     def clean(self) -> None:
         if bool(self.team_id) == bool(self.tag):
             raise ValidationError("Give a team or a tag, not both and not neither.")
-        from .groups import group_exists
-
         if not group_exists(self.group):
             raise ValidationError({"group": f"{self.group!r} names no model group"})
+
+
+def group_names(mode: str | None = None) -> set[str]:
+    """Every group name (of `mode`, or of any mode): rows and deployments' model names."""
+    groups = ModelGroup.objects.order_by()
+    deployments = Deployment.objects.order_by()
+    if mode is not None:
+        groups, deployments = groups.filter(mode=mode), deployments.filter(mode=mode)
+    return set(groups.values_list("name", flat=True)) | set(
+        deployments.values_list("model_name", flat=True)
+    )
+
+
+def group_exists(name: str) -> bool:
+    return name in group_names()
+
+
+def fallback_problems(name: str, mode: str, fallbacks, context_fallbacks) -> dict[str, str]:
+    """The admin's check: field -> message (the first problem of each list)."""
+    known = group_names(mode)
+    errors: dict[str, str] = {}
+    for field, value in zip(FALLBACK_FIELDS, (fallbacks, context_fallbacks), strict=True):
+        problems = fallback_list_problems(name, field, value, known)
+        if problems:
+            errors[field] = "; ".join(message for _, message in problems)
+    return errors
 
 
 # Health check history (routing/health_models.py): its own module, imported here so Django
