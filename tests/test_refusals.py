@@ -61,6 +61,7 @@ def test_our_key_shows_only_its_visible_prefix():
 
     assert shown_key_prefix(_scope(authorization=f"Bearer {secret}")) == "sk-gw-abcdef"
     assert shown_key_prefix(_scope(api_key=secret)) == "sk-gw-abcdef"
+    assert shown_key_prefix(_scope(x_api_key=secret)) == "sk-gw-abcdef"  # Anthropic's header
 
 
 @pytest.mark.parametrize(

@@ -35,8 +35,10 @@ def shown_key_prefix(scope) -> str:
     if authorization:
         scheme, _, token = authorization.partition(" ")
         token = token.strip() if scheme.lower() == "bearer" else ""
-    if not token:
-        token = (scope_header(scope, b"api-key") or "").strip()
+    # Then the dialects' own headers: Azure clients' `api-key`, Anthropic clients' `x-api-key`.
+    for name in (b"api-key", b"x-api-key"):
+        if not token:
+            token = (scope_header(scope, name) or "").strip()
     if token.startswith(KEY_PREFIX) and len(token) > SHOWN_PREFIX_LEN:
         return token[:SHOWN_PREFIX_LEN]
     return ""
