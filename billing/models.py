@@ -83,6 +83,8 @@ class UsageRecord(models.Model):
     attempts = models.PositiveSmallIntegerField(default=0)  # upstream calls made (fallbacks + 1)
     # Attempts that failed, in order: "provider/model: error kind; ..."
     fallbacks = models.CharField(max_length=500, blank=True)
+    # Cost allocation tags (x-gateway-tags / metadata): {"use_case": "search", ...}.
+    tags = models.JSONField(default=dict, blank=True)
     status_code = models.PositiveSmallIntegerField()
     error_type = models.CharField(max_length=64, blank=True)
     # USD. Prices have 6 decimals per 1M tokens, so 12 decimals keep every cost exact.

@@ -22,14 +22,16 @@ from policies.models import (
 )
 from routing.models import Provider
 from routing.regions import vocabulary_problem
-from tenants.models import Organization
+from tenants.models import Organization, default_tag_keys
 
 from . import config_reading as read
 from .config_reading import Problems
 
 # Every Policy field the file may set, by its name on the model.
 POLICY_FIELDS = frozenset({*RULE_FIELDS, "alert_webhook_url"})
-ORGANIZATION_FIELDS = frozenset({"slug", "name", "timezone", "policy", "model_limits"})
+ORGANIZATION_FIELDS = frozenset(
+    {"slug", "name", "timezone", "allowed_tag_keys", "policy", "model_limits"}
+)
 _POSITIVE = ("max_tokens", "rpm", "tpm", "user_rpm", "user_tpm")
 _CHOICES = {
     "max_tokens_mode": MaxTokensMode,
@@ -266,6 +268,8 @@ def load_organization(path: str, item: dict, run) -> None:
     values = {
         "name": read.text(item, "name", where, run, default=slug.replace("-", " ").title()),
         "timezone": read.text(item, "timezone", where, run, default="UTC"),
+        # Checked by the model's validator (full_clean below), as in the admin.
+        "allowed_tag_keys": item.get("allowed_tag_keys", default_tag_keys()),
     }
     policy = read_policy(item.get("policy"), f"{where}.policy", run)
     limits = read_model_limits(item, where, run)

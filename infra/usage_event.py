@@ -75,6 +75,8 @@ class UsageEvent(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     # The attempts that failed, in order: "provider/model: error kind"
     # joined by "; " (also the x-gateway-fallbacks header). Empty when no attempt failed.
     fallbacks: str = ""
+    # Cost allocation tags, validated by the proxy (gateway/proxy/tags.py): key -> value.
+    tags: dict[str, str] = msgspec.field(default_factory=dict)
 
     def __post_init__(self) -> None:
         for name, limit in STR_LIMITS.items():

@@ -165,6 +165,7 @@ class EffectivePolicy:
         "budgets",
         "privacy_mode",
         "steps",
+        "tag_keys",
         "timezone",
     )
 
@@ -175,9 +176,12 @@ class EffectivePolicy:
         timezone: str,
         org_limits: "Limits",
         team_limits: "Limits",
+        tag_keys: frozenset[str] = frozenset(),
     ) -> None:
         self.steps = steps
         self.timezone = timezone
+        # The cost allocation tag keys the organization allows (tenants.Organization).
+        self.tag_keys = tag_keys
         self._org = steps[0]
         self._team = steps[1]
         self._models = _intersect(s.models for s in steps)
@@ -398,6 +402,7 @@ def merge(
     org_slug: str,
     timezone: str,
     org: Rules | None,
+    tag_keys: frozenset[str] = frozenset(),
     team: Rules | None,
     project: Rules | None,
     project_slug: str,
@@ -424,5 +429,9 @@ def merge(
     key_models = _both(p.allowed_models, key.allowed_models)
     steps.append(_Step(Level("key", p.key_name or p.key_prefix), "key", key, key_models))
     return EffectivePolicy(
-        tuple(steps), timezone=timezone, org_limits=org_limits, team_limits=team_limits
+        tuple(steps),
+        timezone=timezone,
+        org_limits=org_limits,
+        team_limits=team_limits,
+        tag_keys=tag_keys,
     )

@@ -15,7 +15,7 @@ from django.conf import settings
 from django.db import transaction
 
 from infra.snapshot import SnapshotCache, SnapshotUnavailable
-from tenants.models import Organization
+from tenants.models import Organization, default_tag_keys
 from tenants.selectors import KeyPrincipal
 
 from .engine import EffectivePolicy, Limits, Rules, merge, usd_to_micros
@@ -37,6 +37,8 @@ class PolicyTable:
     built_at: float
     organizations: Mapping[int, tuple[str, str]]  # id -> (slug, timezone)
     org_rules: Mapping[int, Rules] = field(default_factory=dict)
+    # id -> the cost allocation tag keys the organization allows (gateway/proxy/tags.py)
+    org_tag_keys: Mapping[int, frozenset[str]] = field(default_factory=dict)
     team_rules: Mapping[int, Rules] = field(default_factory=dict)
     project_rules: Mapping[int, Rules] = field(default_factory=dict)
     key_rules: Mapping[int, Rules] = field(default_factory=dict)
@@ -67,6 +69,7 @@ class PolicyTable:
                 p,
                 org_slug=org_slug,
                 timezone=timezone,
+                tag_keys=self.org_tag_keys.get(p.org_id, _DEFAULT_TAG_KEYS),
                 org=self.org_rules.get(p.org_id),
                 team=self.team_rules.get(p.team_id),
                 project=self.project_rules.get(p.project_id),
@@ -80,6 +83,8 @@ class PolicyTable:
             self._memo[memo_key] = found
         return found
 
+
+_DEFAULT_TAG_KEYS = frozenset(default_tag_keys())
 
 __all__ = ["PolicyTable", "PolicyTableUnavailable", "policy_table_build", "policy_table_cache"]
 
@@ -142,13 +147,16 @@ def policy_table_build() -> PolicyTable:
             team_limits.setdefault(limit.team_id, {})[limit.model] = (limit.rpm, limit.tpm)
         else:
             org_limits.setdefault(limit.organization_id, {})[limit.model] = (limit.rpm, limit.tpm)
-    organizations = {
-        pk: (slug, tz)
-        for pk, slug, tz in Organization.objects.values_list("pk", "slug", "timezone")
-    }
+    organizations, org_tag_keys = {}, {}
+    for pk, slug, tz, keys in Organization.objects.values_list(
+        "pk", "slug", "timezone", "allowed_tag_keys"
+    ):
+        organizations[pk] = (slug, tz)
+        org_tag_keys[pk] = frozenset(keys) if isinstance(keys, list) else _DEFAULT_TAG_KEYS
     return PolicyTable(
         built_at=started,
         organizations=organizations,
+        org_tag_keys=org_tag_keys,
         org_rules=by_level["organization"],
         team_rules=by_level["team"],
         project_rules=by_level["project"],

@@ -5,6 +5,7 @@ through signals (tenants/signals.py); `QuerySet.update()` sends no signals, so t
 below invalidate themselves. Only raw SQL goes unnoticed, bounded by the snapshot's TTL.
 """
 
+import re
 import zoneinfo
 
 from django.conf import settings
@@ -13,6 +14,22 @@ from django.db import models, transaction
 from django.utils import timezone
 
 from . import keycache
+
+
+def default_tag_keys() -> list[str]:
+    return ["use_case", "feature", "environment"]
+
+
+_TAG_KEY = re.compile(r"[a-z][a-z0-9_]{0,31}")
+
+
+def validate_tag_keys(value) -> None:
+    if not isinstance(value, list) or not all(
+        isinstance(k, str) and _TAG_KEY.fullmatch(k) for k in value
+    ):
+        raise ValidationError(
+            "a list of tag keys: lower-case letters, digits and '_', at most 32 characters each"
+        )
 
 
 def validate_timezone(name: str) -> None:
@@ -59,6 +76,11 @@ class Organization(models.Model):
     is_active = models.BooleanField(default=True)
     # Budget periods are calendar months in this timezone (an IANA name such as Europe/Paris).
     timezone = models.CharField(max_length=64, default="UTC", validators=[validate_timezone])
+    # Cost allocation tags a request may carry (x-gateway-tags, or the body's metadata); other
+    # keys are refused with 400 (gateway/proxy/tags.py).
+    allowed_tag_keys = models.JSONField(
+        default=default_tag_keys, blank=True, validators=[validate_tag_keys]
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     objects = OrganizationQuerySet.as_manager()

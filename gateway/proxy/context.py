@@ -55,6 +55,7 @@ class RequestContext:
         "started",
         "status",
         "stream",
+        "tags",
         "ttft_ms",
         "upstream_ms",
         "usage",
@@ -80,6 +81,8 @@ class RequestContext:
         self.attempts = 0
         # Failed attempts, in order: "provider/model: error kind" (calls.py).
         self.fallbacks: list[str] = []
+        # Cost allocation tags (tags.py): use case, feature, environment.
+        self.tags: dict[str, str] = {}
         # The route in use holds a half-open breaker's probe slot (routing/health.py), freed
         # by its outcome report.
         self.health_probe = False
@@ -135,6 +138,7 @@ class RequestContext:
                 "cost_usd": self.cost(),
                 "reserved_tokens": self.admission.reserved_tokens if self.admission else 0,
                 "fallbacks": "; ".join(self.fallbacks),
+                "tags": self.tags,
             }
         )
 

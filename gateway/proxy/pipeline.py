@@ -34,7 +34,7 @@ from routing.providers import get_adapter
 from routing.providers.usage import estimate_tokens
 from routing.selectors import Route, RoutingTable, routing_table_cache
 
-from . import calls, chain, crossing, limits, needs, parsing, refusals
+from . import calls, chain, crossing, limits, needs, parsing, refusals, tags
 from .auth import authenticate
 from .context import SCOPE_START, RequestContext
 from .dialects import OPENAI, Dialect
@@ -324,6 +324,7 @@ async def handle(
         # Known before validation, so even a refused request is logged with the model it named.
         ctx.requested_model = model if isinstance(model, str) else ""
         dialect.validators[endpoint](data)
+        ctx.tags = tags.parse(request, data, ctx.policy.tag_keys)
         response = await _HANDLERS[endpoint](ctx, request, data, dialect)
     except GatewayError as exc:
         ctx.fail(exc.status, exc.error_type)
