@@ -79,7 +79,7 @@ def main() -> None:
 
     print(f"Throughput on {args.mb:g} MB of mixed text (one process, one core)")
     print(f"| {'text':<44} | {'MB/s':>6} | {'findings':>8} |")
-    print(f"|{'-' * 36}|{'-' * 8}|{'-' * 10}|")
+    print(f"|{'-' * 46}|{'-' * 8}|{'-' * 10}|")
     for name, text in (
         ("PII-dense (25% corpus lines)", dense),
         ("no PII (prose, code, logs)", clean),
@@ -89,7 +89,7 @@ def main() -> None:
             ("one text", len(text)),
         ):
             mbps, findings = throughput(text, size)
-            print(f"| {name + ', ' + label:<34} | {mbps:>6.2f} | {findings:>8} |")
+            print(f"| {name + ', ' + label:<44} | {mbps:>6.2f} | {findings:>8} |")
 
     print(f"\nPrecision/recall on tests/pii_corpus.py ({len(CASES)} cases)")
     print(
