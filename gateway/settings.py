@@ -275,6 +275,10 @@ GATEWAY_UPSTREAM_MAX_BODY_BYTES = env.int("GATEWAY_UPSTREAM_MAX_BODY_BYTES", def
 GATEWAY_UPSTREAM_MAX_EVENT_BYTES = env.int("GATEWAY_UPSTREAM_MAX_EVENT_BYTES", default=1024**2)
 # The whole request, all fallbacks included, from arrival to the end of the answer.
 GATEWAY_REQUEST_DEADLINE_S = env.float("GATEWAY_REQUEST_DEADLINE_S", default=600.0)
+# --- PII scrubber (infra/pii.py)
+# Phone numbers written without a +country code are read as numbers of this region (ISO 3166
+# alpha-2); numbers with a + prefix are recognised whatever the region.
+GATEWAY_PII_PHONE_REGION = env.str("GATEWAY_PII_PHONE_REGION", default="US")
 # --- Deployment health: circuit breakers, 429 cooldown, latency, health checks (routing/health)
 # A deployment's breaker opens after this many failures in a row (connect error, timeout, 5xx,
 # overload, unreadable body), or when at least ERROR_RATE_PCT % of at least MIN_OUTCOMES
