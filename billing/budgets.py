@@ -9,7 +9,6 @@ record belongs to the period in which its request arrived (`created_at`), the sa
 admission used to choose the period it reserved against.
 """
 
-import math
 import time
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
@@ -21,7 +20,7 @@ from django.db.models import Q, Sum
 from infra.db import db_call_bounded
 from policies.models import Policy
 from policies.periods import period_bounds, period_of
-from policies.types import BudgetScope
+from policies.types import BudgetScope, usd_to_micros
 
 from .models import SpendLedger, UsageRecord
 
@@ -35,17 +34,11 @@ LEVEL_FIELDS = {
 # Usage of a period's last minutes can arrive after it ended (requests in flight, ingestion
 # lag, replayed spools): the previous period is refreshed this long into the new one.
 LATE_USAGE_S = 3600
-_MICROS = Decimal(1_000_000)
 
 
 def budget_stem(level: str, scope_id: int) -> str:
     """The state-store key stem of a budget: BudgetScope.key, for callers without a scope."""
     return f"gw:bud:{level}:{scope_id}"
-
-
-def usd_to_micros(usd: Decimal | int) -> int:
-    """Whole micro-dollars, rounded up: a counter never shows less than was spent."""
-    return math.ceil(Decimal(usd) * _MICROS)
 
 
 def _period_filter(period: str, tz: str) -> Q:
@@ -76,16 +69,16 @@ def spend_micros_many(scopes: Sequence[tuple[str, int]], period: str, tz: str) -
     return [usd_to_micros(totals[f"s{i}"] or 0) for i in range(len(scopes))]
 
 
-async def seed_spend(scopes: Sequence[BudgetScope], period: str, tz: str) -> dict[BudgetScope, int]:
-    """The seed callback for admission: each scope's spend in `period` from Postgres.
+async def seed_spend(scopes: Sequence[BudgetScope], period: str, tz: str) -> list[int]:
+    """The seed callback for admission: each scope's spend in `period` from Postgres, in the
+    scopes' order (policies.admission.Seed).
 
     Called when Redis has no spend counter (flushed, restarted, a new period); one query on the
     bounded database pool, so a database that is down or busy fails fast (DatabaseError /
     DatabaseBusy) and admission decides what a hard budget does then.
     """
     pairs = [(scope.level, scope.scope_id) for scope in scopes]
-    micros = await db_call_bounded(spend_micros_many, scopes=pairs, period=period, tz=tz)
-    return dict(zip(scopes, micros, strict=True))
+    return await db_call_bounded(spend_micros_many, scopes=pairs, period=period, tz=tz)
 
 
 # --- Budgeted scopes and the ledger ---------------------------------------------------------

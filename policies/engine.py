@@ -16,7 +16,6 @@ import hashlib
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from decimal import Decimal
 from functools import lru_cache
 
 from routing.regions import within
@@ -106,10 +105,6 @@ class Rules:
     allowed_regions: frozenset[str] | None = None
     privacy_mode: str = ""
     scope_id: int = 0  # the organization's, team's, project's or key's id
-
-
-def usd_to_micros(usd: Decimal) -> int:
-    return int(usd * 1_000_000)
 
 
 @dataclass(frozen=True, slots=True)

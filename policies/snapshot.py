@@ -18,8 +18,9 @@ from infra.snapshot import SnapshotCache, SnapshotUnavailable
 from tenants.models import Organization, default_tag_keys
 from tenants.selectors import KeyPrincipal
 
-from .engine import EffectivePolicy, Limits, Rules, merge, usd_to_micros
+from .engine import EffectivePolicy, Limits, Rules, merge
 from .models import FEATURES, BudgetMode, MaxTokensMode, ModelLimit, Policy
+from .types import usd_to_micros
 
 log = logging.getLogger(__name__)
 

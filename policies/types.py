@@ -6,7 +6,17 @@ its scopes to admission (policies/admission.py), which reserves rate limits and 
 of them in one round trip.
 """
 
+import math
 from dataclasses import dataclass
+from decimal import Decimal
+
+_MICROS = Decimal(1_000_000)
+
+
+def usd_to_micros(usd: Decimal | int) -> int:
+    """Whole micro-dollars, rounded up: a spend counter never shows less than was spent, and a
+    limit (at most 6 decimals) converts exactly."""
+    return math.ceil(Decimal(usd) * _MICROS)
 
 
 @dataclass(frozen=True, slots=True)

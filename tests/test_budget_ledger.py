@@ -100,7 +100,7 @@ async def test_seed_callback_returns_each_scopes_spend(transactional_db, search)
 
     seeded = await seed_spend([team_scope, key_scope, empty], "2026-11", NY)
 
-    assert seeded == {team_scope: 250_000, key_scope: 250_000, empty: 0}
+    assert seeded == [250_000, 250_000, 0]  # in the scopes' order
 
 
 def test_budget_stem_is_the_scopes_key():

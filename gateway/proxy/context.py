@@ -6,7 +6,6 @@ bounded pool of infra/db.py); the local spool (infra/spool.py), replayed into ei
 """
 
 import logging
-import math
 import time
 import uuid
 from decimal import Decimal
@@ -22,6 +21,7 @@ from infra.state import StateUnavailable, get_state
 from policies.admission import Admission
 from policies.admission import settle as settle_admission
 from policies.engine import EffectivePolicy
+from policies.types import usd_to_micros
 from routing.providers import Usage
 from routing.selectors import DEFAULT_GROUP, Group, Route
 from tenants.selectors import KeyPrincipal
@@ -156,7 +156,7 @@ class RequestContext:
                 await settle_admission(
                     self.admission,
                     tokens=self.usage.input_tokens + self.usage.output_tokens,
-                    cost_micros=math.ceil(event.cost_usd * 1_000_000),
+                    cost_micros=usd_to_micros(event.cost_usd),
                     usage_event=raw,
                 )
             else:

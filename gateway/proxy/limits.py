@@ -129,15 +129,13 @@ def _priciest(routes: Sequence[Route], attr: str) -> Decimal:
 
 # The requests that find the same counters missing at once (a new month, a Redis restart) share
 # one database query instead of queueing one each on the bounded pool.
-_seeding: SingleFlight[dict] = SingleFlight()
+_seeding: SingleFlight[list[int]] = SingleFlight()
 
 
 async def _seed(scopes: Sequence[BudgetScope], period: str, tz: str) -> list[int]:
     """Budget spend from Postgres (the truth), for counters the state store has lost."""
-    found = await _seeding.run(
-        (tuple(scopes), period), lambda: seed_spend(tuple(scopes), period, tz)
-    )
-    return [found[scope] for scope in scopes]
+    scopes = tuple(scopes)
+    return await _seeding.run((scopes, period), lambda: seed_spend(scopes, period, tz))
 
 
 async def admit(
