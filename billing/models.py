@@ -5,6 +5,7 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.db import models
+from django.utils import timezone
 
 from policies.models import Policy
 
@@ -89,6 +90,11 @@ class UsageRecord(models.Model):
     error_type = models.CharField(max_length=64, blank=True)
     # USD. Prices have 6 decimals per 1M tokens, so 12 decimals keep every cost exact.
     cost_usd = models.DecimalField(max_digits=24, decimal_places=12, default=Decimal(0))
+    # PII placeholders put into the prompt before it went upstream (policy `scrub_prompts`).
+    redactions = models.PositiveIntegerField(default=0)
+    # When the row was stored (ingestion may lag created_at); what the rollup task's
+    # incremental pass looks at (billing/rollups.py).
+    ingested_at = models.DateTimeField(default=timezone.now, db_index=True, editable=False)
 
     class Meta:
         ordering = ["-created_at"]
@@ -99,6 +105,122 @@ class UsageRecord(models.Model):
 
     def __str__(self) -> str:
         return self.request_id
+
+
+class UsageContent(models.Model):
+    """What a team's privacy mode keeps of one request's content, apart from its usage row.
+
+    `metadata` (the default) stores no row here at all. `hashed` stores keyed hashes only,
+    `redacted` PII-scrubbed text, `full` the text as sent (an opt-in). Its own, shorter
+    retention (GATEWAY_CONTENT_RETENTION_DAYS) purges it long before the usage row.
+    """
+
+    request_id = models.CharField(max_length=64, unique=True)
+    created_at = models.DateTimeField(db_index=True)
+    team = models.ForeignKey(
+        "tenants.Team",
+        on_delete=models.DO_NOTHING,
+        null=True,
+        db_constraint=False,
+        related_name="+",
+    )
+    mode = models.CharField(max_length=8)  # hashed | redacted | full
+    # HMAC-SHA-256 (hex) of the canonical prompt and of the response text, and which key
+    # made them (a short fingerprint, never the key), so a key rotation is visible.
+    prompt_hmac = models.CharField(max_length=64, blank=True)
+    response_hmac = models.CharField(max_length=64, blank=True)
+    hmac_key_id = models.CharField(max_length=16, blank=True)
+    prompt = models.TextField(blank=True)
+    response = models.TextField(blank=True)
+    # Placeholders put into the stored text by label: {"EMAIL": 2, "PHONE": 1}.
+    redactions = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        verbose_name_plural = "usage content"
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return self.request_id
+
+
+# Fixed latency histogram bucket upper bounds (ms) of DailyUsage.latency_hist: merging rows
+# (a team's day across models) sums the counts, and percentiles come from the merged counts.
+# The last bucket is open-ended.
+LATENCY_BUCKETS_MS = (
+    1, 2, 3, 5, 7.5, 10, 15, 20, 30, 50, 75, 100, 150, 200, 300, 500, 750,
+    1000, 1500, 2000, 3000, 5000, 7500, 10000, 15000, 20000, 30000, 60000, 120000, 300000,
+)  # fmt: skip
+
+
+class DailyUsage(models.Model):
+    """One day of one (team, project, key, model, provider, use case): the dashboards' source.
+
+    Rebuilt from usage rows by billing/rollups.py, never incremented, so a replay of the task
+    changes nothing. `day` is the UTC date of the request's arrival.
+    """
+
+    day = models.DateField()
+    organization_id = models.BigIntegerField(null=True)
+    team = models.ForeignKey(
+        "tenants.Team",
+        on_delete=models.DO_NOTHING,
+        null=True,
+        db_constraint=False,
+        related_name="+",
+    )
+    team_slug = models.CharField(max_length=50, blank=True)
+    project = models.ForeignKey(
+        "tenants.Project",
+        on_delete=models.DO_NOTHING,
+        null=True,
+        db_constraint=False,
+        related_name="+",
+    )
+    api_key = models.ForeignKey(
+        "tenants.ApiKey",
+        on_delete=models.DO_NOTHING,
+        null=True,
+        db_constraint=False,
+        related_name="+",
+    )
+    key_prefix = models.CharField(max_length=16, blank=True)
+    model = models.CharField(max_length=200, blank=True)  # the requested model
+    provider_name = models.CharField(max_length=100, blank=True)
+    use_case = models.CharField(max_length=64, blank=True)  # tags["use_case"]
+    requests = models.PositiveIntegerField(default=0)
+    errors = models.PositiveIntegerField(default=0)  # status >= 400
+    errors_by_type = models.JSONField(default=dict, blank=True)  # {"rate_limit_exceeded": 3}
+    input_tokens = models.BigIntegerField(default=0)
+    output_tokens = models.BigIntegerField(default=0)
+    cost_usd = models.DecimalField(max_digits=24, decimal_places=12, default=Decimal(0))
+    latency_p50_ms = models.FloatField(default=0)
+    latency_p95_ms = models.FloatField(default=0)
+    latency_p99_ms = models.FloatField(default=0)
+    # Counts per LATENCY_BUCKETS_MS bucket (+1 open-ended), for percentiles across rows.
+    latency_hist = models.JSONField(default=list, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name_plural = "daily usage"
+        ordering = ["-day", "team_slug", "model"]
+        indexes = [
+            models.Index(fields=["team", "day"], name="daily_team_day"),
+            models.Index(fields=["day"], name="daily_day"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.day} {self.team_slug} {self.model}"
+
+
+class RollupState(models.Model):
+    """Named watermarks of background passes (the rollup's last ingested_at seen)."""
+
+    name = models.CharField(max_length=50, unique=True)
+    watermark = models.DateTimeField(null=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"{self.name}: {self.watermark}"
 
 
 # --- Budgets (billing/budgets.py, billing/alerts.py) ------------------------------------------

@@ -35,7 +35,24 @@ INT_LIMITS: dict[str, int] = {
     "reserved_tokens": _POSITIVE_INT,
     "attempts": _SMALL_INT,
     "status_code": _SMALL_INT,
+    "redactions": _POSITIVE_INT,
 }
+
+
+class Content(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """What the team's privacy mode keeps of the content (billing.UsageContent).
+
+    Built in the web process, after scrubbing or hashing, so raw text of a `metadata`, `hashed`
+    or `redacted` team never reaches the stream, the spool or the database.
+    """
+
+    mode: str  # hashed | redacted | full
+    prompt_hmac: str = ""
+    response_hmac: str = ""
+    hmac_key_id: str = ""
+    prompt: str = ""
+    response: str = ""
+    redactions: dict[str, int] = msgspec.field(default_factory=dict)
 
 
 class UsageEvent(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -77,6 +94,10 @@ class UsageEvent(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     fallbacks: str = ""
     # Cost allocation tags, validated by the proxy (gateway/proxy/tags.py): key -> value.
     tags: dict[str, str] = msgspec.field(default_factory=dict)
+    # PII placeholders put into the prompt before it went upstream (policy scrub_prompts).
+    redactions: int = 0
+    # None in the `metadata` privacy mode (the default): no content at all.
+    content: Content | None = None
 
     def __post_init__(self) -> None:
         for name, limit in STR_LIMITS.items():
