@@ -2,11 +2,13 @@
 replays, late rows and re-ingested events; a replay writes nothing."""
 
 import random
+import threading
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 import pytest
 from django.core.management import call_command
+from django.db import connection
 from django.utils import timezone
 
 from billing.models import DailyUsage, RollupState, UsageRecord
@@ -162,3 +164,31 @@ def test_rollupusage_command_rebuilds_from_a_day(capsys):
     assert_rollups_match_detail()
     assert "daily usage rows written" in capsys.readouterr().out
     assert RollupState.objects.get(name=ROLLUP).watermark is not None
+
+
+@pytest.mark.django_db(transaction=True)
+def test_overlapping_passes_never_duplicate_rows():
+    """Two workers on the same day: the second waits for the first, then finds nothing to do."""
+    day = _days_ago(1)
+    random_rows(random.Random(6), day, 200)
+    barrier = threading.Barrier(4)
+    results, failures = [], []
+
+    def one_pass():
+        try:
+            barrier.wait()
+            results.append(rollup_days([day]))
+        except Exception as exc:  # reported below, with the thread's own error
+            failures.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=one_pass) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert failures == []
+    assert sorted(results)[:3] == [0, 0, 0] and max(results) == DailyUsage.objects.count()
+    assert_rollups_match_detail()
