@@ -26,7 +26,7 @@ django.setup()
 from django.db import connection  # noqa: E402
 
 from billing.models import DailyUsage, UsageRecord  # noqa: E402
-from billing.retention import _delete_in_batches  # noqa: E402
+from billing.retention import delete_in_batches  # noqa: E402
 from billing.rollups import rollup_days  # noqa: E402
 
 DAY = date(2001, 1, 1)
@@ -92,7 +92,7 @@ def main() -> None:
         print(f"replay: {rewritten} rows written, {replay:.2f} s")
 
         began = time.perf_counter()
-        deleted = _delete_in_batches(
+        deleted = delete_in_batches(
             UsageRecord.objects.filter(created_at__lt=datetime(2001, 1, 2, tzinfo=UTC)),
             "created_at",
             5000,

@@ -33,7 +33,7 @@ log = logging.getLogger(__name__)
 MIN_USAGE_RETENTION_DAYS = 62
 
 
-def _delete_in_batches(rows: QuerySet, order_field: str, batch: int) -> int:
+def delete_in_batches(rows: QuerySet, order_field: str, batch: int) -> int:
     """Delete `rows` `batch` at a time, in `order_field` order (an indexed column)."""
     deleted = 0
     after = None
@@ -92,16 +92,16 @@ def purge(*, now: datetime | None = None) -> dict[str, int]:
         # make it recompute a day from the part of its rows this purge has not reached yet.
         advance(PURGED, cutoff)
         expired = UsageRecord.objects.filter(created_at__lt=cutoff)
-        deleted["usage_records"] = _delete_in_batches(expired, "created_at", batch)
+        deleted["usage_records"] = delete_in_batches(expired, "created_at", batch)
 
     content_before = now - timedelta(days=settings.GATEWAY_CONTENT_RETENTION_DAYS)
     expired = UsageContent.objects.filter(created_at__lt=content_before)
-    deleted["usage_content"] = _delete_in_batches(expired, "created_at", batch)
+    deleted["usage_content"] = delete_in_batches(expired, "created_at", batch)
 
     if settings.GATEWAY_ROLLUP_RETENTION_DAYS > 0:
         oldest_kept = (now - timedelta(days=settings.GATEWAY_ROLLUP_RETENTION_DAYS)).date()
         expired = DailyUsage.objects.filter(day__lt=oldest_kept)
-        deleted["daily_usage"] = _delete_in_batches(expired, "day", batch)
+        deleted["daily_usage"] = delete_in_batches(expired, "day", batch)
 
     log.info(
         "retention purge",

@@ -146,8 +146,11 @@ def rollup_usage(*, now: datetime | None = None) -> int:
     rows = UsageRecord.objects.all()
     if since is not None:
         rows = rows.filter(ingested_at__gte=since)
-    written = rollup_days(_usage_days(rows))
+    days = _usage_days(rows)
+    written = rollup_days(days)
     advance(ROLLUP, now)
+    if written:
+        log.info("usage rolled up", extra={"days": len(days), "rows_written": written})
     return written
 
 
