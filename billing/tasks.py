@@ -7,6 +7,8 @@ from django.conf import settings
 from .alerts import WebhookRetryable, alert_email_send, alert_webhook_send
 from .budget_check import budget_check
 from .models import AlertStatus
+from .retention import purge
+from .rollups import rollup_usage
 
 
 @shared_task(name="billing.tasks.ingest_usage", ignore_result=False)
@@ -65,3 +67,18 @@ def send_alert_email(alert_id: int) -> str:
 )
 def send_alert_webhook(self, alert_id: int) -> str:
     return alert_webhook_send(alert_id, final=self.request.retries >= self.max_retries)
+
+
+# Rollups and retention: on the `default` queue too (named outside "billing.tasks.*").
+
+
+@shared_task(name="billing.rollups.run", ignore_result=False)
+def run_rollups() -> int:
+    """Recompute the days of newly ingested usage into DailyUsage; the rows written."""
+    return rollup_usage()
+
+
+@shared_task(name="billing.retention.run", ignore_result=False)
+def run_retention() -> dict:
+    """Delete usage rows, content and rollups past their retention; the rows deleted."""
+    return purge()

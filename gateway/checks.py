@@ -296,3 +296,40 @@ def check_admission(app_configs, **kwargs):
             )
         )
     return issues
+
+
+@register()
+def check_retention(app_configs, **kwargs):
+    from billing.retention import MIN_USAGE_RETENTION_DAYS
+
+    issues = []
+    if settings.GATEWAY_USAGE_RETENTION_DAYS < MIN_USAGE_RETENTION_DAYS:
+        issues.append(
+            Error(
+                f"GATEWAY_USAGE_RETENTION_DAYS is below {MIN_USAGE_RETENTION_DAYS}: budgets are "
+                "summed from the usage rows of the current and the previous month, which must "
+                "not be purged.",
+                hint=f"Set it to {MIN_USAGE_RETENTION_DAYS} or more (default 395).",
+                id="gateway.E030",
+            )
+        )
+    if settings.GATEWAY_CONTENT_RETENTION_DAYS < 1:
+        issues.append(Error("GATEWAY_CONTENT_RETENTION_DAYS must be positive.", id="gateway.E031"))
+    if settings.GATEWAY_ROLLUP_RETENTION_DAYS < 0:
+        issues.append(
+            Error(
+                "GATEWAY_ROLLUP_RETENTION_DAYS must be 0 (keep forever) or positive.",
+                id="gateway.E032",
+            )
+        )
+    if settings.GATEWAY_RETENTION_BATCH < 1:
+        issues.append(Error("GATEWAY_RETENTION_BATCH must be positive.", id="gateway.E033"))
+    if settings.GATEWAY_ROLLUP_INTERVAL_S <= 0 or settings.GATEWAY_ROLLUP_OVERLAP_S < 0:
+        issues.append(
+            Error(
+                "GATEWAY_ROLLUP_INTERVAL_S must be positive and GATEWAY_ROLLUP_OVERLAP_S not "
+                "negative.",
+                id="gateway.E034",
+            )
+        )
+    return issues

@@ -275,6 +275,31 @@ GATEWAY_UPSTREAM_MAX_BODY_BYTES = env.int("GATEWAY_UPSTREAM_MAX_BODY_BYTES", def
 GATEWAY_UPSTREAM_MAX_EVENT_BYTES = env.int("GATEWAY_UPSTREAM_MAX_EVENT_BYTES", default=1024**2)
 # The whole request, all fallbacks included, from arrival to the end of the answer.
 GATEWAY_REQUEST_DEADLINE_S = env.float("GATEWAY_REQUEST_DEADLINE_S", default=600.0)
+# --- Usage rollups and retention (billing/rollups.py, billing/retention.py) -------------------
+# Every ROLLUP_INTERVAL_S the days of newly ingested usage rows are recomputed into DailyUsage
+# (what the dashboards read). Rows are looked for from OVERLAP_S before the last pass, so rows
+# whose insert committed late are not missed.
+GATEWAY_ROLLUP_INTERVAL_S = env.float("GATEWAY_ROLLUP_INTERVAL_S", default=300.0)
+GATEWAY_ROLLUP_OVERLAP_S = env.float("GATEWAY_ROLLUP_OVERLAP_S", default=300.0)
+# Retention, in days: usage rows (at least 62, two budget months; only days already rolled up),
+# stored prompt/response content, and rollups (0: kept forever). Purged every
+# RETENTION_INTERVAL_S, RETENTION_BATCH rows per DELETE.
+GATEWAY_USAGE_RETENTION_DAYS = env.int("GATEWAY_USAGE_RETENTION_DAYS", default=395)
+GATEWAY_CONTENT_RETENTION_DAYS = env.int("GATEWAY_CONTENT_RETENTION_DAYS", default=30)
+GATEWAY_ROLLUP_RETENTION_DAYS = env.int("GATEWAY_ROLLUP_RETENTION_DAYS", default=0)
+GATEWAY_RETENTION_BATCH = env.int("GATEWAY_RETENTION_BATCH", default=5000)
+GATEWAY_RETENTION_INTERVAL_S = env.float("GATEWAY_RETENTION_INTERVAL_S", default=86400.0)
+CELERY_BEAT_SCHEDULE["rollup-usage"] = {
+    "task": "billing.rollups.run",
+    "schedule": GATEWAY_ROLLUP_INTERVAL_S,
+    # A pass that waited a whole interval is redundant: the next one does the same work.
+    "options": {"queue": "default", "expires": GATEWAY_ROLLUP_INTERVAL_S},
+}
+CELERY_BEAT_SCHEDULE["purge-expired-usage"] = {
+    "task": "billing.retention.run",
+    "schedule": GATEWAY_RETENTION_INTERVAL_S,
+    "options": {"queue": "default", "expires": 3600},
+}
 # --- PII scrubber (infra/pii.py)
 # Phone numbers written without a +country code are read as numbers of this region (ISO 3166
 # alpha-2); numbers with a + prefix are recognised whatever the region.
