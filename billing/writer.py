@@ -16,12 +16,22 @@ import queue
 import threading
 import time
 
+from django.conf import settings
 from django.db import DataError, IntegrityError, close_old_connections
 
 from infra import usage_event
 from infra.spool import get_spool
 
+from . import retention, rollups
 from .services import usage_records_ingest
+
+# The embedded default runs no Celery beat: this thread also runs the rollup and retention
+# passes on their schedule (billing/rollups.py, billing/retention.py), between batches, so the
+# analytics pages of `make run` fill without a worker.
+_MAINTENANCE = (
+    ("rollup", "GATEWAY_ROLLUP_INTERVAL_S", rollups.rollup_usage),
+    ("retention", "GATEWAY_RETENTION_INTERVAL_S", retention.purge),
+)
 
 log = logging.getLogger(__name__)
 _STOP = object()
@@ -44,10 +54,16 @@ def _store_each(events: list[usage_event.UsageEvent]) -> None:
 
 class UsageWriter:
     def __init__(
-        self, batch_size: int = 500, retry_delays_s: tuple[float, ...] = RETRY_DELAYS_S
+        self,
+        batch_size: int = 500,
+        retry_delays_s: tuple[float, ...] = RETRY_DELAYS_S,
+        first_maintenance_s: float = 60.0,
     ) -> None:
         self._queue: queue.Queue = queue.Queue()
         self._batch_size = batch_size
+        # Monotonic due time of each maintenance pass; the first runs soon after start.
+        first = time.monotonic() + first_maintenance_s
+        self._due = {name: first for name, *_ in _MAINTENANCE}
         self._retry_delays_s = retry_delays_s
         self._thread = threading.Thread(target=self._run, name="usage-writer", daemon=True)
         self._thread.start()
@@ -65,9 +81,30 @@ class UsageWriter:
                 break
         return batch
 
+    def _maintain(self) -> None:
+        """Run each maintenance pass that is due; a failure waits for the next interval."""
+        now = time.monotonic()
+        for name, interval_setting, run in _MAINTENANCE:
+            if now < self._due[name]:
+                continue
+            self._due[name] = now + getattr(settings, interval_setting)
+            try:
+                run()
+            except Exception:
+                log.exception("usage writer: the %s pass failed", name)
+            finally:
+                close_old_connections()
+
+    def _next_due_s(self) -> float:
+        return max(0.0, min(self._due.values()) - time.monotonic())
+
     def _run(self) -> None:
         while True:
-            item = self._queue.get()
+            try:
+                item = self._queue.get(timeout=self._next_due_s())
+            except queue.Empty:
+                self._maintain()
+                continue
             if item is _STOP:
                 return
             batch = self._drain(item)
@@ -84,6 +121,7 @@ class UsageWriter:
                     self._queue.task_done()
             if stop:
                 return
+            self._maintain()
 
     def _write(self, raw: list[bytes]) -> None:
         events = []

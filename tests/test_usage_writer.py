@@ -3,11 +3,13 @@ not take its batch down with it. (A database that is away: tests/e2e/test_depend
 where the writer spools the batch and the replay stores it.)"""
 
 import logging
+import time
 from decimal import Decimal
 
 import pytest
+from django.db.models import Sum
 
-from billing.models import UsageRecord
+from billing.models import DailyUsage, UsageRecord
 from billing.writer import UsageWriter
 from infra import usage_event
 
@@ -48,3 +50,23 @@ def test_an_unreadable_event_is_logged_and_the_thread_keeps_writing(writer, capl
 
     assert list(UsageRecord.objects.values_list("request_id", flat=True)) == [event.request_id]
     assert any("unreadable" in record.getMessage() for record in caplog.records)
+
+
+def test_the_embedded_writer_rolls_usage_up_without_a_beat(settings):
+    # `make run` has no Celery beat: the writer thread runs the rollup pass on its schedule.
+    settings.GATEWAY_ROLLUP_INTERVAL_S = 0.2
+    writer = UsageWriter(retry_delays_s=(), first_maintenance_s=0.0)
+    try:
+        events = [make_event(latency_ms=10.0), make_event(latency_ms=30.0)]
+        for event in events:
+            writer.submit(usage_event.encode(event))
+        writer.flush()
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            total = DailyUsage.objects.aggregate(n=Sum("requests"))["n"]
+            if total == len(events):
+                break
+            time.sleep(0.1)
+        assert DailyUsage.objects.aggregate(n=Sum("requests"))["n"] == len(events)
+    finally:
+        writer.stop()
