@@ -194,7 +194,7 @@ def error_rates(*, period: Period, team: Team | None = None) -> ErrorRates:
     return ErrorRates(days, requests, errors, ordered)
 
 
-# --- Top keys, projects and use cases by cost ------------------------------------------------------
+# --- Top keys, projects and use cases by cost --------------------------------------------------
 @dataclass(frozen=True, slots=True)
 class TopRow:
     label: str
@@ -265,7 +265,7 @@ def top_use_cases(
     ]
 
 
-# --- Budget burn-down -------------------------------------------------------------------------------
+# --- Budget burn-down -------------------------------------------------------------------------
 @dataclass(frozen=True, slots=True)
 class BurnDown:
     month: date  # its first day

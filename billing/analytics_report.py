@@ -247,8 +247,9 @@ def _burn_down_section(report: Report, today: date | None) -> None:
         report.csv_rows.append(
             ["burn_down", report.team.slug, "", "budget", "cost_usd", exact(b.budget)]
         )
+        share = pct(float(b.spent / b.budget)) if b.budget else "—"
         about = (
-            f"Spent {usd(b.spent)} of {usd(b.budget)} ({pct(float(b.spent / b.budget)) if b.budget else '—'}); "
+            f"Spent {usd(b.spent)} of {usd(b.budget)} ({share}); "
             "the ideal line spends the budget evenly over the month."
         )
     headers = ["Day", "Spent to date", "Ideal", "Budget"]

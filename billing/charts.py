@@ -160,7 +160,8 @@ def stacked_bars(
     """One bar per label, one segment per series (zero segments are not drawn)."""
     totals = [sum(s.values[n] or 0 for s in series) for n in range(len(labels))]
     top, step = nice_ceiling(max(totals, default=0))
-    desc = f"Stacked bars, {len(labels)} bars, {len(series)} series; highest total {fmt(max(totals, default=0))}."
+    highest = fmt(max(totals, default=0))
+    desc = f"Stacked bars, {len(labels)} bars, {len(series)} series; highest total {highest}."
     c = _Canvas(
         chart_id=chart_id,
         title=title,

@@ -67,7 +67,7 @@ def test_daily_cost_sums_rows_per_team_day_and_model(team, other_team):
         DailyUsageFactory(team=team, day=date(2026, 11, 2), model="big", cost_usd="1.25"),
         DailyUsageFactory(
             team=team, day=date(2026, 11, 2), model="big", cost_usd="0.75", use_case="search"
-        ),  # fmt: skip
+        ),
         DailyUsageFactory(team=team, day=date(2026, 11, 2), model="small", cost_usd="0.10"),
         DailyUsageFactory(team=team, day=date(2026, 11, 4), model="small", cost_usd="0.30"),
         DailyUsageFactory(team=other_team, day=date(2026, 11, 2), model="big", cost_usd="9"),
