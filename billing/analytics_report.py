@@ -66,7 +66,8 @@ class Report:
 
     @property
     def empty(self) -> bool:
-        return all(s.empty for s in self.sections)
+        """No usage at all in the period (the burn-down may still show a month's budget)."""
+        return any(s.key == "cost" and s.empty for s in self.sections)
 
 
 def _cost_sections(report: Report) -> None:
