@@ -21,6 +21,10 @@ def usd(value: Decimal | float) -> str:
     return f"${value:,.2f}" if abs(value) >= 100 else f"${value:,.4f}"
 
 
+def usd_tick(value: float) -> str:
+    return f"${value:,.2f}".replace(".00", "")
+
+
 def ms(value: float | None) -> str:
     return "—" if value is None else f"{value:,.1f} ms"
 
@@ -92,6 +96,7 @@ def _cost_sections(report: Report) -> None:
             labels=labels,
             series=series,
             fmt=usd,
+            tick_fmt=usd_tick,
             y_title="cost (USD)",
         )
         rows = []
@@ -223,6 +228,7 @@ def _burn_down_section(report: Report, today: date | None) -> None:
         labels=[_day(d) for d in b.days],
         series=series,
         fmt=usd,
+        tick_fmt=usd_tick,
         y_title="cumulative cost (USD)",
     )
     rows = []

@@ -55,8 +55,9 @@ def _num(value: float) -> str:
 class _Canvas:
     """Shared frame: title, axes with ticks, legend; the chart kinds draw the marks."""
 
-    def __init__(self, *, chart_id, title, labels, series, fmt, y_title, x_title, desc):
+    def __init__(self, *, chart_id, title, labels, series, fmt, y_title, x_title, desc, tick_fmt):
         self.chart_id = chart_id
+        self.tick_fmt = tick_fmt or fmt
         self.labels = labels
         self.series = series
         self.fmt = fmt
@@ -89,7 +90,7 @@ class _Canvas:
                 f'<line x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{y:.1f}" y2="{y:.1f}" '
                 f'stroke="#ddd" stroke-width="1"/>'
                 f'<text class="tick" x="{LEFT - 6}" y="{y + 4:.1f}" text-anchor="end" '
-                f'font-size="11">{escape(self.fmt(value))}</text>'
+                f'font-size="11">{escape(self.tick_fmt(value))}</text>'
             )
         mid = TOP + PLOT_HEIGHT / 2
         p.append(
@@ -156,6 +157,7 @@ def stacked_bars(
     fmt: Callable[[float], str],
     y_title: str,
     x_title: str = "day (UTC)",
+    tick_fmt: Callable[[float], str] | None = None,
 ) -> SafeString:
     """One bar per label, one segment per series (zero segments are not drawn)."""
     totals = [sum(s.values[n] or 0 for s in series) for n in range(len(labels))]
@@ -171,6 +173,7 @@ def stacked_bars(
         y_title=y_title,
         x_title=x_title,
         desc=desc,
+        tick_fmt=tick_fmt,
     )
     c.axes(top, step)
     width = c.band() * 0.7
@@ -206,6 +209,7 @@ def lines(
     fmt: Callable[[float], str],
     y_title: str,
     x_title: str = "day (UTC)",
+    tick_fmt: Callable[[float], str] | None = None,
 ) -> SafeString:
     """One line per series; a None value breaks the line (no data that day, not zero)."""
     values = [v for s in series for v in s.values if v is not None]
@@ -220,6 +224,7 @@ def lines(
         y_title=y_title,
         x_title=x_title,
         desc=desc,
+        tick_fmt=tick_fmt,
     )
     c.axes(top, step)
     c.parts.append('<g class="marks">')
