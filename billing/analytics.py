@@ -46,12 +46,14 @@ class Period:
 
     @classmethod
     def parse(cls, start: str | None, end: str | None, today: date | None = None) -> "Period":
-        """The period of `?start=YYYY-MM-DD&end=YYYY-MM-DD`; missing parts default to the
-        current month (UTC) so far."""
+        """The period of `?start=YYYY-MM-DD&end=YYYY-MM-DD`; with neither, the current month
+        (UTC) so far."""
         default = cls.current_month(today)
         try:
-            first = date.fromisoformat(start) if start else default.start
-            last = date.fromisoformat(end) if end else max(first, default.end)
+            last = date.fromisoformat(end) if end else None
+            # An end alone means its month up to it; a start alone, from it up to today.
+            first = date.fromisoformat(start) if start else (last or default.end).replace(day=1)
+            last = last or max(first, default.end)
         except ValueError as exc:
             raise PeriodError("start and end must be dates written YYYY-MM-DD") from exc
         if first > last:

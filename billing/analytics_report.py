@@ -14,6 +14,8 @@ from . import analytics, charts
 from .analytics import Period
 
 CSV_COLUMNS = ["section", "team", "day", "series", "metric", "value"]
+# Every team's cost is one chart on the admin's page; past this many, only the CSV has the rest.
+MAX_TEAM_CHARTS = 20
 
 
 def usd(value: Decimal | float) -> str:
@@ -87,18 +89,6 @@ def _cost_sections(report: Report) -> None:
             )
         )
     for n, t in enumerate(teams):
-        labels = [_day(d) for d in t.days]
-        series = [charts.Series(m, [float(c) for c in costs]) for m, costs in t.by_model.items()]
-        title = f"Daily cost of team {t.team_slug}, by model"
-        chart = charts.stacked_bars(
-            chart_id=f"cost-{n}",
-            title=title,
-            labels=labels,
-            series=series,
-            fmt=usd,
-            tick_fmt=usd_tick,
-            y_title="cost (USD)",
-        )
         rows = []
         for i, day in enumerate(t.days):
             costs = [t.by_model[m][i] for m in t.by_model]
@@ -108,10 +98,29 @@ def _cost_sections(report: Report) -> None:
                     report.csv_rows.append(
                         ["daily_cost", t.team_slug, day.isoformat(), model, "cost_usd", exact(cost)]
                     )
-        headers = ["Day", *t.by_model, "Total"]
-        table = Table(f"{title} (USD)", headers, rows)
-        about = f"Total {usd(t.total)}; each bar is a day, each segment a requested model."
-        report.sections.append(Section(f"cost-{n}", title, about, table, chart))
+        if n < MAX_TEAM_CHARTS:
+            report.sections.append(_team_cost_section(n, t, rows))
+    if len(teams) > MAX_TEAM_CHARTS:
+        report.notices.append(
+            f"Daily cost is charted for the {MAX_TEAM_CHARTS} most expensive of {len(teams)} "
+            "teams; choose a team to see another. The CSV holds them all."
+        )
+
+
+def _team_cost_section(n: int, t: analytics.TeamDailyCost, rows: list[list[str]]) -> Section:
+    title = f"Daily cost of team {t.team_slug}, by model"
+    chart = charts.stacked_bars(
+        chart_id=f"cost-{n}",
+        title=title,
+        labels=[_day(d) for d in t.days],
+        series=[charts.Series(m, [float(c) for c in costs]) for m, costs in t.by_model.items()],
+        fmt=usd,
+        tick_fmt=usd_tick,
+        y_title="cost (USD)",
+    )
+    table = Table(f"{title} (USD)", ["Day", *t.by_model, "Total"], rows)
+    about = f"Total {usd(t.total)}; each bar is a day, each segment a requested model."
+    return Section(f"cost-{n}", title, about, table, chart)
 
 
 def _latency_section(report: Report) -> None:

@@ -13,7 +13,10 @@ from django.contrib import admin
 from django.contrib.auth.views import LoginView
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
+from django.urls import reverse
 from django_ratelimit.core import get_usage
+
+from tenants.models import Team
 
 log = logging.getLogger(__name__)
 GROUP = "admin-login"
@@ -78,7 +81,18 @@ def admin_login(request: HttpRequest, extra_context: dict | None = None) -> Http
 
 # Team members (not staff) sign in here for their team pages; the same counters as the admin's
 # login, so a guesser gains nothing by switching forms.
-_account_login_view = LoginView.as_view(redirect_authenticated_user=True)
+class _MemberLoginView(LoginView):
+    redirect_authenticated_user = True
+
+    def get_default_redirect_url(self) -> str:
+        """Without ?next=, the member's (first) team page rather than a page that is not there."""
+        team = Team.objects.for_user(self.request.user).order_by("slug").first()
+        if team is None:
+            return super().get_default_redirect_url()
+        return reverse("team-analytics", args=[team.slug])
+
+
+_account_login_view = _MemberLoginView.as_view()
 
 
 def account_login(request: HttpRequest) -> HttpResponse:

@@ -165,3 +165,27 @@ def test_admin_index_links_to_analytics_for_those_allowed(client, db):
     assert 'href="/admin/analytics/"' in client.get("/admin/").content.decode()
     client.force_login(staff(perm=False, username="other-staff"))
     assert 'href="/admin/analytics/"' not in client.get("/admin/").content.decode()
+
+
+def test_signing_in_without_a_target_lands_on_the_members_team_page(client, member):
+    member.set_password("pw-for-tests")
+    member.save()
+    response = client.post("/accounts/login/", {"username": "member", "password": "pw-for-tests"})
+    assert response.status_code == 302 and response["Location"] == TEAM_PAGE.format("search")
+
+
+def test_member_login_is_throttled_like_the_admins(client, member, settings):
+    settings.GATEWAY_ADMIN_LOGIN_RATE = "2/m"
+    for _ in range(2):
+        client.post("/accounts/login/", {"username": "member", "password": "wrong"})
+    response = client.post("/accounts/login/", {"username": "member", "password": "wrong"})
+    assert response.status_code == 429 and int(response["Retry-After"]) >= 1
+
+
+def test_an_end_date_alone_means_its_month_up_to_it(client, member, team):
+    DailyUsageFactory(team=team, day=date(2026, 10, 7), model="october-model")
+    client.force_login(member)
+    response = client.get(TEAM_PAGE.format("search"), {"end": "2026-10-09"})
+    html = response.content.decode()
+    assert response.status_code == 200 and "october-model" in html
+    assert "Period 2026-10-01 to 2026-10-09" in html
