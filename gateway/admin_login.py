@@ -1,4 +1,5 @@
-"""The admin login, throttled: a password guesser gets a 429 page, not unlimited attempts.
+"""The admin login and the team members' login, throttled: a password guesser gets a 429 page,
+not unlimited attempts.
 
 Attempts are counted per client IP and, separately, per username (so guessing one account from
 many addresses is throttled too), in the shared cache: every web process sees the same counts.
@@ -9,9 +10,13 @@ import logging
 import redis
 from django.conf import settings
 from django.contrib import admin
+from django.contrib.auth.views import LoginView
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
+from django.urls import reverse
 from django_ratelimit.core import get_usage
+
+from tenants.models import Team
 
 log = logging.getLogger(__name__)
 GROUP = "admin-login"
@@ -41,28 +46,54 @@ def _refusal(request: HttpRequest, status: int, title: str, message: str) -> Tem
     return TemplateResponse(request, "admin/login_refused.html", context, status=status)
 
 
+def _refused(request: HttpRequest) -> HttpResponse | None:
+    """The refusal for a throttled (or uncountable) login attempt; None when it may proceed."""
+    if request.method != "POST":
+        return None
+    try:
+        wait = _throttled_for(request)
+    except redis.RedisError:
+        # The counters are unreachable: refuse rather than allow unlimited guesses.
+        log.exception("login refused: the rate limiter's Redis is unreachable")
+        return _refusal(
+            request,
+            503,
+            "Login unavailable",
+            "The gateway cannot reach its shared store (Redis) to count login attempts. "
+            "Try again in a minute; if it persists, check Redis.",
+        )
+    if wait is None:
+        return None
+    response = _refusal(
+        request,
+        429,
+        "Too many login attempts",
+        f"Too many login attempts from this address or for this username. "
+        f"Wait {wait} seconds, then try again.",
+    )
+    response["Retry-After"] = str(wait)
+    return response
+
+
 def admin_login(request: HttpRequest, extra_context: dict | None = None) -> HttpResponse:
-    if request.method == "POST":
-        try:
-            wait = _throttled_for(request)
-        except redis.RedisError:
-            # The counters are unreachable: refuse rather than allow unlimited guesses.
-            log.exception("admin login refused: the rate limiter's Redis is unreachable")
-            return _refusal(
-                request,
-                503,
-                "Login unavailable",
-                "The gateway cannot reach its shared store (Redis) to count login attempts. "
-                "Try again in a minute; if it persists, check Redis.",
-            )
-        if wait is not None:
-            response = _refusal(
-                request,
-                429,
-                "Too many login attempts",
-                f"Too many login attempts from this address or for this username. "
-                f"Wait {wait} seconds, then try again.",
-            )
-            response["Retry-After"] = str(wait)
-            return response
-    return admin.site.login(request, extra_context)
+    return _refused(request) or admin.site.login(request, extra_context)
+
+
+# Team members (not staff) sign in here for their team pages; the same counters as the admin's
+# login, so a guesser gains nothing by switching forms.
+class _MemberLoginView(LoginView):
+    redirect_authenticated_user = True
+
+    def get_default_redirect_url(self) -> str:
+        """Without ?next=, the member's (first) team page rather than a page that is not there."""
+        team = Team.objects.for_user(self.request.user).order_by("slug").first()
+        if team is None:
+            return super().get_default_redirect_url()
+        return reverse("team-analytics", args=[team.slug])
+
+
+_account_login_view = _MemberLoginView.as_view()
+
+
+def account_login(request: HttpRequest) -> HttpResponse:
+    return _refused(request) or _account_login_view(request)

@@ -2,7 +2,8 @@ from django.contrib import admin
 from django.http import JsonResponse
 from django.urls import path, re_path
 
-from gateway.admin_login import admin_login
+from billing import views as billing_views
+from gateway.admin_login import account_login, admin_login
 from gateway.proxy import azure, messages
 from gateway.proxy import views as proxy
 
@@ -64,7 +65,20 @@ urlpatterns = [
     re_path(r"^openai/(?P<path>.*)$", proxy.unknown),
     # Before the admin's own URLs, so that its login (and every link to admin:login) is throttled.
     path("admin/login/", admin_login),
+    # Every team's analytics, for staff with the rollups' view permission (billing/views.py).
+    path(
+        "admin/analytics/",
+        admin.site.admin_view(billing_views.admin_analytics),
+        name="admin-analytics",
+    ),
     path("admin/", admin.site.urls),
+    # Team members sign in here (not staff: the admin's login refuses them).
+    path("accounts/login/", account_login, name="login"),
+    path(
+        "teams/<slug:team_slug>/analytics/",
+        billing_views.team_analytics,
+        name="team-analytics",
+    ),
     path("healthz", healthz),
     path("readyz", readyz),
 ]

@@ -1,6 +1,10 @@
+import datetime
+from decimal import Decimal
+
 import factory
 from django.contrib.auth import get_user_model
 
+from billing.models import LATENCY_BUCKETS_MS, DailyUsage
 from routing.models import Deployment, Provider
 from tenants.models import Membership, Organization, Project, Team
 
@@ -70,3 +74,20 @@ class DeploymentFactory(factory.django.DjangoModelFactory):
     input_cost_per_mtok = "0.150000"
     output_cost_per_mtok = "0.600000"
     context_window = 128000
+
+
+class DailyUsageFactory(factory.django.DjangoModelFactory):
+    """A rollup row as billing/rollups.py writes it; tests set the numbers they check."""
+
+    class Meta:
+        model = DailyUsage
+
+    day = factory.LazyFunction(lambda: datetime.date(2026, 11, 3))
+    team = factory.SubFactory(TeamFactory)
+    team_slug = factory.LazyAttribute(lambda r: r.team.slug if r.team else "")
+    organization_id = factory.LazyAttribute(lambda r: r.team.organization_id if r.team else None)
+    model = "small"
+    provider_name = "provider-a"
+    requests = 10
+    cost_usd = Decimal("1.000000")
+    latency_hist = factory.LazyFunction(lambda: [0] * (len(LATENCY_BUCKETS_MS) + 1))
