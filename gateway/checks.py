@@ -6,6 +6,7 @@ the Redis eviction check is a deployment check (`manage.py check --deploy`, and 
 production mode), because it asks the Redis server.
 """
 
+import os
 import re
 from urllib.parse import urlsplit
 
@@ -293,6 +294,33 @@ def check_admission(app_configs, **kwargs):
                 "can exceed them.",
                 hint="Leave it off to refuse with 503 instead (fail closed).",
                 id="gateway.W003",
+            )
+        )
+    return issues
+
+
+# --- Metrics (gateway/metrics.py) -------------------------------------------------------------
+@register()
+def check_metrics(app_configs, **kwargs):
+    issues = []
+    directory = settings.PROMETHEUS_MULTIPROC_DIR
+    if settings.WEB_CONCURRENCY > 1 and not directory:
+        issues.append(
+            Warning(
+                "WEB_CONCURRENCY > 1 without PROMETHEUS_MULTIPROC_DIR: /metrics shows the "
+                "counts of whichever worker answers the scrape.",
+                hint="Start the server with `make serve` or the container's entrypoint, which "
+                "set it, or set it to a directory the workers can write.",
+                id="gateway.W030",
+            )
+        )
+    unusable = not os.path.isdir(directory) or not os.access(directory, os.W_OK | os.X_OK)
+    if directory and os.path.exists(directory) and unusable:
+        issues.append(
+            Error(
+                f"PROMETHEUS_MULTIPROC_DIR ({directory}) is not a writable directory.",
+                hint="Every web process writes its metric values there.",
+                id="gateway.E030",
             )
         )
     return issues

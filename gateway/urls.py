@@ -3,6 +3,7 @@ from django.http import JsonResponse
 from django.urls import path, re_path
 
 from gateway.admin_login import admin_login
+from gateway.metrics_endpoint import metrics_view
 from gateway.proxy import azure, messages
 from gateway.proxy import views as proxy
 
@@ -67,4 +68,6 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("healthz", healthz),
     path("readyz", readyz),
+    # Served without middleware, like /v1 (gateway/asgi.py); protected (metrics_endpoint.py).
+    path("metrics", metrics_view),
 ]

@@ -22,6 +22,7 @@ from django.conf import settings
 from django.db import DatabaseError
 from django.http import HttpRequest
 
+from gateway import tracing
 from infra.db import db_call_bounded
 from infra.singleflight import SingleFlight
 from infra.state import StateUnavailable, get_state
@@ -154,6 +155,7 @@ def _refusal(principal: KeyPrincipal | None) -> tuple[str, str] | None:
     return None
 
 
+@tracing.traced("gateway.auth")
 async def authenticate(request: HttpRequest, key_header: str = "api-key") -> KeyPrincipal:
     if throttle.blocked:
         throttle.refuse_if_blocked(request)  # no I/O: this process already counted enough

@@ -14,6 +14,7 @@ from django.conf import settings
 
 from billing.pricing import cost_usd
 from billing.services import usage_records_ingest
+from gateway import metrics, tracing
 from infra import usage_event
 from infra.db import db_call_bounded
 from infra.spool import Replayer, get_spool
@@ -142,11 +143,13 @@ class RequestContext:
             }
         )
 
+    @tracing.traced("gateway.settle")
     async def settle(self) -> None:
         """Emit the usage event, once. Unauthenticated requests have no tenant and no row."""
         if self.settled or self.principal is None:
             return
         self.settled = True
+        metrics.request_settled(self)
         event = self.event()
         raw = usage_event.encode(event)
         try:
