@@ -3,9 +3,10 @@
 On when GATEWAY_OTEL_ENABLED is true or OTEL_EXPORTER_OTLP_ENDPOINT (or its _TRACES_ variant) is
 set (gateway/settings.py): spans go over OTLP/HTTP (protobuf) through a batching processor; the
 exporter reads the standard OTEL_* variables (endpoint, headers, timeout, OTEL_SERVICE_NAME,
-OTEL_BSP_SCHEDULE_DELAY...). Off (the default), the SDK is never imported and the request path
-runs the very functions it would without this module: the decorators below return them
-unwrapped, decided once at import.
+OTEL_BSP_SCHEDULE_DELAY...). Off (the default), the tracing SDK and exporter are never imported
+and the request path runs the very functions it would without this module: the decorators below
+return them unwrapped, decided once at import. (redis-py 8 imports the OpenTelemetry API and
+metrics SDK by itself when they are installed, for its own instrumentation, which stays off.)
 
 One trace per /v1 request:
     gateway.request     the whole request, arrival to the last byte (and the settlement after)
