@@ -82,7 +82,7 @@ clean:
 # WEB_CONCURRENCY reaches the server's environment, so its system checks see the worker count
 # (uvicorn reads it too, as the default for --workers).
 serve: export WEB_CONCURRENCY := $(WEB_CONCURRENCY)
-# Every worker writes its metric values here and /metrics sums them (gateway/metrics.py); the
+# Every worker writes its metric values here and /metrics sums them (gateway/proxy/metrics.py); the
 # preflight empties it before the workers start. `make run` is one process: it needs none.
 serve: export PROMETHEUS_MULTIPROC_DIR ?= $(CURDIR)/var/metrics
 # uvicorn's multi-worker supervisor exits 0 when its workers refuse to start; the same checks run

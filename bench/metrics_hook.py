@@ -1,5 +1,6 @@
-"""What the metrics hooks cost per request: timeit of gateway.metrics.request_settled (a settled
-chat request with tokens and cost) and of request_refused, in the mode the environment selects.
+"""What the metrics hooks cost per request: timeit of gateway/proxy/metrics.py's request_settled
+(a settled chat request with tokens and cost) and request_refused, in the mode the environment
+selects.
 
     .venv/bin/python bench/metrics_hook.py                    # one process (`make run`)
     PROMETHEUS_MULTIPROC_DIR=$(mktemp -d) .venv/bin/python bench/metrics_hook.py   # `make serve`
@@ -17,11 +18,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "gateway.settings")
 
-import django  # noqa: E402
+import django
 
 django.setup()
 
-from gateway import metrics  # noqa: E402
+from gateway.proxy import metrics  # noqa: E402
 from gateway.proxy.context import RequestContext  # noqa: E402
 from gateway.proxy.errors import AuthenticationFailed  # noqa: E402
 from routing.providers import Usage  # noqa: E402

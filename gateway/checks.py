@@ -299,7 +299,7 @@ def check_admission(app_configs, **kwargs):
     return issues
 
 
-# --- Metrics (gateway/metrics.py) -------------------------------------------------------------
+# --- Metrics (gateway/proxy/metrics.py) -------------------------------------------------------
 @register()
 def check_metrics(app_configs, **kwargs):
     issues = []

@@ -275,7 +275,7 @@ GATEWAY_UPSTREAM_MAX_BODY_BYTES = env.int("GATEWAY_UPSTREAM_MAX_BODY_BYTES", def
 GATEWAY_UPSTREAM_MAX_EVENT_BYTES = env.int("GATEWAY_UPSTREAM_MAX_EVENT_BYTES", default=1024**2)
 # The whole request, all fallbacks included, from arrival to the end of the answer.
 GATEWAY_REQUEST_DEADLINE_S = env.float("GATEWAY_REQUEST_DEADLINE_S", default=600.0)
-# --- Metrics and traces (gateway/metrics.py, metrics_endpoint.py, tracing.py) -------------------
+# --- Metrics and traces (gateway/metrics.py, gateway/proxy/metrics.py, gateway/proxy/tracing.py)
 # A bearer token for GET /metrics; unset, /metrics answers loopback clients only (404 to others).
 GATEWAY_METRICS_TOKEN = env.str("GATEWAY_METRICS_TOKEN", default="")
 # prometheus_client reads this variable itself, at import; mirrored here for the system checks.

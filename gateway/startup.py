@@ -71,7 +71,7 @@ def check_or_exit() -> None:
 if __name__ == "__main__":
     check_or_exit()
     # Run once before the workers start, so this is where a previous run's metric files go
-    # (gateway/metrics.py: multiprocess mode).
-    from gateway import metrics
+    # (gateway/proxy/metrics.py: multiprocess mode).
+    from gateway.proxy import metrics
 
     metrics.prepare_multiproc_dir()

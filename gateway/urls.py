@@ -3,7 +3,7 @@ from django.http import JsonResponse
 from django.urls import path, re_path
 
 from gateway.admin_login import admin_login
-from gateway.metrics_endpoint import metrics_view
+from gateway.metrics import metrics_view
 from gateway.proxy import azure, messages
 from gateway.proxy import views as proxy
 
@@ -68,6 +68,6 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("healthz", healthz),
     path("readyz", readyz),
-    # Served without middleware, like /v1 (gateway/asgi.py); protected (metrics_endpoint.py).
+    # Served without middleware, like /v1 (gateway/asgi.py); protected (metrics.py).
     path("metrics", metrics_view),
 ]

@@ -7,8 +7,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 # The sample names a family of each type exposes (the parser strips a counter's _total).
 SUFFIXES = {
-    "counter": ("_total", "_created"),
-    "histogram": ("_bucket", "_sum", "_count", "_created"),
+    "counter": ("_total",),
+    "histogram": ("_bucket", "_sum", "_count"),
     "gauge": ("",),
 }
 

@@ -1,4 +1,4 @@
-"""The metrics hooks (gateway/metrics.py) on their own: what each request adds, bounded labels,
+"""The metrics hooks (gateway/proxy/metrics.py) alone: what each request adds, bounded labels,
 hooks that never fail a request, the multiprocess directory and its system checks."""
 
 from decimal import Decimal
@@ -6,8 +6,8 @@ from decimal import Decimal
 import pytest
 from prometheus_client import REGISTRY
 
-from gateway import metrics
 from gateway.checks import check_metrics
+from gateway.proxy import metrics
 from gateway.proxy.context import RequestContext
 from gateway.proxy.errors import AuthenticationFailed, RequestTooLarge
 from gateway.proxy.throttle import AuthThrottled

@@ -22,7 +22,6 @@ from django.conf import settings
 from django.db import DatabaseError
 from django.http import HttpRequest
 
-from gateway import tracing
 from infra.db import db_call_bounded
 from infra.singleflight import SingleFlight
 from infra.state import StateUnavailable, get_state
@@ -30,7 +29,7 @@ from tenants import keycache
 from tenants.keys import hash_secret
 from tenants.selectors import KeyPrincipal, api_key_principal_get
 
-from . import throttle
+from . import throttle, tracing
 from .errors import AuthenticationFailed, ServiceUnavailable
 
 log = logging.getLogger("gateway.auth")

@@ -17,12 +17,11 @@ from collections.abc import Awaitable, Callable
 
 from django.conf import settings
 
-from gateway import metrics, tracing
 from routing import health
 from routing.providers import ProviderError
 from routing.selectors import Route
 
-from . import retries
+from . import metrics, retries, tracing
 from .chain import Chain
 from .context import RequestContext
 from .errors import GatewayError, ServiceUnavailable, UpstreamFailed, UpstreamRejected

@@ -14,7 +14,6 @@ from django.conf import settings
 
 from billing.pricing import cost_usd
 from billing.services import usage_records_ingest
-from gateway import metrics, tracing
 from infra import usage_event
 from infra.db import db_call_bounded
 from infra.spool import Replayer, get_spool
@@ -26,6 +25,8 @@ from policies.types import usd_to_micros
 from routing.providers import Usage
 from routing.selectors import DEFAULT_GROUP, Group, Route
 from tenants.selectors import KeyPrincipal
+
+from . import metrics, tracing
 
 log = logging.getLogger("gateway.proxy")
 

@@ -19,7 +19,6 @@ from django.db import DatabaseError
 from django.http import HttpRequest
 
 from billing.budgets import seed_spend
-from gateway import tracing
 from infra.singleflight import SingleFlight
 from policies import admission
 from policies.engine import EffectivePolicy, PolicyDenied, PolicyRequest
@@ -28,6 +27,7 @@ from policies.types import BudgetScope, Denial
 from routing.selectors import Route
 from tenants.selectors import KeyPrincipal
 
+from . import tracing
 from .context import RequestContext
 from .errors import GatewayError, PermissionDenied, RateLimited, ServiceUnavailable
 from .needs import Needs

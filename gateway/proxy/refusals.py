@@ -14,10 +14,10 @@ credential for some other system.
 import logging
 from collections import Counter
 
-from gateway import metrics
 from infra.client_address import client_address, scope_header
 from tenants.keys import KEY_PREFIX, SHOWN_PREFIX_LEN
 
+from . import metrics
 from .errors import GatewayError
 
 log = logging.getLogger("gateway.refusals")

@@ -186,7 +186,7 @@ def test_a_failed_attempt_is_a_failed_span_without_the_message(
 # tracing SDK's modules the process holds and whether the request path's functions are wrapped.
 # (redis-py imports the OpenTelemetry API and metrics SDK on its own when they are installed, to
 # offer its own, separately enabled, instrumentation: so the check is on the tracing SDK and the
-# exporter, which only gateway/tracing.py imports.)
+# exporter, which only gateway/proxy/tracing.py imports.)
 _PROBE = """
 import asyncio, json, sys
 import httpx
