@@ -163,35 +163,69 @@ def _guarded(record):
     return hook
 
 
+def _outcome_children(endpoint: str, status: int, error_type: str) -> tuple:
+    """The request counter and the two histograms of one (endpoint, status, error type)."""
+    key = (endpoint, status, error_type)
+    found = _outcomes.get(key)
+    if found is None:
+        status_class = _CLASSES.get(status // 100, "other")
+        found = _outcomes[key] = (
+            REQUESTS.labels(endpoint, status_class, str(status), error_type),
+            LATENCY.labels(endpoint, status_class),
+            OVERHEAD.labels(endpoint),
+        )
+    return found
+
+
+def _usage_children(team: str, model: str) -> tuple:
+    """Input and output token counters and the cost counter of one (team, model)."""
+    key = (team, model)
+    found = _usages.get(key)
+    if found is None:
+        found = _usages[key] = (
+            TOKENS.labels("input", model),
+            TOKENS.labels("output", model),
+            COST.labels(team, model),
+        )
+    return found
+
+
+# One look-up per request for each group of children that move together.
+_outcomes: dict[tuple, tuple] = {}
+_usages: dict[tuple, tuple] = {}
+
+
 @_guarded
 def request_settled(ctx: "RequestContext") -> None:
     """Count one request that has a tenant, as it settles (once per request)."""
     status = ctx.status
-    status_class = _CLASSES.get(status // 100, "other")
-    error_type = _error_type(ctx.error_type)
-    endpoint = ctx.endpoint
-    _child(REQUESTS, endpoint, status_class, str(status), error_type).inc()
+    error_type = ctx.error_type
+    if error_type:
+        error_type = _error_type(error_type)
+    requests, latency, overhead = _outcome_children(ctx.endpoint, status, error_type)
+    requests.inc()
     elapsed_ms = ctx.elapsed_ms()
-    _child(LATENCY, endpoint, status_class).observe(elapsed_ms / 1000)
-    _child(OVERHEAD, endpoint).observe(max(0.0, elapsed_ms - ctx.upstream_ms) / 1000)
-    team = ctx.principal.team_slug
+    latency.observe(elapsed_ms / 1000)
+    overhead.observe(max(0.0, elapsed_ms - ctx.upstream_ms) / 1000)
     route = ctx.route
     if route is not None:
         usage = ctx.usage
-        model = route.model_name
-        if usage.input_tokens:
-            _child(TOKENS, "input", model).inc(usage.input_tokens)
-        if usage.output_tokens:
-            _child(TOKENS, "output", model).inc(usage.output_tokens)
         if usage.input_tokens or usage.output_tokens:
+            tokens_in, tokens_out, cost_usd = _usage_children(
+                ctx.principal.team_slug, route.model_name
+            )
+            if usage.input_tokens:
+                tokens_in.inc(usage.input_tokens)
+            if usage.output_tokens:
+                tokens_out.inc(usage.output_tokens)
             cost = ctx.cost()
             if cost:
-                _child(COST, team, model).inc(float(cost))
+                cost_usd.inc(float(cost))
     if status == 429:
         if error_type == "rate_limit_exceeded":
-            _child(LIMIT_HITS, team).inc()
+            _child(LIMIT_HITS, ctx.principal.team_slug).inc()
         elif error_type == "budget_exceeded":
-            _child(BUDGET_DENIALS, team).inc()
+            _child(BUDGET_DENIALS, ctx.principal.team_slug).inc()
     if tracing.ENABLED:
         tracing.annotate(ctx)
 
