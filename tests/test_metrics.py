@@ -160,8 +160,8 @@ def test_error_types_from_upstream_bodies_are_capped(monkeypatch):
 
 def test_a_failing_hook_never_fails_the_request_and_says_so_once(caplog, monkeypatch):
     monkeypatch.setattr(metrics, "_failed_once", False)
-    broken = _ctx()
-    broken.principal = None  # settle never calls the hook so; if it did, nothing must break
+    broken = _ctx(route=_route())
+    broken.usage = None  # never so in the proxy; if it were, nothing must break
     metrics.request_settled(broken)
     metrics.request_settled(broken)
     logged = [r for r in caplog.records if r.name == "gateway.metrics"]
