@@ -47,7 +47,7 @@ run: port-free migrate
 # Production mode: needs DATABASE_URL and REDIS_URL (and the worker + beat below).
 # --no-proxy-headers: the gateway decides which proxies' X-Forwarded-For it believes
 # (GATEWAY_TRUSTED_PROXIES); uvicorn would otherwise trust 127.0.0.1's by default.
-serve: $(VENV_OK)
+serve: $(VENV_OK) var
 	$(PY) -m uvicorn gateway.asgi:application --host 0.0.0.0 --port $(PORT) \
 		--workers $(WEB_CONCURRENCY) --no-access-log --loop uvloop --http httptools \
 		--no-proxy-headers --timeout-graceful-shutdown $(GRACEFUL_SHUTDOWN_S)
@@ -82,6 +82,9 @@ clean:
 # WEB_CONCURRENCY reaches the server's environment, so its system checks see the worker count
 # (uvicorn reads it too, as the default for --workers).
 serve: export WEB_CONCURRENCY := $(WEB_CONCURRENCY)
+# Every worker writes its metric values here and /metrics sums them (gateway/proxy/metrics.py); the
+# preflight empties it before the workers start. `make run` is one process: it needs none.
+serve: export PROMETHEUS_MULTIPROC_DIR ?= $(CURDIR)/var/metrics
 # uvicorn's multi-worker supervisor exits 0 when its workers refuse to start; the same checks run
 # once before it, so a bad configuration fails `make serve` with a non-zero status.
 serve: preflight

@@ -14,6 +14,8 @@ serve() {
     # The system checks once, with a non-zero status on an error: uvicorn's multi-worker
     # supervisor exits 0 when its workers refuse to start (see gateway/startup.py).
     export WEB_CONCURRENCY="${WEB_CONCURRENCY:-2}"
+    # Every worker's metric values, summed by /metrics; emptied by gateway.startup below.
+    export PROMETHEUS_MULTIPROC_DIR="${PROMETHEUS_MULTIPROC_DIR:-/tmp/gateway-metrics}"
     python -m gateway.startup
     exec python -m uvicorn gateway.asgi:application \
         --host 0.0.0.0 --port "${PORT:-8000}" --workers "$WEB_CONCURRENCY" \

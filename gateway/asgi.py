@@ -22,13 +22,20 @@ check_or_exit()  # refuses to serve on a configuration error; see gateway/startu
 dashboard = get_asgi_application()  # sets Django up; must come before the imports below
 
 from gateway import shutdown  # noqa: E402
+from gateway.proxy import tracing  # noqa: E402
 from gateway.proxy.context import SCOPE_START, usage_replayer  # noqa: E402
 from gateway.proxy.handler import ProxyHandler  # noqa: E402
 from infra import http as upstream_http  # noqa: E402
 
+tracing.configure()  # OpenTelemetry, when configured (gateway/proxy/tracing.py); else nothing
 proxy = ProxyHandler()
+# A root span per request when tracing is on; the handler itself when off.
+traced_proxy = tracing.asgi(proxy)
 # Path prefixes the proxy serves: OpenAI's /v1, and Azure OpenAI's /openai (gateway/proxy/azure.py).
 PROXY_PREFIXES = ("/v1/", "/openai/")
+# Served by the same middleware-free handler, untraced: a scraper may address the server by IP
+# (no ALLOWED_HOSTS entry needed) and needs no session (gateway/metrics.py).
+METRICS_PATH = "/metrics"
 
 
 async def _lifespan(receive, send) -> None:
@@ -44,6 +51,7 @@ async def _lifespan(receive, send) -> None:
         elif message["type"] == "lifespan.shutdown":
             await usage_replayer.stop()
             await upstream_http.aclose()
+            tracing.shutdown()  # the spans still queued
             await send({"type": "lifespan.shutdown.complete"})
             return
 
@@ -55,6 +63,8 @@ async def application(scope, receive, send):
     if scope["type"] == "http" and scope["path"].startswith(PROXY_PREFIXES):
         scope[SCOPE_START] = time.perf_counter()
         # The handler reads the body itself, bounded in size and time (gateway/proxy/handler.py).
+        await traced_proxy(scope, receive, send)
+    elif scope["type"] == "http" and scope["path"] == METRICS_PATH:
         await proxy(scope, receive, send)
     else:
         await dashboard(scope, receive, send)

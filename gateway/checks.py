@@ -6,6 +6,7 @@ the Redis eviction check is a deployment check (`manage.py check --deploy`, and 
 production mode), because it asks the Redis server.
 """
 
+import os
 import re
 from urllib.parse import urlsplit
 
@@ -330,6 +331,33 @@ def check_retention(app_configs, **kwargs):
                 "GATEWAY_ROLLUP_INTERVAL_S must be positive and GATEWAY_ROLLUP_OVERLAP_S not "
                 "negative.",
                 id="gateway.E034",
+            )
+        )
+    return issues
+
+
+# --- Metrics (gateway/proxy/metrics.py) -------------------------------------------------------
+@register()
+def check_metrics(app_configs, **kwargs):
+    issues = []
+    directory = settings.PROMETHEUS_MULTIPROC_DIR
+    if settings.WEB_CONCURRENCY > 1 and not directory:
+        issues.append(
+            Warning(
+                "WEB_CONCURRENCY > 1 without PROMETHEUS_MULTIPROC_DIR: /metrics shows the "
+                "counts of whichever worker answers the scrape.",
+                hint="Start the server with `make serve` or the container's entrypoint, which "
+                "set it, or set it to a directory the workers can write.",
+                id="gateway.W035",
+            )
+        )
+    unusable = not os.path.isdir(directory) or not os.access(directory, os.W_OK | os.X_OK)
+    if directory and os.path.exists(directory) and unusable:
+        issues.append(
+            Error(
+                f"PROMETHEUS_MULTIPROC_DIR ({directory}) is not a writable directory.",
+                hint="Every web process writes its metric values there.",
+                id="gateway.E035",
             )
         )
     return issues

@@ -300,6 +300,20 @@ CELERY_BEAT_SCHEDULE["purge-expired-usage"] = {
     "schedule": GATEWAY_RETENTION_INTERVAL_S,
     "options": {"queue": "default", "expires": 3600},
 }
+# --- Metrics and traces (gateway/metrics.py, gateway/proxy/metrics.py, gateway/proxy/tracing.py)
+# A bearer token for GET /metrics; unset, /metrics answers loopback clients only (404 to others).
+GATEWAY_METRICS_TOKEN = env.str("GATEWAY_METRICS_TOKEN", default="")
+# prometheus_client reads this variable itself, at import; mirrored here for the system checks.
+# Set (by `make serve` and the container's entrypoint): every worker's counts are summed.
+PROMETHEUS_MULTIPROC_DIR = env.str("PROMETHEUS_MULTIPROC_DIR", default="")
+# OpenTelemetry traces of the request path, exported over OTLP/HTTP: on when this is true or
+# OTEL_EXPORTER_OTLP_ENDPOINT (or OTEL_EXPORTER_OTLP_TRACES_ENDPOINT) is set. Off, the SDK is
+# not even imported. The exporter reads the standard OTEL_* variables (headers, timeout,
+# OTEL_SERVICE_NAME, OTEL_BSP_SCHEDULE_DELAY...).
+GATEWAY_OTEL_ENABLED = env.bool("GATEWAY_OTEL_ENABLED", default=False) or bool(
+    env.str("OTEL_EXPORTER_OTLP_ENDPOINT", default="")
+    or env.str("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", default="")
+)
 # --- PII scrubber (infra/pii.py)
 # Phone numbers written without a +country code are read as numbers of this region (ISO 3166
 # alpha-2); numbers with a + prefix are recognised whatever the region.

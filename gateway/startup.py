@@ -8,6 +8,7 @@ process with the messages on stderr; warnings are logged and serving goes on. In
 Redis eviction).
 
     python -m gateway.startup   # the same checks, once, before a multi-worker server starts
+                                # (and PROMETHEUS_MULTIPROC_DIR emptied for the workers)
 """
 
 import logging
@@ -69,3 +70,8 @@ def check_or_exit() -> None:
 
 if __name__ == "__main__":
     check_or_exit()
+    # Run once before the workers start, so this is where a previous run's metric files go
+    # (gateway/proxy/metrics.py: multiprocess mode).
+    from gateway.proxy import metrics
+
+    metrics.prepare_multiproc_dir()

@@ -4,6 +4,7 @@ from django.urls import path, re_path
 
 from billing import views as billing_views
 from gateway.admin_login import account_login, admin_login
+from gateway.metrics import metrics_view
 from gateway.proxy import azure, messages
 from gateway.proxy import views as proxy
 
@@ -81,4 +82,6 @@ urlpatterns = [
     ),
     path("healthz", healthz),
     path("readyz", readyz),
+    # Served without middleware, like /v1 (gateway/asgi.py); protected (metrics.py).
+    path("metrics", metrics_view),
 ]

@@ -29,7 +29,7 @@ from tenants import keycache
 from tenants.keys import hash_secret
 from tenants.selectors import KeyPrincipal, api_key_principal_get
 
-from . import throttle
+from . import throttle, tracing
 from .errors import AuthenticationFailed, ServiceUnavailable
 
 log = logging.getLogger("gateway.auth")
@@ -154,6 +154,7 @@ def _refusal(principal: KeyPrincipal | None) -> tuple[str, str] | None:
     return None
 
 
+@tracing.traced("gateway.auth")
 async def authenticate(request: HttpRequest, key_header: str = "api-key") -> KeyPrincipal:
     if throttle.blocked:
         throttle.refuse_if_blocked(request)  # no I/O: this process already counted enough

@@ -21,7 +21,7 @@ from routing import health
 from routing.providers import ProviderError
 from routing.selectors import Route
 
-from . import retries
+from . import metrics, retries, tracing
 from .chain import Chain
 from .context import RequestContext
 from .errors import GatewayError, ServiceUnavailable, UpstreamFailed, UpstreamRejected
@@ -158,6 +158,7 @@ async def call(ctx: RequestContext, chain: Chain, attempt: Callable[[Route], Awa
     """
     deadline = time.monotonic() + settings.GATEWAY_REQUEST_DEADLINE_S - ctx.elapsed_ms() / 1000
     retries.budget.deposit()
+    attempt = tracing.upstream_attempts(attempt)  # itself when tracing is off
     try:
         return await _try(ctx, chain.routes, chain.healths, attempt, deadline)
     except _ContextTooLong as exc:
@@ -214,6 +215,7 @@ async def _try(ctx: RequestContext, routes, healths, attempt, request_deadline: 
             _report(ctx, route, exc, started)
             ctx.upstream_ms += exc.upstream_ms
             ctx.fallbacks.append(f"{route.label}: {exc.kind}")
+            metrics.upstream_failed(route, exc.kind)
             last = exc
             log.warning(
                 "request %s: %s failed (%s, retryable=%s)",

@@ -26,6 +26,8 @@ from routing.providers import Usage
 from routing.selectors import DEFAULT_GROUP, Group, Route
 from tenants.selectors import KeyPrincipal
 
+from . import metrics, tracing
+
 log = logging.getLogger("gateway.proxy")
 
 # Set by gateway.asgi when the request enters the process, so overhead includes body reading.
@@ -142,11 +144,13 @@ class RequestContext:
             }
         )
 
+    @tracing.traced("gateway.settle")
     async def settle(self) -> None:
         """Emit the usage event, once. Unauthenticated requests have no tenant and no row."""
         if self.settled or self.principal is None:
             return
         self.settled = True
+        metrics.request_settled(self)
         event = self.event()
         raw = usage_event.encode(event)
         try:

@@ -27,6 +27,7 @@ from policies.types import BudgetScope, Denial
 from routing.selectors import Route
 from tenants.selectors import KeyPrincipal
 
+from . import tracing
 from .context import RequestContext
 from .errors import GatewayError, PermissionDenied, RateLimited, ServiceUnavailable
 from .needs import Needs
@@ -37,6 +38,7 @@ BUDGET_WARNING_HEADER = "x-gateway-budget-warning"
 _FEATURE_NAMES = {"vision": "images"}
 
 
+@tracing.traced("gateway.policy")
 async def policy_for(principal: KeyPrincipal) -> EffectivePolicy:
     try:
         table = await policy_table_cache.get()
@@ -138,6 +140,7 @@ async def _seed(scopes: Sequence[BudgetScope], period: str, tz: str) -> list[int
     return await _seeding.run((scopes, period), lambda: seed_spend(scopes, period, tz))
 
 
+@tracing.traced("gateway.admission")
 async def admit(
     ctx: RequestContext,
     routes: Sequence[Route],

@@ -17,6 +17,7 @@ from collections import Counter
 from infra.client_address import client_address, scope_header
 from tenants.keys import KEY_PREFIX, SHOWN_PREFIX_LEN
 
+from . import metrics
 from .errors import GatewayError
 
 log = logging.getLogger("gateway.refusals")
@@ -48,6 +49,7 @@ def record(scope, exc: GatewayError, request_id: str) -> None:
     """Count and log one refused request."""
     reason = exc.error_type
     REFUSALS[(exc.status, reason)] += 1
+    metrics.request_refused(exc)
     level = logging.WARNING if exc.status in _WARN or exc.status >= 500 else logging.INFO
     if not log.isEnabledFor(level):
         return
