@@ -148,7 +148,8 @@ def privacy_badge(mode: str):
     if mode == PrivacyMode.FULL:
         return format_html(
             '<strong class="privacy-full" style="color:#fff;background:#ba2121;'
-            'padding:1px 6px;border-radius:3px">FULL CONTENT</strong>'
+            'padding:1px 6px;border-radius:3px">{}</strong>',
+            "FULL CONTENT",
         )
     return mode or "-"
 
