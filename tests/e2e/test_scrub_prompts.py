@@ -7,7 +7,11 @@ import json
 import pytest
 
 from billing.models import UsageContent, UsageRecord
+from gateway.config import config_load
 from infra import pii
+from routing.selectors import routing_table_cache
+from tenants.models import Team
+from tests.fakes.anthropic import API_KEY as ANTHROPIC_KEY
 
 from .privacy_support import (
     post_chat,
@@ -16,7 +20,9 @@ from .privacy_support import (
     set_team_policy,
     stored_content,
 )
-from .support import assert_openai_error, wait_for_usage_records
+from .support import TEAM, assert_openai_error, wait_for_usage_records
+
+pytest_plugins = ("tests.fakes.fixtures",)
 
 EMAIL, PHONE, CARD = "jane.roe@example.com", "(415) 555-2671", "4111 1111 1111 1111"
 PII_TEXTS = (EMAIL, PHONE, CARD, "EMP-123456")
@@ -176,3 +182,38 @@ def test_without_scrub_prompts_the_prompt_goes_as_sent(gateway, upstream, scrub)
     response = post_chat(gateway, [{"role": "user", "content": f"Mail {EMAIL}"}])
     assert "x-gateway-redactions" not in response.headers
     assert EMAIL in _sent(upstream)
+
+
+ANTHROPIC_CONFIG = """
+providers:
+  - {{name: claude, kind: anthropic, api_base: "{base}", api_key: "{key}"}}
+models:
+  - name: sonnet
+    deployments: [{{provider: claude, model: claude-sonnet-fake}}]
+"""
+
+
+def test_an_anthropic_upstream_and_its_token_count_get_the_scrubbed_prompt(gateway, fake_anthropic):
+    config_load(text=ANTHROPIC_CONFIG.format(base=fake_anthropic.url, key=ANTHROPIC_KEY))
+    Team.objects.filter(slug=TEAM).update(allowed_models=["*"])
+    routing_table_cache.invalidate()
+    set_team_policy(gateway.team, scrub_prompts=True)
+    body = {
+        "model": "sonnet",
+        "system": f"Escalate to {EMAIL}",
+        "messages": [{"role": "user", "content": f"Card {CARD}"}],
+    }
+    headers = {"x-api-key": gateway.key, "anthropic-version": "2023-06-01"}
+    with gateway.http() as http:
+        answered = http.post("/v1/messages", json={**body, "max_tokens": 20}, headers=headers)
+        assert answered.status_code == 200, answered.text
+        sent = fake_anthropic.last.body  # passed through: the Anthropic body itself
+        counted = http.post("/v1/messages/count_tokens", json=body, headers=headers)
+    assert answered.headers["x-gateway-redactions"] == "2"
+    assert (sent["system"], sent["messages"][0]["content"]) == (
+        "Escalate to [EMAIL]",
+        "Card [CARD]",
+    )
+    assert counted.status_code == 200, counted.text
+    assert fake_anthropic.last.path == "/v1/messages/count_tokens"
+    assert _leaks(json.dumps(fake_anthropic.last.body)) == []
