@@ -361,3 +361,56 @@ def check_metrics(app_configs, **kwargs):
             )
         )
     return issues
+
+
+# --- privacy modes (gateway/proxy/content.py)
+HMAC_KEY_MIN_CHARS = 32
+
+
+def _hashed_policies_exist() -> bool | None:
+    """Whether some policy asks for the `hashed` mode; None when the database cannot say (not
+    migrated yet, unreachable). Asked from a thread of its own: servers run the checks while
+    an event loop is running, where the ORM refuses synchronous calls."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from django.db import connections
+
+    def ask() -> bool | None:
+        from policies.models import Policy, PrivacyMode
+
+        try:
+            return Policy.objects.filter(privacy_mode=PrivacyMode.HASHED).exists()
+        except Exception:
+            return None
+        finally:
+            connections.close_all()
+
+    with ThreadPoolExecutor(1) as pool:
+        try:
+            return pool.submit(ask).result(timeout=10)
+        except Exception:
+            return None
+
+
+@register()
+def check_content_hmac_key(app_configs, **kwargs):
+    key = settings.GATEWAY_CONTENT_HMAC_KEY
+    if key and len(key) < HMAC_KEY_MIN_CHARS:
+        return [
+            Error(
+                f"GATEWAY_CONTENT_HMAC_KEY is shorter than {HMAC_KEY_MIN_CHARS} characters: "
+                "hashes of prompts made with a guessable key can be reversed by guessing.",
+                hint="python -c 'import secrets; print(secrets.token_urlsafe(32))'",
+                id="gateway.E090",
+            )
+        ]
+    if not key and _hashed_policies_exist():
+        return [
+            Warning(
+                "A policy sets privacy_mode 'hashed' but GATEWAY_CONTENT_HMAC_KEY is not set: "
+                "no content (not even hashes) is stored for its requests.",
+                hint="Set GATEWAY_CONTENT_HMAC_KEY to a random secret of 32+ characters.",
+                id="gateway.W090",
+            )
+        ]
+    return []

@@ -19,6 +19,7 @@ from policies.models import (
     ModelLimit,
     Policy,
     PrivacyMode,
+    pii_patterns_problem,
 )
 from routing.models import Provider
 from routing.regions import vocabulary_problem
@@ -113,6 +114,16 @@ def _texts(item: dict, name: str, where: str, run: Problems) -> list[str]:
     return value
 
 
+def _pii_patterns(item: dict, where: str, run: Problems) -> dict[str, str] | None:
+    value = item.get("pii_patterns")
+    if value is None or value == {}:
+        return None
+    if problem := pii_patterns_problem(value):
+        run.error(f"{where}.pii_patterns", problem)
+        return None
+    return value
+
+
 def _thresholds(item: dict, where: str, run: Problems) -> list:
     value = item.get("alert_thresholds") or []
     if not isinstance(value, list):
@@ -185,6 +196,13 @@ def read_policy(block, where: str, run) -> dict | None:
         "allowed_providers": _names(block, "allowed_providers", where, run, providers, "provider"),
         "allowed_regions": _regions(block, where, run),
         "privacy_mode": "",
+        # Left out: inherit (a level above may turn it on); false does not turn one off.
+        "scrub_prompts": (
+            None
+            if block.get("scrub_prompts") is None
+            else _flag(block, "scrub_prompts", where, run)
+        ),
+        "pii_patterns": _pii_patterns(block, where, run),
         "alert_thresholds": _thresholds(block, where, run),
         "alert_emails": _emails(block, where, run),
         "alert_webhook_url": _webhook(block, where, run),

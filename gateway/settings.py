@@ -318,6 +318,15 @@ GATEWAY_OTEL_ENABLED = env.bool("GATEWAY_OTEL_ENABLED", default=False) or bool(
 # Phone numbers written without a +country code are read as numbers of this region (ISO 3166
 # alpha-2); numbers with a + prefix are recognised whatever the region.
 GATEWAY_PII_PHONE_REGION = env.str("GATEWAY_PII_PHONE_REGION", default="US")
+# --- Privacy modes and prompt scrubbing (gateway/proxy/privacy.py, content.py)
+# The key of the `hashed` privacy mode's HMAC-SHA-256 of prompts and responses: at least 32
+# characters (e.g. `python -c 'import secrets; print(secrets.token_urlsafe(32))'`). Unset: a
+# team in `hashed` mode gets no content stored at all (a system check warns). Rotating it
+# changes every hash from then on; UsageContent.hmac_key_id says which key made a hash.
+GATEWAY_CONTENT_HMAC_KEY = env.str("GATEWAY_CONTENT_HMAC_KEY", default="")
+# Prompts and responses longer than this (characters) are scrubbed or hashed in a worker
+# thread rather than on the event loop (about 10 ms of scrubbing at ~1.5 MB/s).
+GATEWAY_PII_OFFLOOP_CHARS = env.int("GATEWAY_PII_OFFLOOP_CHARS", default=16 * 1024)
 # --- Deployment health: circuit breakers, 429 cooldown, latency, health checks (routing/health)
 # A deployment's breaker opens after this many failures in a row (connect error, timeout, 5xx,
 # overload, unreadable body), or when at least ERROR_RATE_PCT % of at least MIN_OUTCOMES

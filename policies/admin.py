@@ -8,12 +8,22 @@ from django import forms
 from django.contrib import admin
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
+from django.utils.html import format_html
 
 from routing.regions import vocabulary_problem
 from tenants import admin as tenants_admin
 from tenants.models import ApiKey, Organization, Project, Team
 
-from .models import FEATURES, LEVELS, RULE_FIELDS, ModelLimit, Policy
+from .models import (
+    FEATURES,
+    LEVELS,
+    PRIVACY_ORDER,
+    RULE_FIELDS,
+    ModelLimit,
+    Policy,
+    PrivacyMode,
+    pii_patterns_problem,
+)
 
 _NAME_LISTS = ("allowed_models", "allowed_features", "allowed_providers", "allowed_regions")
 
@@ -83,6 +93,13 @@ class PolicyForm(forms.ModelForm):
             raise ValidationError('Enter a JSON list of terms, e.g. ["project falcon"].')
         return value
 
+    def clean_pii_patterns(self):
+        value = self.cleaned_data.get("pii_patterns") or None  # a blank box or {}: none
+        problem = pii_patterns_problem(value)
+        if problem:
+            raise ValidationError(problem)
+        return value
+
     def clean_alert_thresholds(self):
         value = self.cleaned_data.get("alert_thresholds") or []
         if not isinstance(value, list) or not all(
@@ -117,20 +134,42 @@ class PolicyForm(forms.ModelForm):
 _FIELDSETS = [
     ("Per request", {"fields": RULE_FIELDS[:5]}),
     ("Budget and limits", {"fields": RULE_FIELDS[5:12]}),
-    ("Routes and privacy", {"fields": RULE_FIELDS[12:15]}),
+    ("Routes and privacy", {"fields": RULE_FIELDS[12:17]}),
     (
         "Budget alerts",
-        {"fields": [*RULE_FIELDS[15:], "alert_webhook_url", "clear_alert_webhook_url"]},
+        {"fields": [*RULE_FIELDS[17:], "alert_webhook_url", "clear_alert_webhook_url"]},
     ),
 ]
+
+
+def privacy_badge(mode: str):
+    """A privacy mode for a list column; `full` (content stored as sent) stands out, as the
+    opt-in it is."""
+    if mode == PrivacyMode.FULL:
+        return format_html(
+            '<strong class="privacy-full" style="color:#fff;background:#ba2121;'
+            'padding:1px 6px;border-radius:3px">{}</strong>',
+            "FULL CONTENT",
+        )
+    return mode or "-"
 
 
 @admin.register(Policy)
 class PolicyAdmin(admin.ModelAdmin):
     form = PolicyForm
     fieldsets = [("Attached to", {"fields": list(LEVELS)}), *_FIELDSETS]
-    list_display = ["__str__", "level", "budget", "rpm", "tpm", "budget_mode", "updated_at"]
-    list_filter = ["budget_mode", "max_tokens_mode", "privacy_mode"]
+    list_display = [
+        "__str__",
+        "level",
+        "budget",
+        "rpm",
+        "tpm",
+        "budget_mode",
+        "privacy",
+        "scrub_prompts",
+        "updated_at",
+    ]
+    list_filter = ["budget_mode", "max_tokens_mode", "privacy_mode", "scrub_prompts"]
     search_fields = ["organization__slug", "team__slug", "project__slug", "api_key__name"]
     list_select_related = ["organization", "team", "project__team", "api_key"]
     autocomplete_fields = list(LEVELS)
@@ -144,6 +183,10 @@ class PolicyAdmin(admin.ModelAdmin):
         if policy.monthly_budget_usd is None:
             return "-"
         return f"${policy.monthly_budget_usd:.2f} ({policy.budget_mode})"
+
+    @admin.display(description="privacy mode", ordering="privacy_mode")
+    def privacy(self, policy: Policy):
+        return privacy_badge(policy.privacy_mode)
 
 
 class PolicyInline(admin.StackedInline):
@@ -166,13 +209,41 @@ class ModelLimitInline(admin.TabularInline):
 # --- tenants' pages, with the inlines ------------------------------------------------------------
 
 
-def _reregister(model, base: type[admin.ModelAdmin], *inlines) -> None:
-    subclass = type(base.__name__, (base,), {"inlines": [*base.inlines, *inlines]})
+def _reregister(model, base: type[admin.ModelAdmin], *inlines, **attrs) -> None:
+    subclass = type(base.__name__, (base,), {"inlines": [*base.inlines, *inlines], **attrs})
     admin.site.unregister(model)
     admin.site.register(model, subclass)
 
 
+def _mode_of(owner) -> str:
+    # A missing reverse one-to-one raises an AttributeError subclass: getattr's default.
+    policy = getattr(owner, "policy", None)
+    return policy.privacy_mode if policy is not None else ""
+
+
+@admin.display(description="privacy mode")
+def team_privacy(modeladmin, team: Team):
+    """The mode the team's own traffic gets from its organization's and its own policy (the
+    most private set wins; a project or key may only be more private still)."""
+    modes = [m for m in (_mode_of(team), _mode_of(team.organization)) if m in PRIVACY_ORDER]
+    return privacy_badge(min(modes, key=PRIVACY_ORDER.index) if modes else PRIVACY_ORDER[0])
+
+
+def _team_queryset(modeladmin, request):
+    return admin.ModelAdmin.get_queryset(modeladmin, request).select_related(
+        "organization__policy", "policy"
+    )
+
+
 _reregister(Organization, tenants_admin.OrganizationAdmin, PolicyInline, ModelLimitInline)
-_reregister(Team, tenants_admin.TeamAdmin, PolicyInline, ModelLimitInline)
+_reregister(
+    Team,
+    tenants_admin.TeamAdmin,
+    PolicyInline,
+    ModelLimitInline,
+    list_display=[*tenants_admin.TeamAdmin.list_display, "privacy"],
+    privacy=team_privacy,
+    get_queryset=_team_queryset,
+)
 _reregister(Project, tenants_admin.ProjectAdmin, PolicyInline)
 _reregister(ApiKey, tenants_admin.ApiKeyAdmin, PolicyInline)

@@ -7,9 +7,11 @@ the EffectivePolicy it gets.
 
 Merge rule, most restrictive wins: allowed sets (models, features, providers, regions)
 intersect; the max_tokens cap is the minimum (with the mode of the level whose cap binds);
-privacy takes the most private mode set. Budgets and rate limits are not merged into one
-number: each level counts its own traffic against its own numbers, and all are checked at once
-(policies/admission.py), so they come out as scopes, one per level that sets one.
+privacy takes the most private mode set; prompt scrubbing is on if any level turns it on, and
+custom PII patterns add up (the more specific level wins on a label). Budgets and rate limits
+are not merged into one number: each level counts its own traffic against its own numbers, and
+all are checked at once (policies/admission.py), so they come out as scopes, one per level that
+sets one.
 """
 
 import hashlib
@@ -104,6 +106,9 @@ class Rules:
     allowed_providers: frozenset[str] | None = None
     allowed_regions: frozenset[str] | None = None
     privacy_mode: str = ""
+    scrub_prompts: bool | None = None
+    # Custom PII patterns, compiled once per policy table (infra.pii.compile_patterns).
+    pii_patterns: tuple[tuple[str, re.Pattern[str]], ...] = ()
     scope_id: int = 0  # the organization's, team's, project's or key's id
 
 
@@ -158,7 +163,10 @@ class EffectivePolicy:
         "_team_limits",
         "_user_limits",
         "budgets",
+        "handles_content",
+        "pii_patterns",
         "privacy_mode",
+        "scrub_prompts",
         "steps",
         "tag_keys",
         "timezone",
@@ -189,6 +197,14 @@ class EffectivePolicy:
         )
         modes = [s.rules.privacy_mode for s in steps if s.rules.privacy_mode in PRIVACY_ORDER]
         self.privacy_mode = min(modes, key=PRIVACY_ORDER.index) if modes else PRIVACY_ORDER[0]
+        self.scrub_prompts = any(s.rules.scrub_prompts for s in steps)
+        patterns: dict[str, re.Pattern[str]] = {}
+        for step in steps:  # organization first: a later (more specific) level overrides
+            patterns.update(step.rules.pii_patterns)
+        self.pii_patterns = tuple(patterns.items())
+        # The one test the hot path makes for all of the above: False in the default
+        # `metadata` mode without prompt scrubbing, and then no content is touched at all.
+        self.handles_content = self.scrub_prompts or self.privacy_mode != PRIVACY_ORDER[0]
         self._cap = self._binding_cap()
         self._blocked = self._blocked_terms()
         self.budgets = tuple(

@@ -12,6 +12,7 @@ from django.core.exceptions import ValidationError
 from django.core.validators import MinValueValidator
 from django.db import models
 
+from infra.pii import compile_patterns
 from routing import crypto
 from tenants.models import ApiKey, Organization, Project, Team
 
@@ -59,6 +60,8 @@ RULE_FIELDS = (
     "allowed_providers",
     "allowed_regions",
     "privacy_mode",
+    "scrub_prompts",
+    "pii_patterns",
     "alert_thresholds",
     "alert_emails",
 )
@@ -142,6 +145,20 @@ class Policy(models.Model):
     privacy_mode = models.CharField(
         max_length=8, choices=PrivacyMode.choices, blank=True, help_text="Empty: inherit."
     )
+    # The "safety filter": prompts scrubbed of PII before they leave for the provider.
+    scrub_prompts = models.BooleanField(
+        null=True,
+        blank=True,
+        help_text="Replace PII in prompts with placeholders before they are sent upstream. "
+        "Any level that turns it on wins; empty: inherit.",
+    )
+    pii_patterns = models.JSONField(
+        null=True,
+        blank=True,
+        help_text='Custom PII patterns, LABEL: regex, e.g. {"EMPLOYEE_ID": "EMP-\\d{6}"}; '
+        "found text becomes [LABEL] wherever this policy scrubs. Added to other levels' "
+        "patterns (the more specific level wins on a label).",
+    )
 
     # Budget alerts (billing/alerts.py): percent thresholds, and where they go.
     alert_thresholds = models.JSONField(default=list, blank=True)
@@ -187,6 +204,9 @@ class Policy(models.Model):
             raise ValidationError(
                 "a policy belongs to exactly one organization, team, project or key"
             )
+        problem = pii_patterns_problem(self.pii_patterns)
+        if problem:
+            raise ValidationError({"pii_patterns": problem})
         team = None
         if self.api_key is not None:
             team = self.api_key.team
@@ -196,6 +216,21 @@ class Policy(models.Model):
             problems = narrowing_problems(team, {f: getattr(self, f) for f in NARROWING_FIELDS})
             if problems:
                 raise ValidationError(problems)
+
+
+def pii_patterns_problem(value) -> str | None:
+    """Why `value` is not a usable pii_patterns mapping (None: it is, or it is unset)."""
+    if value is None:
+        return None
+    if not isinstance(value, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) and v for k, v in value.items()
+    ):
+        return "must map labels to regular expressions (both texts)"
+    try:
+        compile_patterns(value)
+    except ValueError as exc:
+        return str(exc)
+    return None
 
 
 # A key's or a project's own limits count its own traffic; above its team's they would only

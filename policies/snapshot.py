@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from django.conf import settings
 from django.db import transaction
 
+from infra.pii import compile_patterns
 from infra.snapshot import SnapshotCache, SnapshotUnavailable
 from tenants.models import Organization, default_tag_keys
 from tenants.selectors import KeyPrincipal
@@ -120,8 +121,23 @@ def rules_of(policy: Policy, scope_id: int) -> Rules:
         allowed_providers=_names(policy.allowed_providers),
         allowed_regions=_names(policy.allowed_regions),
         privacy_mode=policy.privacy_mode,
+        scrub_prompts=policy.scrub_prompts,
+        pii_patterns=_patterns(policy),
         scope_id=scope_id,
     )
+
+
+def _patterns(policy: Policy) -> tuple:
+    """The policy's custom PII patterns, compiled. A mapping that does not compile (written
+    around the admin's and the loader's checks) scrubs with the built-in detectors only, and
+    says so, rather than costing every request of the level its policy."""
+    if not policy.pii_patterns:
+        return ()
+    try:
+        return compile_patterns(policy.pii_patterns)
+    except (ValueError, AttributeError, TypeError) as exc:
+        log.error("policy %s: pii_patterns ignored: %s", policy.pk, exc)
+        return ()
 
 
 def policy_table_build() -> PolicyTable:

@@ -175,6 +175,11 @@ class FakeUpstream:
         self.prompt_tokens, self.completion_tokens = prompt_tokens, completion_tokens
         self._bodies.clear()
 
+    def set_reply(self, reply: str) -> None:
+        """The assistant text every later answer (and stream) carries."""
+        self.reply = reply
+        self._bodies.clear()
+
     def fail(
         self,
         status: int,

@@ -26,7 +26,7 @@ from routing.providers import Usage
 from routing.selectors import DEFAULT_GROUP, Group, Route
 from tenants.selectors import KeyPrincipal
 
-from . import metrics, tracing
+from . import content, metrics, tracing
 
 log = logging.getLogger("gateway.proxy")
 
@@ -42,6 +42,7 @@ class RequestContext:
     __slots__ = (
         "admission",
         "attempts",
+        "capture",
         "created_at",
         "endpoint",
         "error_type",
@@ -49,6 +50,7 @@ class RequestContext:
         "health_probe",
         "policy",
         "principal",
+        "redactions",
         "request_id",
         "requested_model",
         "route",
@@ -88,6 +90,11 @@ class RequestContext:
         # The route in use holds a half-open breaker's probe slot (routing/health.py), freed
         # by its outcome report.
         self.health_probe = False
+        # Placeholders put into the prompt before it went upstream (policy scrub_prompts);
+        # None when the policy does not scrub prompts.
+        self.redactions: int | None = None
+        # What the privacy mode keeps of the content (privacy.py); None in `metadata` mode.
+        self.capture = None
         self.status = 200
         self.error_type = ""
         self.settled = False
@@ -105,7 +112,7 @@ class RequestContext:
         self.status = status
         self.error_type = error_type
 
-    def event(self) -> usage_event.UsageEvent:
+    def event(self, content: usage_event.Content | None = None) -> usage_event.UsageEvent:
         p, r, u = self.principal, self.route, self.usage
         return usage_event.UsageEvent(
             **{
@@ -141,6 +148,8 @@ class RequestContext:
                 "reserved_tokens": self.admission.reserved_tokens if self.admission else 0,
                 "fallbacks": "; ".join(self.fallbacks),
                 "tags": self.tags,
+                "redactions": self.redactions or 0,
+                "content": content,
             }
         )
 
@@ -151,7 +160,10 @@ class RequestContext:
             return
         self.settled = True
         metrics.request_settled(self)
-        event = self.event()
+        # Hashed or scrubbed here, in this process: raw text of a team that did not opt in to
+        # `full` never reaches the stream, the spool or the database.
+        found = None if self.capture is None else await content.build(self.capture, self.request_id)
+        event = self.event(found)
         raw = usage_event.encode(event)
         try:
             if self.admission is not None:

@@ -18,7 +18,7 @@ from django.views.decorators.csrf import csrf_exempt
 from routing.providers import ProviderError, get_adapter
 from routing.providers.usage import estimate_tokens
 
-from . import calls, limits, parsing, pipeline, refusals
+from . import calls, limits, parsing, pipeline, privacy, refusals
 from .auth import authenticate
 from .context import SCOPE_START, RequestContext, new_request_id
 from .dialects import ANTHROPIC
@@ -77,6 +77,8 @@ async def count_tokens(request: HttpRequest) -> HttpResponse:
         model = data.get("model")
         ctx.requested_model = model if isinstance(model, str) else ""
         ANTHROPIC.validators[COUNT_TOKENS](data)
+        if ctx.policy.scrub_prompts:  # counting sends the prompt to the provider too
+            await privacy.scrub_prompt(data, ctx.policy.pii_patterns, ctx.request_id)
         tokens, exact = await _count(ctx, request, data)
     except GatewayError as exc:
         # Counting is not billable, so no refusal of it has a usage row.

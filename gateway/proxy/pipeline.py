@@ -34,7 +34,7 @@ from routing.providers import get_adapter
 from routing.providers.usage import estimate_tokens
 from routing.selectors import Route, RoutingTable, routing_table_cache
 
-from . import calls, chain, crossing, limits, needs, parsing, refusals, tags
+from . import calls, chain, crossing, limits, needs, parsing, privacy, refusals, tags
 from .auth import authenticate
 from .context import SCOPE_START, RequestContext
 from .dialects import OPENAI, Dialect
@@ -193,7 +193,10 @@ async def _chat(
         result, _ = await calls.call(ctx, chain_, complete)
         ctx.usage = result.usage
         ctx.upstream_ms += result.upstream_ms
-        response = HttpResponse(ctx.route.redact(result.body), content_type="application/json")
+        body = ctx.route.redact(result.body)
+        if ctx.capture is not None:
+            ctx.capture.response = body  # read when the request settles, after sending
+        response = HttpResponse(body, content_type="application/json")
         _dropped_header(response, plans, ctx)
         return response
 
@@ -290,6 +293,8 @@ def _set_headers(response: HttpResponse, ctx: RequestContext) -> None:
             response["x-gateway-cost-usd"] = f"{ctx.cost():f}"
     for name, value in limits.response_headers(ctx).items():
         response[name] = value
+    if ctx.redactions is not None:
+        response[privacy.REDACTIONS_HEADER] = str(ctx.redactions)
     response["x-gateway-overhead-ms"] = f"{ctx.overhead_ms():.3f}"
     if not response.streaming:
         # No middleware adds it on /v1; without it the body goes out chunked.
@@ -325,6 +330,8 @@ async def handle(
         ctx.requested_model = model if isinstance(model, str) else ""
         dialect.validators[endpoint](data)
         ctx.tags = tags.parse(request, data, ctx.policy.tag_keys)
+        if ctx.policy.handles_content:  # False in the default metadata mode: nothing to do
+            await privacy.prepare(ctx, data, embeddings=endpoint == EMBEDDINGS, dialect=dialect)
         response = await _HANDLERS[endpoint](ctx, request, data, dialect)
     except GatewayError as exc:
         ctx.fail(exc.status, exc.error_type)

@@ -173,6 +173,8 @@ async def relay(
         guard.end(*SHUTTING_DOWN)
     # An upstream error event may echo the credential; relayed bytes never carry it.
     redact = ctx.route.redact if ctx.route.secret_forms else None
+    # The privacy mode's copy of what the client receives (privacy.py); None in metadata mode.
+    capture = ctx.capture
     streamed_bytes = 0
     reported = False
     # The deployment's health outcome (routing/health.py), reported once the stream ends.
@@ -216,6 +218,8 @@ async def relay(
                     if translator is None and sniffer is None:
                         finished = out[-1].startswith(_DONE)
                     guard.reading_since = None
+                    if capture is not None:
+                        capture.feed(joined)
                     yield joined
                 if events.too_large:
                     raise EventTooLarge(settings.GATEWAY_UPSTREAM_MAX_EVENT_BYTES)
@@ -232,7 +236,10 @@ async def relay(
                 rest = b"" if translator.finished else translator.close()
                 finished = translator.finished
             if rest.strip():
-                yield redact(rest) if redact is not None else rest
+                rest = redact(rest) if redact is not None else rest
+                if capture is not None:
+                    capture.feed(rest)
+                yield rest
         except Malformed as exc:
             outcome = health.FAIL
             ctx.fail(502, "upstream_error")
