@@ -44,6 +44,7 @@ class TcpProxy:
         self._server: asyncio.Server | None = None
         self._transports: set[asyncio.Transport] = set()
         self._release: asyncio.Event | None = None
+        self._cuts = 0
 
     def _call(self, coro):
         return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout=10)
@@ -61,10 +62,17 @@ class TcpProxy:
         )
 
     async def _handle(self, reader, writer) -> None:
+        # A connection accepted just before cut() may still be connecting to the target while
+        # cut() resets the open ones: it must not survive the cut either.
+        cuts = self._cuts
         try:
             up_reader, up_writer = await asyncio.open_connection(*self.target)
         except OSError:
             writer.transport.abort()
+            return
+        if cuts != self._cuts:
+            writer.transport.abort()
+            up_writer.transport.abort()
             return
         for w in (writer, up_writer):
             self._transports.add(w.transport)
@@ -101,6 +109,7 @@ class TcpProxy:
         self._loop.call_soon_threadsafe(self._release.set)
 
     async def _cut(self) -> None:
+        self._cuts += 1
         self._server.close()
         await self._server.wait_closed()
         for transport in list(self._transports):
