@@ -70,3 +70,14 @@ class DeploymentFactory(factory.django.DjangoModelFactory):
     input_cost_per_mtok = "0.150000"
     output_cost_per_mtok = "0.600000"
     context_window = 128000
+
+
+class AgreementFactory(factory.django.DjangoModelFactory):
+    """A signed agreement with no expiry that grants nothing beyond a plain DPA."""
+
+    class Meta:
+        model = "compliance.DataProcessingAgreement"
+
+    provider = factory.SubFactory(ProviderFactory)
+    status = "signed"
+    signed_on = factory.LazyFunction(lambda: __import__("datetime").date(2026, 1, 15))

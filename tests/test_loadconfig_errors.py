@@ -55,8 +55,8 @@ teams:
         f"providers[1] (q).kind: 'azure-openai' is not one of {KNOWN_KINDS}",
         "models[0] (m).deployments[0] (p).input_cost_per_mtok: must be >= 0 with at most "
         "6 decimals",
-        "teams[0] (t).colour: unknown field (known: allowed_models, cost_center, is_active, "
-        "model_limits, name, organization, policy, projects, slug)",
+        "teams[0] (t).colour: unknown field (known: allowed_models, compliance, cost_center, "
+        "is_active, model_limits, name, organization, policy, projects, slug)",
         "teams[0] (t).allowed_models[1]: 'n' names no model (known: m)",
     ]
     assert str(excinfo.value).startswith("5 errors:\n  providers[0] (p).timeout_s")
