@@ -221,8 +221,8 @@ class RequirementSet(models.Model):
         return "?"
 
     def clean(self) -> None:
-        if (self.organization_id is None) == (self.team_id is None):
-            raise ValidationError("set exactly one of organization and team")
+        # "Exactly one owner" is the check constraint, which full_clean validates (the admin's
+        # inline sets the owner only on save, so it is not checked here).
         # Order kept, duplicates dropped: what people typed, once.
         if isinstance(self.requirements, list):
             self.requirements = list(dict.fromkeys(self.requirements))
