@@ -3,7 +3,7 @@
     policy_for      the caller's effective policy, from the cached snapshot (no database)
     allowed_routes  the candidates the policy allows (providers, regions)
     compliance_gate the team's compliance requirements, from the cached compliance table
-    compliant_routes  the candidates whose providers' agreements meet them (compliance/)
+    compliance_denied the 403 when no candidate's provider has the agreements they need
     check_chat      per-request rules: features, blocked terms, the max_tokens cap
     admit           rate limits and budgets for every scope, in one state-store round trip
 
@@ -72,15 +72,10 @@ async def compliance_gate(principal: KeyPrincipal) -> Gate | None:
     return table.gate(principal)
 
 
-def compliant_routes(gate: Gate | None, routes: Sequence[Route], model: str):
-    """The candidates whose providers' agreements meet the team's requirements now, each
-    carrying its compliance basis; 403 compliance_denied naming what is missing if none."""
-    if gate is None:
-        return routes
-    kept = gate.narrow(routes)
-    if not kept:
-        raise PermissionDenied(gate.denial(model, routes), code=COMPLIANCE_DENIED)
-    return kept
+def compliance_denied(gate: Gate, routes: Sequence[Route], model: str) -> PermissionDenied:
+    """403 compliance_denied: the team's requirement no route of `model` meets, and what its
+    provider lacks. Logged as a policy denial (the usage row's error_type)."""
+    return PermissionDenied(gate.denial(model, routes), code=COMPLIANCE_DENIED)
 
 
 def _texts(messages: list) -> Iterable[str]:

@@ -107,7 +107,14 @@ async def candidates(ctx: RequestContext, mode: str, tag: str = "") -> tuple[Rou
         raise limits.denied(replace(denial, message=message))
     ctx.route_group = table.group(mode, group)
     routes = limits.allowed_routes(ctx.policy, routes, group)
-    return limits.compliant_routes(await limits.compliance_gate(ctx.principal), routes, group)
+    gate = await limits.compliance_gate(ctx.principal)
+    if gate is None:  # the team requires nothing: nothing more to do
+        return routes
+    kept = gate.narrow(routes)
+    # None of the group complies: its fallback groups may still serve (chain.py), else 403.
+    if not kept and not chain.segments(ctx, table, mode, ctx.route_group.fallbacks, tuple, gate):
+        raise limits.compliance_denied(gate, routes, group)
+    return kept
 
 
 async def _chat_chain(ctx: RequestContext, routes, wanted: Needs) -> chain.Chain:
@@ -121,13 +128,20 @@ async def _chat_chain(ctx: RequestContext, routes, wanted: Needs) -> chain.Chain
         return needs.capable_routes(rs, wanted, ctx.requested_model)
 
     context = chain.segments(ctx, table, "chat", group.context_fallbacks, capable, gate)
+    primary = []
     try:
-        primary = [(group, tuple(capable(routes)))]
+        # No routes: none of the group meets the team's compliance requirements (candidates()
+        # found a fallback group that does).
+        if routes:
+            primary = [(group, tuple(capable(routes)))]
     except BadRequest as exc:
         if exc.code != "context_length_exceeded" or not context:
             raise
         primary, context = context, []
     primary += chain.segments(ctx, table, "chat", group.fallbacks, capable, gate)
+    if not primary and not context and gate is not None:
+        # The compliant fallbacks cannot serve this request (capabilities) either.
+        raise limits.compliance_denied(gate, (), ctx.requested_model)
     output = wanted.output_tokens or limits.default_output_tokens(routes)
     return await chain.build(
         primary, context, prompt_tokens=wanted.prompt_tokens(), output_tokens=output
