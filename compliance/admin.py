@@ -2,9 +2,10 @@
 what lapsed or is about to), requirement sets, and each object's history (SimpleHistoryAdmin:
 the History button lists every change, who made it and from where).
 
-Requirements are also edited on the organization's and the team's own pages (an inline); the
-tenants app must not import compliance, so its admin classes are subclassed here, as policies
-does, and registered again in their place.
+Requirements are also edited on the organization's and the team's own pages (an inline), and a
+provider's page and list show its agreements' standing; tenants and routing must not import
+compliance, so their admin classes are subclassed here, as policies does, and registered again
+in their place.
 """
 
 import datetime
@@ -19,6 +20,7 @@ from django.utils import timezone
 from django.utils.html import format_html
 from simple_history.admin import SimpleHistoryAdmin
 
+from routing.models import Provider
 from routing.regions import VOCABULARY
 from tenants.models import Organization, Team
 
@@ -296,3 +298,51 @@ def _with_inline(model) -> None:
 
 _with_inline(Organization)
 _with_inline(Team)
+
+
+class _ProviderAgreements:
+    """What a provider's page and list say of its agreements (read-only; edited above)."""
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).prefetch_related("agreements")
+
+    @admin.display(description="Agreements")
+    def compliance_agreements(self, obj: Provider):
+        if obj.pk is None:
+            return "-"
+        today = timezone.localdate()
+        rows = [
+            format_html(
+                '<a href="{}">{}</a>: {}',
+                reverse("admin:compliance_dataprocessingagreement_change", args=[a.pk]),
+                a.sub_processor or "the provider",
+                a.standing(today),
+            )
+            for a in obj.agreements.all()
+        ]
+        if not rows:
+            add = reverse("admin:compliance_dataprocessingagreement_add")
+            return format_html('none (<a href="{}?provider={}">add one</a>)', add, obj.pk)
+        return format_html("<br>".join(["{}"] * len(rows)), *rows)
+
+    @admin.display(description="agreement")
+    def agreement_standing(self, obj: Provider) -> str:
+        found = next((a for a in obj.agreements.all() if not a.sub_processor), None)
+        return found.standing(timezone.localdate()) if found else "none"
+
+
+def _with_agreements(model) -> None:
+    base = type(admin.site._registry[model])
+    subclass = type(
+        base.__name__,
+        (_ProviderAgreements, base),
+        {
+            "readonly_fields": [*base.readonly_fields, "compliance_agreements"],
+            "list_display": [*base.list_display, "agreement_standing"],
+        },
+    )
+    admin.site.unregister(model)
+    admin.site.register(model, subclass)
+
+
+_with_agreements(Provider)

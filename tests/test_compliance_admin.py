@@ -179,3 +179,19 @@ def test_an_uploaded_document_is_served_through_the_admin_only(
     assert b"".join(served.streaming_content) == b"%PDF-1.4 signed"
     anonymous = client.get(download)
     assert anonymous.status_code == 302 and "/admin/login/" in anonymous["location"]
+
+
+def test_a_provider_s_page_and_list_show_its_agreements(admin_client, agreements):
+    lapsed = agreements["lapsed"]
+    AgreementFactory(provider=lapsed.provider, sub_processor="hosting", status="in_review")
+    page = admin_client.get(
+        reverse("admin:routing_provider_change", args=[lapsed.provider_id])
+    ).content.decode()
+    assert _change(lapsed) in page
+    assert "the provider</a>: expired" in page
+    assert "hosting</a>: in review" in page
+    listing = admin_client.get(reverse("admin:routing_provider_changelist")).content.decode()
+    assert "signed, expires in 20 days" in listing
+    bare = ProviderFactory(name="bare")
+    page = admin_client.get(reverse("admin:routing_provider_change", args=[bare.pk]))
+    assert f"?provider={bare.pk}" in page.content.decode()
