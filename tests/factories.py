@@ -1,3 +1,5 @@
+import datetime
+
 import factory
 from django.contrib.auth import get_user_model
 
@@ -80,4 +82,4 @@ class AgreementFactory(factory.django.DjangoModelFactory):
 
     provider = factory.SubFactory(ProviderFactory)
     status = "signed"
-    signed_on = factory.LazyFunction(lambda: __import__("datetime").date(2026, 1, 15))
+    signed_on = datetime.date(2026, 1, 15)
