@@ -84,6 +84,9 @@ class UsageRecord(models.Model):
     attempts = models.PositiveSmallIntegerField(default=0)  # upstream calls made (fallbacks + 1)
     # Attempts that failed, in order: "provider/model: error kind; ..."
     fallbacks = models.CharField(max_length=500, blank=True)
+    # The agreements that allowed the call under the team's compliance requirements, e.g.
+    # "dpa:12 openai-eu (hipaa, gdpr)" (compliance/snapshot.py); empty when none applied.
+    compliance_basis = models.CharField(max_length=200, blank=True)
     # Cost allocation tags (x-gateway-tags / metadata): {"use_case": "search", ...}.
     tags = models.JSONField(default=dict, blank=True)
     status_code = models.PositiveSmallIntegerField()

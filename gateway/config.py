@@ -21,6 +21,7 @@ from routing.models import TIMEOUT_FIELDS, Deployment, Provider
 from routing.providers import known_kinds, needs_api_base
 from tenants.models import Organization, Project, Team
 
+from . import config_compliance as compliance_cfg
 from . import config_reading as read
 from . import config_routing as route_cfg
 from .config_capabilities import read_capabilities
@@ -87,6 +88,7 @@ FIELDS: dict[str, frozenset[str]] = {
             "timeout_s",
             "enabled",
             *TIMEOUT_FIELDS,
+            *compliance_cfg.PROVIDER_FIELDS,  # gateway/config_compliance.py: its agreements
         }
     ),
     "models": frozenset({"name", "mode", "deployments"}) | route_cfg.GROUP_FIELDS,
@@ -108,6 +110,7 @@ FIELDS: dict[str, frozenset[str]] = {
     "teams": frozenset(
         {"slug", "name", "organization", "cost_center", "allowed_models", "is_active", "projects"}
         | {"policy", "model_limits"}  # gateway/config_policy.py
+        | {"compliance"}  # gateway/config_compliance.py
     ),
     "projects": frozenset({"slug", "name", "policy"}),
 }
@@ -207,6 +210,7 @@ def _load_provider(path: str, item: dict, run: _Run) -> None:
     credentials, problems = read_credentials(item, kind)
     for subpath, message in problems:
         run.error(f"{where}.{subpath}", message)
+    agreements = compliance_cfg.read_agreements(item, where, run)
     if failed():
         return
     provider = Provider.objects.filter(name=name).first()
@@ -219,6 +223,8 @@ def _load_provider(path: str, item: dict, run: _Run) -> None:
     ):
         read.save(provider, where, run)
     run.report.record(f"provider {provider.name}", created, [] if created else changes)
+    if provider.pk is not None:
+        compliance_cfg.apply_agreements(agreements, provider, run.report.record, run)
 
 
 def _load_model(path: str, item: dict, run: _Run) -> None:
@@ -331,6 +337,7 @@ def _load_team(path: str, item: dict, run: _Run) -> None:
     }
     policy = read_policy(item.get("policy"), f"{where}.policy", run)
     limits = read_model_limits(item, where, run)
+    requirements = compliance_cfg.read_requirements(item, where, run)
     projects = read.unique(read.items(item, "projects", f"{where}.projects", run), ("slug",), run)
     project_policies = {}
     for ppath, proj in projects:  # checked now, so that a team's errors all show at once
@@ -356,6 +363,7 @@ def _load_team(path: str, item: dict, run: _Run) -> None:
     # Before the projects: a project's limits are checked against its team's.
     apply_policy(policy, "team", team, f"team {slug}", f"{where}.policy", run)
     apply_model_limits(limits, "team", team, f"team {slug}", where, run)
+    compliance_cfg.apply_requirements(requirements, "team", team, run.report.record)
     for ppath, proj in projects:
         pwhere = read.label(ppath, proj, "slug")
         p_slug = read.text(proj, "slug", pwhere, run)

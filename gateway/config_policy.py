@@ -26,12 +26,14 @@ from routing.regions import vocabulary_problem
 from tenants.models import Organization, default_tag_keys
 
 from . import config_reading as read
+from .config_compliance import apply_requirements, read_requirements
 from .config_reading import Problems
 
 # Every Policy field the file may set, by its name on the model.
 POLICY_FIELDS = frozenset({*RULE_FIELDS, "alert_webhook_url"})
 ORGANIZATION_FIELDS = frozenset(
     {"slug", "name", "timezone", "allowed_tag_keys", "policy", "model_limits"}
+    | {"compliance"}  # gateway/config_compliance.py
 )
 _POSITIVE = ("max_tokens", "rpm", "tpm", "user_rpm", "user_tpm")
 _CHOICES = {
@@ -291,6 +293,7 @@ def load_organization(path: str, item: dict, run) -> None:
     }
     policy = read_policy(item.get("policy"), f"{where}.policy", run)
     limits = read_model_limits(item, where, run)
+    requirements = read_requirements(item, where, run)
     if failed():
         return
     org = Organization.objects.filter(slug=slug).first()
@@ -309,3 +312,4 @@ def load_organization(path: str, item: dict, run) -> None:
         return
     apply_policy(policy, "organization", org, f"organization {slug}", f"{where}.policy", run)
     apply_model_limits(limits, "organization", org, f"organization {slug}", where, run)
+    apply_requirements(requirements, "organization", org, run.report.record)

@@ -118,6 +118,9 @@ INSTALLED_APPS = [
     "routing",
     "policies",
     "billing",
+    "compliance",
+    # History rows of the compliance registry (compliance/models.py).
+    "simple_history",
 ]
 
 # The dashboard stack (admin, portal). /v1 never runs it: gateway/asgi.py sends /v1 to a handler
@@ -132,6 +135,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Records who made an admin change in the compliance history rows.
+    "simple_history.middleware.HistoryRequestMiddleware",
 ]
 
 ROOT_URLCONF = "gateway.urls"
@@ -314,6 +319,9 @@ GATEWAY_OTEL_ENABLED = env.bool("GATEWAY_OTEL_ENABLED", default=False) or bool(
     env.str("OTEL_EXPORTER_OTLP_ENDPOINT", default="")
     or env.str("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", default="")
 )
+# --- Compliance registry (compliance/): agreement documents uploaded in the admin are stored
+# here and served only to staff through the admin (never as public media).
+MEDIA_ROOT = env.str("MEDIA_ROOT", default=str(BASE_DIR / "var" / "media"))
 # --- PII scrubber (infra/pii.py)
 # Phone numbers written without a +country code are read as numbers of this region (ISO 3166
 # alpha-2); numbers with a + prefix are recognised whatever the region.

@@ -19,10 +19,11 @@ def readyz(request):
 
     `routing` says how old the table is, which providers it leaves out and why, and how many
     rebuilds have failed in a row: a table that keeps ageing means the rebuilds fail. `policies`
-    says the same of the policy table.
+    says the same of the policy table, `compliance` of the compliance table.
     """
     from django.db import connection
 
+    from compliance.snapshot import compliance_table_cache
     from infra.state import get_state
     from policies.snapshot import policy_table_cache
     from routing.selectors import routing_table_cache
@@ -36,13 +37,18 @@ def readyz(request):
     routing = routing_table_cache.status()
     policy_table_cache.ensure_built()
     policies = policy_table_cache.status()
-    ok = all(checks.values()) and routing["age_s"] is not None and policies["age_s"] is not None
+    compliance_table_cache.ensure_built()
+    compliance = compliance_table_cache.status()
+    ok = all(checks.values()) and all(
+        t["age_s"] is not None for t in (routing, policies, compliance)
+    )
     return JsonResponse(
         {
             "status": "ok" if ok else "unavailable",
             **checks,
             "routing": routing,
             "policies": policies,
+            "compliance": compliance,
         },
         status=200 if ok else 503,
     )

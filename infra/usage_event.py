@@ -25,6 +25,7 @@ STR_LIMITS: dict[str, int] = {
     "region": 50,
     "error_type": 64,
     "fallbacks": 500,
+    "compliance_basis": 200,
 }
 _POSITIVE_INT = 2_147_483_647
 _SMALL_INT = 32_767
@@ -92,6 +93,9 @@ class UsageEvent(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     # The attempts that failed, in order: "provider/model: error kind"
     # joined by "; " (also the x-gateway-fallbacks header). Empty when no attempt failed.
     fallbacks: str = ""
+    # The agreements that allowed the call under the team's compliance requirements (the
+    # route's, compliance/snapshot.py), e.g. "dpa:12 openai-eu (hipaa)"; "" when none applied.
+    compliance_basis: str = ""
     # Cost allocation tags, validated by the proxy (gateway/proxy/tags.py): key -> value.
     tags: dict[str, str] = msgspec.field(default_factory=dict)
     # PII placeholders put into the prompt before it went upstream (policy scrub_prompts).

@@ -68,6 +68,9 @@ class Route:
     attempt_timeout_s: float = DEFAULT_ATTEMPT_TIMEOUT_S
     # This route's secrets as they may appear in upstream text (see redact).
     secret_forms: tuple[bytes, ...] = ()
+    # The agreements that let this route serve the request's compliance requirements, set on a
+    # per-request copy by the compliance filter (compliance/snapshot.py); "" in the table.
+    compliance_basis: str = ""
 
     def __repr__(self) -> str:  # never print the credential
         return f"Route({self.model_name} -> {self.provider_name}/{self.upstream_model})"

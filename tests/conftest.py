@@ -2,6 +2,7 @@
 
 import pytest
 
+from compliance.snapshot import compliance_table_cache
 from gateway.proxy import retries
 from gateway.proxy.auth import clear_process_state
 from infra.state import get_state
@@ -34,6 +35,7 @@ def _fresh_state(_spool_dir, settings):
     keycache.pending.clear()
     routing_table_cache.invalidate()
     policy_table_cache.invalidate()
+    compliance_table_cache.invalidate()
     yield
     clear_process_state()
     admission.clear_process_state()
@@ -42,6 +44,7 @@ def _fresh_state(_spool_dir, settings):
     keycache.pending.clear()
     routing_table_cache.invalidate()
     policy_table_cache.invalidate()
+    compliance_table_cache.invalidate()
 
 
 @pytest.fixture

@@ -91,3 +91,14 @@ class DailyUsageFactory(factory.django.DjangoModelFactory):
     requests = 10
     cost_usd = Decimal("1.000000")
     latency_hist = factory.LazyFunction(lambda: [0] * (len(LATENCY_BUCKETS_MS) + 1))
+
+
+class AgreementFactory(factory.django.DjangoModelFactory):
+    """A signed agreement with no expiry that grants nothing beyond a plain DPA."""
+
+    class Meta:
+        model = "compliance.DataProcessingAgreement"
+
+    provider = factory.SubFactory(ProviderFactory)
+    status = "signed"
+    signed_on = datetime.date(2026, 1, 15)

@@ -2,7 +2,8 @@
 
 # The inlines each admin page carries, by their form prefix.
 KEY_INLINES = ("policy",)
-TEAM_INLINES = ("memberships", "policy", "model_limits")
+TEAM_INLINES = ("memberships", "policy", "model_limits", "compliance_requirements")
+ORGANIZATION_INLINES = ("policy", "model_limits", "compliance_requirements")
 
 
 def empty_inlines(*prefixes: str) -> dict[str, str]:

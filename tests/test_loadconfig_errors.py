@@ -55,8 +55,8 @@ teams:
         f"providers[1] (q).kind: 'azure-openai' is not one of {KNOWN_KINDS}",
         "models[0] (m).deployments[0] (p).input_cost_per_mtok: must be >= 0 with at most "
         "6 decimals",
-        "teams[0] (t).colour: unknown field (known: allowed_models, cost_center, is_active, "
-        "model_limits, name, organization, policy, projects, slug)",
+        "teams[0] (t).colour: unknown field (known: allowed_models, compliance, cost_center, "
+        "is_active, model_limits, name, organization, policy, projects, slug)",
         "teams[0] (t).allowed_models[1]: 'n' names no model (known: m)",
     ]
     assert str(excinfo.value).startswith("5 errors:\n  providers[0] (p).timeout_s")
@@ -162,9 +162,10 @@ def test_runs_count_the_same_items_every_time(db, monkeypatch, load):
     assert "created   organization default" in first
     assert "created   project search/ranking" in first
     # 7 providers, 9 deployments, 2 organizations, 2 teams, 1 project, 3 policies (acme,
-    # search, search/ranking) and 2 model limits.
-    assert "29 created, 0 updated, 0 unchanged" in first
-    assert "0 created, 0 updated, 29 unchanged" in second
+    # search, search/ranking), 2 model limits, 2 agreements (openai-eu and its sub-processor)
+    # and 1 set of compliance requirements (search's; acme's is empty, so none is stored).
+    assert "32 created, 0 updated, 0 unchanged" in first
+    assert "0 created, 0 updated, 32 unchanged" in second
 
 
 def test_an_organization_shared_by_teams_is_counted_once(db, load):

@@ -280,7 +280,7 @@ def test_each_model_limit_error_names_its_path(limits, error):
         (
             "{slug: acme, colour: red}",
             "organizations[0] (acme).colour: unknown field (known: "
-            "allowed_tag_keys, model_limits, name, policy, slug, timezone)",
+            "allowed_tag_keys, compliance, model_limits, name, policy, slug, timezone)",
         ),
         (
             "{slug: acme, policy: {rpm: 0}}",

@@ -6,8 +6,9 @@
 
 Every segment is narrowed the same way as the group itself: the key's policy must allow the
 fallback model (a fallback never opens a model the policy closes), its providers and regions
-(residency holds on fallback too), and the deployment must have what the request needs. A
-fallback group that leaves nothing is skipped, and said so in the log.
+(residency holds on fallback too), the team's compliance requirements (a fallback never reaches
+a provider without the agreements they need), and the deployment must have what the request
+needs. A fallback group that leaves nothing is skipped, and said so in the log.
 
 One health read (routing/health.py) serves the whole chain: the latency strategy's latencies
 and the breakers' verdicts that calls.py acts on.
@@ -17,6 +18,7 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+from compliance.snapshot import Gate
 from routing import health
 from routing.selectors import Group, Route, RoutingTable
 from routing.strategies import order
@@ -50,10 +52,13 @@ def _segment(
     mode: str,
     name: str,
     capable: Callable[[Sequence[Route]], Sequence[Route]],
+    gate: Gate | None,
 ) -> tuple[Group, tuple[Route, ...]] | None:
     routes = table.candidates(mode, name)
     if routes and ctx.policy.may_use(name):
         routes = tuple(r for r in routes if ctx.policy.allows_route(r.provider_name, r.residency))
+        if gate is not None and routes:
+            routes = gate.narrow(routes)
         try:
             routes = tuple(capable(routes)) if routes else ()
         except GatewayError:
@@ -70,10 +75,11 @@ def segments(
     mode: str,
     names: Sequence[str],
     capable: Callable[[Sequence[Route]], Sequence[Route]],
+    gate: Gate | None = None,
 ) -> list[tuple[Group, tuple[Route, ...]]]:
     found = []
     for name in names:
-        segment = _segment(ctx, table, mode, name, capable)
+        segment = _segment(ctx, table, mode, name, capable, gate)
         if segment is not None:
             found.append(segment)
     return found

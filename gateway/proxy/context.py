@@ -147,6 +147,7 @@ class RequestContext:
                 "cost_usd": self.cost(),
                 "reserved_tokens": self.admission.reserved_tokens if self.admission else 0,
                 "fallbacks": "; ".join(self.fallbacks),
+                "compliance_basis": r.compliance_basis if r else "",
                 "tags": self.tags,
                 "redactions": self.redactions or 0,
                 "content": content,

@@ -2,6 +2,8 @@
 
     policy_for      the caller's effective policy, from the cached snapshot (no database)
     allowed_routes  the candidates the policy allows (providers, regions)
+    compliance_gate the team's compliance requirements, from the cached compliance table
+    compliance_denied the 403 when no candidate's provider has the agreements they need
     check_chat      per-request rules: features, blocked terms, the max_tokens cap
     admit           rate limits and budgets for every scope, in one state-store round trip
 
@@ -19,6 +21,7 @@ from django.db import DatabaseError
 from django.http import HttpRequest
 
 from billing.budgets import seed_spend
+from compliance.snapshot import Gate, compliance_table_cache
 from infra.singleflight import SingleFlight
 from policies import admission
 from policies.engine import EffectivePolicy, PolicyDenied, PolicyRequest
@@ -33,6 +36,7 @@ from .errors import GatewayError, PermissionDenied, RateLimited, ServiceUnavaila
 from .needs import Needs
 
 USER_HEADER = "x-gateway-user"
+COMPLIANCE_DENIED = "compliance_denied"
 BUDGET_WARNING_HEADER = "x-gateway-budget-warning"
 # The capability names of needs.py, as policies name request features.
 _FEATURE_NAMES = {"vision": "images"}
@@ -58,6 +62,22 @@ def allowed_routes(policy: EffectivePolicy, routes: Sequence[Route], model: str)
     if not kept:
         raise denied(policy.route_denial(model))
     return kept
+
+
+async def compliance_gate(principal: KeyPrincipal) -> Gate | None:
+    """The caller's team's requirements as a filter; None (nothing to do) for a team and
+    organization that require nothing."""
+    try:
+        table = await compliance_table_cache.get()
+    except DatabaseError as exc:
+        raise ServiceUnavailable.of("database") from exc
+    return table.gate(principal)
+
+
+def compliance_denied(gate: Gate, routes: Sequence[Route], model: str) -> PermissionDenied:
+    """403 compliance_denied: the team's requirement no route of `model` meets, and what its
+    provider lacks. Logged as a policy denial (the usage row's error_type)."""
+    return PermissionDenied(gate.denial(model, routes), code=COMPLIANCE_DENIED)
 
 
 def _texts(messages: list) -> Iterable[str]:

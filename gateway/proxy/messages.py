@@ -48,9 +48,10 @@ async def messages(request: HttpRequest) -> HttpResponse:
 async def _count(ctx: RequestContext, request: HttpRequest, data: dict) -> tuple[int, bool]:
     """(input tokens, exact)."""
     routes = await pipeline.candidates(ctx, "chat", pipeline.route_tag(request))
-    route = routes[0]
-    adapter = get_adapter(route.provider_kind)
-    if adapter.format != ANTHROPIC.name:
+    # No routes: only the group's fallbacks meet the team's compliance requirements.
+    route = routes[0] if routes else None
+    adapter = get_adapter(route.provider_kind) if route else None
+    if adapter is None or adapter.format != ANTHROPIC.name:
         source = [data.get("system"), data["messages"], data.get("tools")]
         return estimate_tokens(source), False
     ctx.route = route

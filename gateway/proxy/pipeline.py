@@ -106,7 +106,15 @@ async def candidates(ctx: RequestContext, mode: str, tag: str = "") -> tuple[Rou
         message = f"a routing rule sends '{model}' to '{group}'; {denial.message}"
         raise limits.denied(replace(denial, message=message))
     ctx.route_group = table.group(mode, group)
-    return limits.allowed_routes(ctx.policy, routes, group)
+    routes = limits.allowed_routes(ctx.policy, routes, group)
+    gate = await limits.compliance_gate(ctx.principal)
+    if gate is None:  # the team requires nothing: nothing more to do
+        return routes
+    kept = gate.narrow(routes)
+    # None of the group complies: its fallback groups may still serve (chain.py), else 403.
+    if not kept and not chain.segments(ctx, table, mode, ctx.route_group.fallbacks, tuple, gate):
+        raise limits.compliance_denied(gate, routes, group)
+    return kept
 
 
 async def _chat_chain(ctx: RequestContext, routes, wanted: Needs) -> chain.Chain:
@@ -114,18 +122,26 @@ async def _chat_chain(ctx: RequestContext, routes, wanted: Needs) -> chain.Chain
     group can hold the prompt (400 context_length_exceeded), its context_fallbacks serve."""
     table = await _routing_table()
     group = ctx.route_group
+    gate = await limits.compliance_gate(ctx.principal)
 
     def capable(rs):
         return needs.capable_routes(rs, wanted, ctx.requested_model)
 
-    context = chain.segments(ctx, table, "chat", group.context_fallbacks, capable)
+    context = chain.segments(ctx, table, "chat", group.context_fallbacks, capable, gate)
+    primary = []
     try:
-        primary = [(group, tuple(capable(routes)))]
+        # No routes: none of the group meets the team's compliance requirements (candidates()
+        # found a fallback group that does).
+        if routes:
+            primary = [(group, tuple(capable(routes)))]
     except BadRequest as exc:
         if exc.code != "context_length_exceeded" or not context:
             raise
         primary, context = context, []
-    primary += chain.segments(ctx, table, "chat", group.fallbacks, capable)
+    primary += chain.segments(ctx, table, "chat", group.fallbacks, capable, gate)
+    if not primary and not context and gate is not None:
+        # The compliant fallbacks cannot serve this request (capabilities) either.
+        raise limits.compliance_denied(gate, (), ctx.requested_model)
     output = wanted.output_tokens or limits.default_output_tokens(routes)
     return await chain.build(
         primary, context, prompt_tokens=wanted.prompt_tokens(), output_tokens=output
@@ -244,8 +260,9 @@ async def _embeddings(
     prompt_tokens = estimate_tokens(data.get("input"))
     table = await _routing_table()
     group = ctx.route_group
+    gate = await limits.compliance_gate(ctx.principal)
     found = await chain.build(
-        [(group, routes), *chain.segments(ctx, table, "embedding", group.fallbacks, list)],
+        [(group, routes), *chain.segments(ctx, table, "embedding", group.fallbacks, list, gate)],
         [],
         prompt_tokens=prompt_tokens,
         output_tokens=0,

@@ -1,0 +1,10 @@
+from django.apps import AppConfig
+
+
+class ComplianceConfig(AppConfig):
+    default_auto_field = "django.db.models.BigAutoField"
+    name = "compliance"
+    verbose_name = "Compliance"
+
+    def ready(self) -> None:
+        from . import signals  # noqa: F401
