@@ -10,7 +10,9 @@ Gaps are of two kinds:
   did not record a signed, unexpired agreement with it (none yet, not signed, expired,
   terminated, deleted). "At that time" is read from the agreement's history rows, so a renewal
   recorded today does not excuse last month's traffic, and a lapse that has since been fixed
-  still shows for the days it lasted.
+  still shows for the days it lasted. For the teams that require hipaa (as of now), the same
+  is computed for the agreement's BAA ("hipaa: BAA expired on ...", "hipaa: no BAA recorded").
+  Only the agreement with the provider itself is read, not those of its sub-processors.
 - agreements about to lapse: a signed agreement, or a BAA, whose expiry falls within
   GATEWAY_COMPLIANCE_EXPIRING_DAYS of today.
 """
@@ -108,18 +110,35 @@ def _usage_by_provider(start, end) -> dict[str, list[tuple[str, int]]]:
     return found
 
 
-def _why_invalid(version) -> str | None:
-    """Why an agreement, as one history row recorded it, did not count (None: it did)."""
+# What a history row of an agreement grants: the DPA itself (every team's traffic), or the BAA
+# (the traffic of teams that require hipaa). Each is (why it did not count, or None; the day it
+# lapses), as compliance/models.py's dpa_valid_on and baa_valid_on read it.
+def _dpa_term(version) -> tuple[str | None, datetime.date | None]:
     if version.history_type == "-":
-        return "agreement deleted"
+        return "agreement deleted", None
     if version.status != Status.SIGNED:
-        return f"agreement {DataProcessingAgreement.Status(version.status).label.lower()}"
-    return None
+        return f"agreement {Status(version.status).label.lower()}", None
+    return None, version.expires_on
 
 
-def _uncovered(provider: Provider | None, start, end) -> list[tuple[datetime.datetime, ...]]:
-    """The stretches of [start, end) when the provider had no valid agreement of its own, as
-    (from, to, why), merged where adjacent with the same reason."""
+def _baa_term(version) -> tuple[str | None, datetime.date | None]:
+    if version.history_type == "-":
+        return "agreement deleted", None
+    if version.status == Status.TERMINATED:
+        return "agreement terminated", None
+    if not version.baa:
+        return "no BAA recorded", None
+    return None, version.baa_expires_on
+
+
+_TERMS = {"dpa": (_dpa_term, "no agreement recorded", "expired on"),
+          "baa": (_baa_term, "no BAA recorded", "BAA expired on")}  # fmt: skip
+
+
+def _uncovered(provider: Provider | None, start, end, term: str) -> list[tuple]:
+    """The stretches of [start, end) when the provider's own agreement did not grant `term`,
+    as (from, to, why), merged where adjacent with the same reason."""
+    read, missing, expired = _TERMS[term]
     versions = []
     if provider is not None:
         versions = list(
@@ -129,17 +148,17 @@ def _uncovered(provider: Provider | None, start, end) -> list[tuple[datetime.dat
         )
     stretches = []  # (from, to, why-or-None)
     cursor = datetime.datetime.min.replace(tzinfo=datetime.UTC)
-    reason = "no agreement recorded"
+    reason = missing
     for i, version in enumerate(versions):
         stretches.append((cursor, version.history_date, reason))
         until = versions[i + 1].history_date if i + 1 < len(versions) else None
         cursor = version.history_date
-        reason = _why_invalid(version)
-        if reason is None and version.expires_on is not None:
-            lapse = _day_start(version.expires_on)
+        reason, lapses_on = read(version)
+        if reason is None and lapses_on is not None:
+            lapse = max(cursor, _day_start(lapses_on))
             if until is None or lapse < until:
-                stretches.append((cursor, max(cursor, lapse), None))
-                cursor, reason = max(cursor, lapse), f"expired on {version.expires_on}"
+                stretches.append((cursor, lapse, None))
+                cursor, reason = lapse, f"{expired} {lapses_on}"
     stretches.append((cursor, end, reason))
     merged: list[list] = []
     for begin, finish, why in stretches:
@@ -153,21 +172,24 @@ def _uncovered(provider: Provider | None, start, end) -> list[tuple[datetime.dat
     return [tuple(m) for m in merged]
 
 
-def _traffic_gaps(name: str, provider: Provider | None, start, end) -> list[Gap]:
+def _traffic_gaps(
+    name: str, provider: Provider | None, start, end, *, term: str = "dpa", teams=None
+) -> list[Gap]:
+    """Requests to the provider in the stretches it lacked `term`; only those of `teams` (slugs)
+    when given."""
     gaps = []
-    for begin, finish, why in _uncovered(provider, start, end):
-        rows = (
-            UsageRecord.objects.filter(
-                provider_name=name, created_at__gte=begin, created_at__lt=finish
-            )
-            .values_list("team_slug")
-            .annotate(requests=Count("id"))
-            .order_by()
+    for begin, finish, why in _uncovered(provider, start, end, term):
+        rows = UsageRecord.objects.filter(
+            provider_name=name, created_at__gte=begin, created_at__lt=finish
         )
-        teams = sorted(((t or "(no team)", n) for t, n in rows), key=lambda t: (-t[1], t[0]))
-        total = sum(n for _, n in teams)
+        if teams is not None:
+            rows = rows.filter(team_slug__in=teams)
+        rows = rows.values_list("team_slug").annotate(requests=Count("id")).order_by()
+        found = sorted(((t or "(no team)", n) for t, n in rows), key=lambda t: (-t[1], t[0]))
+        total = sum(n for _, n in found)
         if total:
-            gaps.append(Gap(name, "traffic", why, begin, finish, total, tuple(teams)))
+            detail = why if term == "dpa" else f"hipaa: {why}"
+            gaps.append(Gap(name, "traffic", detail, begin, finish, total, tuple(found)))
     return gaps
 
 
@@ -243,12 +265,16 @@ def compliance_report(
     agreements: dict[int, list[DataProcessingAgreement]] = {}
     for a in DataProcessingAgreement.objects.filter(provider__in=known.values()):
         agreements.setdefault(a.provider_id, []).append(a)
+    teams = _teams(usage)
+    hipaa_teams = {t.slug for t in teams if "hipaa" in t.requirements}
     providers, gaps = [], []
     for name in sorted(usage):
         provider = known.get(name)
         own = agreements.get(provider.pk, []) if provider else []
         traffic = _traffic_gaps(name, provider, start, end)
         gaps += traffic
+        if hipaa_teams & {slug for slug, _ in usage[name]}:
+            gaps += _traffic_gaps(name, provider, start, end, term="baa", teams=hipaa_teams)
         providers.append(
             ProviderRow(
                 name=name,
@@ -267,6 +293,6 @@ def compliance_report(
         today=today,
         generated_at=timezone.now(),
         providers=providers,
-        teams=_teams(usage),
+        teams=teams,
         gaps=gaps + _expiring(today),
     )

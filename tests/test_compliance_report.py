@@ -117,7 +117,11 @@ def test_lists_exactly_the_providers_used_in_the_period_with_counts(world):
         ("gdpr", "hipaa"),  # its own and its organization's
     )
     assert (teams["search"].requests, teams["clinic"].requests) == (3, 3)
-    assert [g.detail for g in report.gaps if g.kind == "traffic"] == []
+    # clinic requires hipaa, and the agreement with openai-eu has no BAA: the DPA covers
+    # everyone's traffic, the missing BAA leaves clinic's uncovered.
+    assert [
+        (g.provider, g.detail, g.requests, g.teams) for g in report.gaps if g.kind == "traffic"
+    ] == [("openai-eu", "hipaa: no BAA recorded", 2, (("clinic", 2),))]
     assert [(g.provider, g.detail) for g in report.gaps if g.kind == "expiring"] == [
         ("anthropic", "BAA expires on 2026-12-05 (in 15 days)")
     ]
@@ -143,7 +147,7 @@ def test_traffic_while_the_agreement_had_lapsed_or_was_missing_is_a_gap(world):
     gaps = [
         (g.provider, g.detail, g.start, g.end, g.requests, g.teams)
         for g in report.gaps
-        if g.kind == "traffic"
+        if g.kind == "traffic" and not g.detail.startswith("hipaa:")  # DPA gaps only here
     ]
     assert gaps == [
         (
@@ -177,12 +181,11 @@ def test_an_agreement_not_yet_signed_or_terminated_does_not_cover_traffic(world)
     report = compliance_report(
         since=datetime.date(2026, 11, 1), until=datetime.date(2026, 11, 30), today=TODAY
     )
-    (gap,) = [g for g in report.gaps if g.kind == "traffic"]
-    assert (gap.detail, gap.start, gap.requests) == (
-        "agreement terminated",
-        at("2026-11-20T00:00"),
-        2,
-    )
+    # Terminated: neither the DPA nor the BAA counts any more.
+    assert [(g.detail, g.start, g.requests) for g in report.gaps if g.kind == "traffic"] == [
+        ("agreement terminated", at("2026-11-20T00:00"), 2),
+        ("hipaa: agreement terminated", at("2026-11-20T00:00"), 2),
+    ]
     # A terminated agreement's BAA is not "about to expire": it is gone.
     assert [g for g in report.gaps if g.kind == "expiring"] == []
 
@@ -262,3 +265,25 @@ def test_the_report_needs_view_on_agreements(client, db):
     for name in ("changelist", "print", "csv"):
         url = reverse(f"admin:compliance_compliancereport_{name}")
         assert client.get(url).status_code == 200
+
+
+def test_a_hipaa_teams_traffic_after_its_providers_baa_lapsed_is_a_gap(world):
+    w = world
+    _used(w["anthropic"], w["clinic"], "2026-12-04T23:00")  # the BAA's last day
+    _used(w["anthropic"], w["clinic"], "2026-12-05T00:00", n=2)  # lapsed
+    _used(w["anthropic"], w["search"], "2026-12-06T00:00")  # search does not require hipaa
+    report = compliance_report(
+        since=datetime.date(2026, 12, 1), until=datetime.date(2026, 12, 31), today=TODAY
+    )
+    gaps = [(g.provider, g.detail, g.start, g.requests, g.teams) for g in report.gaps]
+    assert gaps == [
+        (
+            "anthropic",
+            "hipaa: BAA expired on 2026-12-05",
+            at("2026-12-05T00:00"),
+            2,
+            (("clinic", 2),),
+        ),
+        ("anthropic", "BAA expires on 2026-12-05 (in 15 days)", None, 0, ()),
+    ]
+    assert report.providers[0].uncovered_requests == 0  # the DPA itself held throughout
