@@ -49,11 +49,13 @@ class ComplianceReportAdmin(admin.ModelAdmin):
         return False
 
     def get_urls(self):
+        # Before the model's own URLs (whose list is this report, and the rest refused), so
+        # that "print/" and "csv/" are not read as an object's id.
         wrap = self.admin_site.admin_view
         return [
-            path("", wrap(self.changelist_view), name="compliance_compliancereport_changelist"),
             path("print/", wrap(self.print_view), name="compliance_compliancereport_print"),
             path("csv/", wrap(self.csv_view), name="compliance_compliancereport_csv"),
+            *super().get_urls(),
         ]
 
     def _report(self, request):
