@@ -158,7 +158,7 @@ def _webhook_url(alert: BudgetAlert) -> str:
     return policy.alert_webhook_url if policy is not None else ""
 
 
-def _url_problem(url: str) -> str | None:
+def webhook_url_problem(url: str) -> str | None:
     # The message travels to this URL: https, or plain http to this machine only (a relay
     # beside the gateway, the tests' server), as for providers' api_base.
     parts = urlsplit(url)
@@ -169,7 +169,7 @@ def _url_problem(url: str) -> str | None:
     return "the webhook URL must be https:// (plain http only to this machine)"
 
 
-def _post(url: str, text: str) -> tuple[str, bool, bool]:
+def webhook_post(url: str, text: str) -> tuple[str, bool, bool]:
     """One call. Returns (what to record, delivered, worth retrying); never the URL."""
     try:
         with httpx.Client(
@@ -212,13 +212,13 @@ def alert_webhook_send(alert_id: int, *, final: bool) -> str:
         url, problem = "", f"the webhook URL cannot be decrypted ({type(exc).__name__})"
     else:
         problem = "the policy has no webhook URL any more" if not url else None
-    problem = problem or _url_problem(url)
+    problem = problem or webhook_url_problem(url)
     if problem:
         BudgetAlert.objects.filter(pk=alert_id).update(
             webhook_status=AlertStatus.FAILED, last_error=f"webhook: {problem}"[:500]
         )
         return AlertStatus.FAILED
-    result, delivered, retryable = _post(url, alert_text(alert))
+    result, delivered, retryable = webhook_post(url, alert_text(alert))
     entry = [*alert.attempt_log, {"at": datetime.now(UTC).isoformat(), "result": result}]
     if delivered:
         _record(alert_id, result, AlertStatus.SENT, entry)

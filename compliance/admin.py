@@ -101,6 +101,8 @@ class AgreementForm(forms.ModelForm):
         super().__init__(*args, **kwargs)
         if self.instance.pk:
             self.initial["sub_processors"] = "\n".join(self.instance.sub_processors or ())
+        # A read-only viewer (auditor) gets a form without fields: no widget to dress.
+        if self.instance.pk and "document" in self.fields:
             widget = self.fields["document"].widget
             widget.download_url = reverse(
                 "admin:compliance_dataprocessingagreement_document", args=[self.instance.pk]
@@ -346,3 +348,7 @@ def _with_agreements(model) -> None:
 
 
 _with_agreements(Provider)
+
+
+# Registers the reminder and report pages (their own modules, to keep this one short).
+from . import admin_reminders, admin_report  # noqa: E402, F401

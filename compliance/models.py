@@ -226,3 +226,6 @@ class RequirementSet(models.Model):
         # Order kept, duplicates dropped: what people typed, once.
         if isinstance(self.requirements, list):
             self.requirements = list(dict.fromkeys(self.requirements))
+
+
+from .models_reports import ComplianceReminder, ComplianceReport  # noqa: E402, F401

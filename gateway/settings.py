@@ -10,6 +10,7 @@ import logging
 from pathlib import Path
 
 import environ
+from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -319,6 +320,25 @@ GATEWAY_OTEL_ENABLED = env.bool("GATEWAY_OTEL_ENABLED", default=False) or bool(
     env.str("OTEL_EXPORTER_OTLP_ENDPOINT", default="")
     or env.str("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", default="")
 )
+# --- Compliance reminders and report (compliance/reminders.py, compliance/report.py) ----------
+# Reminders go this many days before an agreement's expiry, its BAA's expiry and its next review
+# (each once), and on the day itself. The daily check runs at this hour (0-23, UTC).
+_reminder_days = env.list("GATEWAY_COMPLIANCE_REMINDER_DAYS", cast=int, default=[30, 7])
+GATEWAY_COMPLIANCE_REMINDER_DAYS = sorted({d for d in _reminder_days if d > 0}, reverse=True)
+GATEWAY_COMPLIANCE_REMINDER_HOUR = env.int("GATEWAY_COMPLIANCE_REMINDER_HOUR", default=8)
+CELERY_BEAT_SCHEDULE["compliance-reminders"] = {
+    "task": "compliance.reminders.check",
+    "schedule": crontab(minute=0, hour=GATEWAY_COMPLIANCE_REMINDER_HOUR),
+    # A run still waiting an hour later is dropped: the next day's run catches up.
+    "options": {"queue": "default", "expires": 3600},
+}
+# Who gets every reminder by email, besides each agreement's owner.
+GATEWAY_COMPLIANCE_EMAILS = env.list("GATEWAY_COMPLIANCE_EMAILS", default=[])
+# A Slack-compatible webhook for reminders (https, or http to this machine only); empty: none.
+# A secret: never logged nor recorded. Sent with the budget alerts' timeout and retries.
+GATEWAY_COMPLIANCE_WEBHOOK_URL = env.str("GATEWAY_COMPLIANCE_WEBHOOK_URL", default="")
+# The report's "expiring soon" gap: agreements (and BAAs) lapsing within this many days.
+GATEWAY_COMPLIANCE_EXPIRING_DAYS = env.int("GATEWAY_COMPLIANCE_EXPIRING_DAYS", default=30)
 # --- Compliance registry (compliance/): agreement documents uploaded in the admin are stored
 # here and served only to staff through the admin (never as public media).
 MEDIA_ROOT = env.str("MEDIA_ROOT", default=str(BASE_DIR / "var" / "media"))

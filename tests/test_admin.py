@@ -9,6 +9,7 @@ from django.contrib import admin
 from django.urls import reverse
 
 from billing.models import BudgetAlert, BudgetOverview, SpendLedger, UsageRecord
+from compliance.models import ComplianceReminder, ComplianceReport
 from routing.models import DeploymentHealth, Provider
 from tenants.keys import hash_secret
 from tenants.models import ApiKey, Team
@@ -72,8 +73,17 @@ def test_every_registered_model_add_page_renders_except_the_records(admin_client
         if response.status_code == 403:
             refused.add(model)
     # Only records refuse additions: the request log, the budget ledger, alerts and overview
-    # (built from the request log and the policies), and the health checks' results.
-    assert refused == {UsageRecord, SpendLedger, BudgetAlert, BudgetOverview, DeploymentHealth}
+    # (built from the request log and the policies), the health checks' results, compliance
+    # reminders sent and the compliance report.
+    assert refused == {
+        UsageRecord,
+        SpendLedger,
+        BudgetAlert,
+        BudgetOverview,
+        DeploymentHealth,
+        ComplianceReminder,
+        ComplianceReport,
+    }
 
 
 def test_every_row_change_page_renders(admin_client, populated):
