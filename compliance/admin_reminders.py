@@ -3,7 +3,7 @@ what went out, to whom, and how each delivery ended. Nobody adds, edits or delet
 
 from django.contrib import admin
 
-from .models_reports import ComplianceReminder
+from .models import ComplianceReminder
 
 
 @admin.register(ComplianceReminder)

@@ -12,7 +12,7 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
 
-from .models_reports import ComplianceReport
+from .models import ComplianceReport
 from .report import compliance_report
 from .report_formats import html_context, report_csv, report_html
 

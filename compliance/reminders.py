@@ -28,8 +28,7 @@ from django.utils import timezone
 from billing.alerts import WebhookRetryable, webhook_post, webhook_url_problem
 from billing.models import AlertStatus
 
-from .models import DataProcessingAgreement
-from .models_reports import ComplianceReminder, ReminderKind
+from .models import ComplianceReminder, DataProcessingAgreement, ReminderKind
 
 log = logging.getLogger(__name__)
 

@@ -28,19 +28,37 @@ a user or a project. Error types can come from an upstream's error body, so they
 import functools
 import logging
 import os
+from decimal import Decimal
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from prometheus_client import Counter, Histogram, disable_created_metrics
 
 from . import tracing
 
 if TYPE_CHECKING:
-    from gateway.proxy.context import RequestContext
     from gateway.proxy.errors import GatewayError
     from routing.selectors import Route
 
 log = logging.getLogger("gateway.metrics")
+
+
+class Settled(Protocol):
+    """What the settle hook reads of a request: gateway.proxy.context.RequestContext, named by
+    its shape because context.py imports this module."""
+
+    status: int
+    error_type: str
+    endpoint: str
+    upstream_ms: float
+    route: "Route | None"
+    usage: object
+    principal: object
+
+    def elapsed_ms(self) -> float: ...
+
+    def cost(self) -> Decimal: ...
+
 
 # No `<name>_created` series: multiprocess mode has none, so one process would expose what
 # several do not; and a scrape is smaller without them.
@@ -196,7 +214,7 @@ _usages: dict[tuple, tuple] = {}
 
 
 @_guarded
-def request_settled(ctx: "RequestContext") -> None:
+def request_settled(ctx: Settled) -> None:
     """Count one request that has a tenant, as it settles (once per request)."""
     status = ctx.status
     error_type = ctx.error_type
