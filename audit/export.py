@@ -2,7 +2,7 @@
 
 import csv
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import AsyncIterator, Iterable, Iterator
 
 from django.http import StreamingHttpResponse
 from django.utils import timezone
@@ -38,29 +38,49 @@ def _cell(value: str) -> str:
     return "'" + value if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
 
 
+COLUMNS_ROW = list(COLUMNS)
+
+
 def rows(events: Iterable[AuditEvent]) -> Iterator[list[str]]:
-    yield list(COLUMNS)
-    for e in events:
-        yield [
-            e.at.isoformat(),
-            _cell(e.actor_repr),
-            "" if e.actor_id is None else str(e.actor_id),
-            e.source,
-            e.ip or "",
-            _cell(e.action),
-            e.object_type,
-            _cell(e.object_id),
-            _cell(e.object_repr),
-            "" if e.team_id is None else str(e.team_id),
-            _cell(json.dumps(e.changes, sort_keys=True, ensure_ascii=False)),
-            _cell(e.request_id),
-        ]
+    yield COLUMNS_ROW
+    for event in events:
+        yield _row(event)
 
 
-def csv_response(queryset) -> StreamingHttpResponse:
+def _row(e: AuditEvent) -> list[str]:
+    return [
+        e.at.isoformat(),
+        _cell(e.actor_repr),
+        "" if e.actor_id is None else str(e.actor_id),
+        e.source,
+        e.ip or "",
+        _cell(e.action),
+        e.object_type,
+        _cell(e.object_id),
+        _cell(e.object_repr),
+        "" if e.team_id is None else str(e.team_id),
+        _cell(json.dumps(e.changes, sort_keys=True, ensure_ascii=False)),
+        _cell(e.request_id),
+    ]
+
+
+async def _alines(queryset) -> AsyncIterator[str]:
     writer = csv.writer(_Echo())
-    # iterator(): rows are fetched from a server-side cursor in chunks, never all at once.
-    lines = (writer.writerow(row) for row in rows(queryset.iterator(chunk_size=CHUNK)))
+    yield writer.writerow(COLUMNS_ROW)
+    async for event in queryset.aiterator(chunk_size=CHUNK):
+        yield writer.writerow(_row(event))
+
+
+def csv_response(queryset, *, asynchronous: bool) -> StreamingHttpResponse:
+    """Rows are fetched from a server-side cursor in chunks and written as they come.
+
+    Under ASGI the response must be an async iterator: Django reads a sync one to the end
+    (into a list) before sending a byte. Under WSGI (and the test client) a sync one streams."""
+    if asynchronous:
+        lines = _alines(queryset)
+    else:
+        writer = csv.writer(_Echo())
+        lines = (writer.writerow(row) for row in rows(queryset.iterator(chunk_size=CHUNK)))
     response = StreamingHttpResponse(lines, content_type="text/csv; charset=utf-8")
     stamp = timezone.now().strftime("%Y%m%d-%H%M%S")
     response["Content-Disposition"] = f'attachment; filename="audit-{stamp}.csv"'
