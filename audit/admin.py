@@ -6,7 +6,7 @@ import json
 from django.contrib import admin
 from django.core.exceptions import PermissionDenied
 from django.core.handlers.asgi import ASGIRequest
-from django.urls import path, reverse
+from django.urls import NoReverseMatch, path, reverse
 from django.utils.html import format_html, format_html_join
 
 from .capture import AUDITED
@@ -78,6 +78,7 @@ class AuditEventAdmin(admin.ModelAdmin):
         "object_type",
         "object_id",
         "object_repr",
+        "object_link",
         "team_id",
         "changes_table",
         "request_id",
@@ -92,6 +93,17 @@ class AuditEventAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None) -> bool:
         return False
+
+    @admin.display(description="open")
+    def object_link(self, obj: AuditEvent):
+        """The object's own admin page, by its type's name (the audit app imports no model);
+        for a deleted object the admin says it no longer exists."""
+        app_label, _, model_name = obj.object_type.partition(".")
+        try:
+            url = reverse(f"admin:{app_label}_{model_name}_change", args=[obj.object_id])
+        except NoReverseMatch:
+            return "-"
+        return format_html('<a href="{}">{}</a>', url, obj.object_repr or obj.object_id)
 
     @admin.display(description="changes")
     def changes_table(self, obj: AuditEvent):
