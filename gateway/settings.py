@@ -115,6 +115,8 @@ INSTALLED_APPS = [
     # No models; registered for its system checks on the cache it counts in.
     "django_ratelimit",
     "gateway",
+    # Below every app it records (audit/capture.py connects to them by label).
+    "audit",
     "tenants",
     "routing",
     "policies",
@@ -134,6 +136,8 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # Who changes what from /admin/, /portal/, /api/, for the audit log (audit/middleware.py).
+    "audit.middleware.AuditContextMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # Records who made an admin change in the compliance history rows.
