@@ -1,11 +1,19 @@
 from django import forms
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.http import HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.utils import timezone
 from unfold.admin import ModelAdmin, TabularInline
 
 from .models import ApiKey, Membership, Organization, Project, Team
-from .services import api_key_issue, api_key_revoke
+from .services import (
+    api_key_issue,
+    api_key_revoke,
+    membership_add,
+    membership_remove,
+    membership_role_set,
+)
 
 ALLOWED_MODELS_HELP = (
     'A JSON list of public model names, e.g. ["gpt-4o-mini", "mock-small"]; ["*"] for every '
@@ -74,11 +82,49 @@ class MembershipAdmin(ModelAdmin):
     list_select_related = ["user", "team"]
     autocomplete_fields = ["user", "team"]
 
+    # Through the services: they keep a team from losing its last owner or lead, and name the
+    # change in the audit trail. Their ValidationError is shown like a form's.
+    def save_model(self, request, obj, form, change):
+        if not change:
+            created = membership_add(
+                team=obj.team, user=obj.user, role=obj.role, actor=request.user
+            )
+            obj.pk = created.pk
+            return
+        stored = Membership.objects.get(pk=obj.pk)
+        if (stored.team_id, stored.user_id) != (obj.team_id, obj.user_id):
+            raise PermissionDenied("A membership's team and user are fixed; add a new one.")
+        membership_role_set(membership=stored, role=obj.role, actor=request.user)
+
+    def delete_model(self, request, obj):
+        membership_remove(membership=obj, actor=request.user)
+
+    def delete_queryset(self, request, queryset):
+        for membership in queryset:
+            membership_remove(membership=membership, actor=request.user)
+
+    def get_readonly_fields(self, request, obj=None):
+        return ["user", "team"] if obj is not None else []
+
+    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+        try:
+            return super().changeform_view(request, object_id, form_url, extra_context)
+        except ValidationError as refused:  # rolled back with the view's transaction
+            messages.error(request, "; ".join(refused.messages))
+            return HttpResponseRedirect(request.get_full_path())
+
+    def delete_view(self, request, object_id, extra_context=None):
+        try:
+            return super().delete_view(request, object_id, extra_context)
+        except ValidationError as refused:
+            messages.error(request, "; ".join(refused.messages))
+            return HttpResponseRedirect(request.get_full_path())
+
 
 @admin.action(description="Revoke selected keys", permissions=["change"])
 def revoke_keys(modeladmin, request, queryset):
     for api_key in queryset.filter(revoked_at__isnull=True):
-        api_key_revoke(api_key=api_key)
+        api_key_revoke(api_key=api_key, actor=request.user)
     messages.success(request, "Selected keys are revoked.")
 
 
@@ -140,6 +186,7 @@ class ApiKeyAdmin(ModelAdmin):
             owner=obj.owner,
             name=obj.name,
             allowed_models=obj.allowed_models,
+            actor=request.user,
         )
         if obj.expires_at:
             issued.api_key.expires_at = obj.expires_at
