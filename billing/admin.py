@@ -1,3 +1,4 @@
+from datetime import UTC
 from decimal import Decimal
 from urllib.parse import urlencode
 
@@ -65,11 +66,11 @@ class UsageRecordAdmin(_BigTable):
 
     # What fits a 1366 px screen; the rest is on each row's page.
     list_display = [
-        "created_at",
-        "team_slug",
-        "key_prefix",
-        "requested_model",
-        "status_code",
+        "when",
+        "team_shown",
+        "key_shown",
+        "model_shown",
+        "status",
         "cost",
         "latency",
         "tokens",
@@ -86,13 +87,34 @@ class UsageRecordAdmin(_BigTable):
     search_fields = ["=request_id", "=team_slug", "=key_prefix", "requested_model"]
     raw_id_fields = ["organization", "team", "project", "api_key", "user", "deployment", "provider"]
 
+    # Short cells, so that nine columns fit a 1366 px screen without wrapping.
+    @admin.display(description="when (UTC)", ordering="created_at")
+    def when(self, obj: UsageRecord) -> str:
+        return obj.created_at.astimezone(UTC).strftime("%m-%d %H:%M:%S")
+
+    @admin.display(description="team", ordering="team_slug")
+    def team_shown(self, obj: UsageRecord) -> str:
+        return obj.team_slug or "—"
+
+    @admin.display(description="key", ordering="key_prefix")
+    def key_shown(self, obj: UsageRecord) -> str:
+        return obj.key_prefix or "—"
+
+    @admin.display(description="model", ordering="requested_model")
+    def model_shown(self, obj: UsageRecord) -> str:
+        return obj.requested_model
+
+    @admin.display(description="status", ordering="status_code")
+    def status(self, obj: UsageRecord) -> int:
+        return obj.status_code
+
     @admin.display(description="cost", ordering="cost_usd")
     def cost(self, obj: UsageRecord) -> str:
         return format_usd(obj.cost_usd)
 
     @admin.display(description="latency", ordering="latency_ms")
     def latency(self, obj: UsageRecord) -> str:
-        return f"{obj.latency_ms:,.0f} ms"
+        return f"{obj.latency_ms:,.0f}\u00a0ms"  # no break between the number and its unit
 
     @admin.display(description="tokens in/out")
     def tokens(self, obj: UsageRecord) -> str:
