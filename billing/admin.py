@@ -224,6 +224,7 @@ class BudgetOverviewAdmin(_ReadOnly):
         "alerts_sent",
     ]
     list_filter = ["budget_mode"]
+    search_fields = ["organization__slug", "team__slug", "project__slug", "api_key__name"]
     list_per_page = 50
     fields = list_display
     readonly_fields = list_display

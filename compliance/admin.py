@@ -270,7 +270,8 @@ class RequirementsForm(forms.ModelForm):
 class RequirementSetAdmin(SimpleHistoryAdmin, ModelAdmin):
     form = RequirementsForm
     list_display = ["holder", "requirement_list", "updated_at"]
-    search_fields = ["organization__slug", "team__slug"]
+    list_filter = [("team", admin.EmptyFieldListFilter), "updated_at"]
+    search_fields = ["organization__slug", "team__slug", "requirements", "notes"]
     list_select_related = ["organization", "team"]
     autocomplete_fields = ["organization", "team"]
 

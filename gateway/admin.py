@@ -22,4 +22,8 @@ class UserAdmin(BaseUserAdmin, ModelAdmin):
 
 @admin.register(Group)
 class GroupAdmin(BaseGroupAdmin, ModelAdmin):
-    pass
+    list_display = ["name", "members"]
+
+    @admin.display(description="members")
+    def members(self, group: Group) -> int:
+        return group.user_set.count()  # a handful of roles: one count each is fine

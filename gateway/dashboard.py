@@ -25,8 +25,8 @@ def unhealthy_deployments() -> tuple[list[dict], bool]:
         return [], False
     rows = []
     for deployment in deployments:
-        now = states[deployment.pk]
-        if now.state == health.CLOSED:
+        now = states.get(deployment.pk)
+        if now is None or now.state == health.CLOSED:
             continue
         row = getattr(deployment, "health", None)
         rows.append(

@@ -215,7 +215,8 @@ _READ_MANY = scripts.Script(
 
 def current_many_sync(deployment_ids: Iterable[int]) -> dict[int, Health] | None:
     """The live shared state of several deployments in one round trip (the admin's index and
-    lists); None if the store is unreachable."""
+    lists), for those that have one (no traffic or check yet: absent); None if the store is
+    unreachable."""
     ids = list(deployment_ids)
     if not ids:
         return {}
@@ -225,8 +226,7 @@ def current_many_sync(deployment_ids: Iterable[int]) -> dict[int, Health] | None
         return None
     now_ms = time.time() * 1000
     return {
-        i: health_of(orjson.loads(raw) if raw else {}, now_ms)
-        for i, raw in zip(ids, raws, strict=True)
+        i: health_of(orjson.loads(raw), now_ms) for i, raw in zip(ids, raws, strict=True) if raw
     }
 
 

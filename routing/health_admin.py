@@ -4,6 +4,7 @@ and on each deployment's page its live breaker state and the last checks' latenc
 from django.contrib import admin, messages
 from django.utils.html import format_html, format_html_join
 from unfold.admin import ModelAdmin
+from unfold.views import ChangeList
 
 from infra.admin_paging import EstimatedCountPaginator
 
@@ -53,16 +54,22 @@ class DeploymentHealthMixin:
     health_fields = ("health_now", "health_last_check", "health_history")
     actions = [enable_deployments, disable_deployments, check_health_now]
 
+    def get_changelist(self, request, **kwargs):
+        return _LiveHealthChangeList
+
     @admin.display(description="Health")
     def health_state(self, obj) -> str:
+        """The shared breaker's state now (read for the whole page at once), with the last
+        check's error when it is not closed; the last check's state if the store is down."""
         found = _row(obj)
-        if found is None or found.last_check_at is None:
+        live = getattr(obj, "live_health", None)
+        if live is None and (found is None or found.last_check_at is None):
             return "not checked"
-        return (
-            found.state
-            if not found.last_error or found.state == "closed"
-            else (f"{found.state}: {found.last_error[:60]}")
-        )
+        state = live.state if live is not None else found.state
+        error = found.last_error if found is not None else ""
+        if state == health.CLOSED or not error:
+            return state
+        return f"{state}: {error[:60]}"
 
     @admin.display(description="Live state (shared breaker)")
     def health_now(self, obj) -> str:
@@ -115,6 +122,14 @@ class DeploymentHealthMixin:
             "<table><tr><th>At</th><th>Result</th><th>Latency</th><th>Error</th></tr>{}</table>",
             rows,
         )
+
+
+class _LiveHealthChangeList(ChangeList):
+    def get_results(self, request) -> None:
+        super().get_results(request)
+        states = health.current_many_sync(obj.pk for obj in self.result_list) or {}
+        for obj in self.result_list:
+            obj.live_health = states.get(obj.pk)
 
 
 def _row(obj) -> DeploymentHealth | None:

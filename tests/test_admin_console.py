@@ -3,6 +3,7 @@ audit trail), big tables listed without COUNT(*), money shown as money, and the 
 dashboard numbers against the data they come from."""
 
 import itertools
+import re
 from datetime import timedelta
 from decimal import Decimal
 
@@ -312,3 +313,70 @@ def test_root_redirects_to_the_portal(client):
     response = client.get("/")
     assert response.status_code == 302
     assert response["Location"] == "/portal/"
+
+
+# --- Every list, every role -------------------------------------------------------------------
+
+
+def test_every_list_has_columns_filters_and_search():
+    from compliance.models import ComplianceReport
+
+    # The report is a page of its own, not a list; groups have only a name to search.
+    exempt = {ComplianceReport}
+    for model, model_admin in admin.site._registry.items():
+        if model in exempt:
+            continue
+        label = model._meta.label
+        assert model_admin.search_fields, label
+        assert model_admin.list_filter or label == "auth.Group", label
+        assert model_admin.list_display != ("__str__",), label
+
+
+@pytest.mark.django_db
+def test_an_auditor_is_offered_no_action_that_writes(client, team):
+    from django.contrib.auth.models import Group
+
+    from compliance.roles import AUDITOR, roles_create
+
+    roles_create()
+    auditor = UserFactory(username="auditor", is_staff=True)
+    auditor.groups.add(Group.objects.get(name=AUDITOR))
+    key = api_key_issue(team=team, name="watched").api_key
+    deployment = DeploymentFactory()
+    client.force_login(auditor)
+    keys = client.get(_url(ApiKey, "changelist")).content.decode()
+    assert 'value="revoke_keys"' not in keys
+    deployments = client.get(_url(Deployment, "changelist")).content.decode()
+    assert 'value="disable_deployments"' not in deployments
+    assert 'value="check_health_now"' not in deployments
+    # A forged post is refused too: nothing changes.
+    client.post(_url(ApiKey, "changelist"), {"action": "revoke_keys", "_selected_action": [key.pk]})
+    client.post(
+        _url(Deployment, "changelist"),
+        {"action": "disable_deployments", "_selected_action": [deployment.pk]},
+    )
+    key.refresh_from_db()
+    deployment.refresh_from_db()
+    assert key.revoked_at is None and deployment.enabled
+
+
+@pytest.mark.django_db
+def test_deployment_list_shows_the_live_breaker_state(admin_client):
+    sick, quiet = DeploymentFactory(model_name="sick"), DeploymentFactory(model_name="quiet")
+    route = next(
+        r
+        for routes in routing_table_build().routes.values()
+        for r in routes
+        if r.deployment_id == sick.pk
+    )
+    for _ in range(settings.GATEWAY_BREAKER_CONSECUTIVE_FAILURES):
+        health.report_sync(route, health.FAIL)
+    response = admin_client.get(_url(Deployment, "changelist"))
+    shown = {d.model_name: d.live_health for d in response.context["cl"].result_list}
+    assert shown["sick"].state == health.OPEN
+    assert shown["quiet"] is None  # no traffic, no check: nothing to say
+    cells = re.findall(
+        r'<td class="[^"]*\bfield-health_state\b[^"]*"[^>]*>\s*([^<]*?)\s*</td>',
+        response.content.decode(),
+    )
+    assert sorted(cells) == ["not checked", "open"]
