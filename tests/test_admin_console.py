@@ -362,7 +362,8 @@ def test_an_auditor_is_offered_no_action_that_writes(client, team):
 
 @pytest.mark.django_db
 def test_deployment_list_shows_the_live_breaker_state(admin_client):
-    sick, quiet = DeploymentFactory(model_name="sick"), DeploymentFactory(model_name="quiet")
+    sick = DeploymentFactory(model_name="sick")
+    DeploymentFactory(model_name="quiet")
     route = next(
         r
         for routes in routing_table_build().routes.values()
