@@ -38,6 +38,14 @@ def _names(value, field: str) -> list[str] | None:
     return value
 
 
+_FORM_HELP = {
+    "alert_thresholds": "Percentages of the monthly budget that send an alert, e.g. [50, 80, 100].",
+    "alert_emails": 'Who gets budget alerts: a JSON list, e.g. ["finops@example.com"].',
+    "allowed_providers": 'Provider names, e.g. ["openai-eu"]; empty: no restriction here.',
+    "allowed_regions": 'Regions, e.g. ["eu"]; empty: no restriction here.',
+}
+
+
 class PolicyForm(forms.ModelForm):
     """The webhook URL is a secret: write-only. The form says whether one is stored, never
     which; a typed URL replaces it, the box clears it, a blank field keeps it."""
@@ -62,6 +70,10 @@ class PolicyForm(forms.ModelForm):
         self.fields[
             "alert_webhook_url"
         ].help_text = f"Currently {stored}. Slack-compatible; write-only: leave blank to keep it."
+        # Help on the JSON boxes the model leaves without (a form-level text needs no migration).
+        for name, text in _FORM_HELP.items():
+            if name in self.fields and not self.fields[name].help_text:
+                self.fields[name].help_text = text
 
     def _clean_names(self, field: str) -> list[str] | None:
         return _names(self.cleaned_data.get(field), field)
