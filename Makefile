@@ -40,6 +40,8 @@ run: export WEB_CONCURRENCY := 1
 # The port first: a second `make run` stops here, before it touches the running demo.
 run: port-free migrate
 	$(PY) manage.py collectstatic --no-input -v0
+	@# Prints the demo key, the portal and admin URLs, and the demo lead's login (its password
+	@# on the first run only: it is stored hashed; reset with manage.py changepassword).
 	@$(PY) manage.py seeddemo --base-url http://$(HOST):$(PORT)
 	$(PY) -m uvicorn gateway.asgi:application --host $(HOST) --port $(PORT) \
 		--no-access-log --no-proxy-headers --timeout-graceful-shutdown $(GRACEFUL_SHUTDOWN_S)

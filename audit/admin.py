@@ -8,6 +8,9 @@ from django.core.exceptions import PermissionDenied
 from django.core.handlers.asgi import ASGIRequest
 from django.urls import NoReverseMatch, path, reverse
 from django.utils.html import format_html, format_html_join
+from unfold.admin import ModelAdmin
+
+from infra.admin_paging import EstimatedCountPaginator
 
 from .capture import AUDITED
 from .export import csv_response
@@ -49,7 +52,7 @@ def export_selected(modeladmin, request, queryset):
 
 
 @admin.register(AuditEvent)
-class AuditEventAdmin(admin.ModelAdmin):
+class AuditEventAdmin(ModelAdmin):
     list_display = [
         "at",
         "actor_repr",
@@ -65,7 +68,8 @@ class AuditEventAdmin(admin.ModelAdmin):
     search_fields = ["actor_repr", "object_repr", "^object_type", "=object_id", "=request_id"]
     # No date_hierarchy: it would scan the whole table for its list of years.
     actions = [export_selected]
-    # The table only grows: no COUNT(*) of all of it on every page.
+    # The table only grows: no COUNT(*) of it on any page (infra/admin_paging.py).
+    paginator = EstimatedCountPaginator
     show_full_result_count = False
     list_per_page = 50
     fields = [

@@ -1,18 +1,24 @@
+from datetime import UTC
 from decimal import Decimal
 from urllib.parse import urlencode
 
 from django.contrib import admin
-from django.contrib.admin.views.main import ChangeList
 from django.urls import reverse
 from django.utils.html import format_html
+from unfold.admin import ModelAdmin
+from unfold.contrib.filters.admin import RangeDateTimeFilter
+from unfold.views import ChangeList
+
+from infra.admin_paging import EstimatedCountPaginator
+from infra.money import format_usd
 
 from .alerts import percent
 from .budget_overview import BudgetRow, budget_rows
 from .budgets import BUDGET_RELATED
-from .models import BudgetAlert, BudgetOverview, SpendLedger, UsageRecord
+from .models import BudgetAlert, BudgetOverview, DailyUsage, SpendLedger, UsageRecord
 
 
-class _ReadOnly(admin.ModelAdmin):
+class _ReadOnly(ModelAdmin):
     """Records of what happened: nobody edits them in the admin."""
 
     def has_add_permission(self, request) -> bool:
@@ -25,44 +31,134 @@ class _ReadOnly(admin.ModelAdmin):
         return False
 
 
+class OutcomeFilter(admin.SimpleListFilter):
+    """By status class: a range on the column, never a DISTINCT over the whole log."""
+
+    title = "outcome"
+    parameter_name = "outcome"
+
+    def lookups(self, request, model_admin):
+        return [("ok", "success (< 400)"), ("4xx", "refused (4xx)"), ("5xx", "failed (5xx)")]
+
+    def queryset(self, request, queryset):
+        match self.value():
+            case "ok":
+                return queryset.filter(status_code__lt=400)
+            case "4xx":
+                return queryset.filter(status_code__gte=400, status_code__lt=500)
+            case "5xx":
+                return queryset.filter(status_code__gte=500)
+        return queryset
+
+
+class _BigTable(_ReadOnly):
+    """Tables that grow without bound: pages drawn from an estimate, never a COUNT(*) (see
+    infra/admin_paging.py), and filters on related tables or fixed lists, never a DISTINCT."""
+
+    paginator = EstimatedCountPaginator
+    show_full_result_count = False
+    list_per_page = 50
+
+
 @admin.register(UsageRecord)
-class UsageRecordAdmin(_ReadOnly):
+class UsageRecordAdmin(_BigTable):
     """Read-only: the request log is evidence; nobody edits it by hand."""
 
+    # What fits a 1366 px screen; the rest is on each row's page.
     list_display = [
-        "created_at",
-        "request_id",
-        "team_slug",
-        "key_prefix",
-        "requested_model",
-        "provider_name",
-        "status_code",
-        "input_tokens",
-        "output_tokens",
-        "cost_usd",
-        "latency_ms",
-        "stream",
+        "when",
+        "team_shown",
+        "key_shown",
+        "model_shown",
+        "status",
+        "cost",
+        "latency",
+        "tokens",
     ]
     list_filter = [
-        "status_code",
+        ("created_at", RangeDateTimeFilter),
+        OutcomeFilter,
         "stream",
-        "endpoint",
-        "provider_name",
-        "team_slug",
         "usage_estimated",
+        "team",
+        "provider",
     ]
-    search_fields = ["request_id", "team_slug", "key_prefix", "requested_model"]
-    date_hierarchy = "created_at"
-    show_full_result_count = False  # COUNT(*) on a big log table is slow
+    list_filter_submit = True  # the date range is typed, then applied
+    search_fields = ["=request_id", "=team_slug", "=key_prefix", "requested_model"]
+    raw_id_fields = ["organization", "team", "project", "api_key", "user", "deployment", "provider"]
+
+    # Short cells, so that nine columns fit a 1366 px screen without wrapping.
+    @admin.display(description="when (UTC)", ordering="created_at")
+    def when(self, obj: UsageRecord) -> str:
+        return obj.created_at.astimezone(UTC).strftime("%m-%d %H:%M:%S")
+
+    @admin.display(description="team", ordering="team_slug")
+    def team_shown(self, obj: UsageRecord) -> str:
+        return obj.team_slug or "—"
+
+    @admin.display(description="key", ordering="key_prefix")
+    def key_shown(self, obj: UsageRecord) -> str:
+        return obj.key_prefix or "—"
+
+    @admin.display(description="model", ordering="requested_model")
+    def model_shown(self, obj: UsageRecord) -> str:
+        return obj.requested_model
+
+    @admin.display(description="status", ordering="status_code")
+    def status(self, obj: UsageRecord) -> int:
+        return obj.status_code
+
+    @admin.display(description="cost", ordering="cost_usd")
+    def cost(self, obj: UsageRecord) -> str:
+        return format_usd(obj.cost_usd)
+
+    @admin.display(description="latency", ordering="latency_ms")
+    def latency(self, obj: UsageRecord) -> str:
+        return f"{obj.latency_ms:,.0f}\u00a0ms"  # no break between the number and its unit
+
+    @admin.display(description="tokens in/out")
+    def tokens(self, obj: UsageRecord) -> str:
+        return f"{obj.input_tokens:,} / {obj.output_tokens:,}"
+
+
+@admin.register(DailyUsage)
+class DailyUsageAdmin(_BigTable):
+    """Read-only: rebuilt from usage records by the rollup task (billing/rollups.py)."""
+
+    list_display = [
+        "day",
+        "team_slug",
+        "key_prefix",
+        "model",
+        "requests",
+        "errors",
+        "cost",
+        "latency_p95",
+    ]
+    list_filter = [("day", admin.DateFieldListFilter), "team"]
+    search_fields = ["=team_slug", "=key_prefix", "model", "provider_name", "use_case"]
+    raw_id_fields = ["team", "project", "api_key"]
+
+    @admin.display(description="cost", ordering="cost_usd")
+    def cost(self, obj: DailyUsage) -> str:
+        return format_usd(obj.cost_usd)
+
+    @admin.display(description="p95 latency", ordering="latency_p95_ms")
+    def latency_p95(self, obj: DailyUsage) -> str:
+        return f"{obj.latency_p95_ms:,.0f} ms"
 
 
 @admin.register(SpendLedger)
 class SpendLedgerAdmin(_ReadOnly):
     """Read-only: rebuilt from usage records by the budget check; an edit would be overwritten."""
 
-    list_display = ["period", "level", "scope_id", "spent_usd", "updated_at"]
+    list_display = ["period", "level", "scope_id", "spent", "updated_at"]
     list_filter = ["level", "period"]
     search_fields = ["period"]
+
+    @admin.display(description="spent", ordering="spent_usd")
+    def spent(self, obj: SpendLedger) -> str:
+        return format_usd(obj.spent_usd)
 
 
 @admin.register(BudgetAlert)
@@ -74,8 +170,8 @@ class BudgetAlertAdmin(_ReadOnly):
         "label",
         "period",
         "threshold",
-        "spent_usd",
-        "limit_usd",
+        "spent",
+        "limit",
         "email_status",
         "webhook_status",
         "attempts",
@@ -85,9 +181,17 @@ class BudgetAlertAdmin(_ReadOnly):
     search_fields = ["label", "period"]
     date_hierarchy = "created_at"
 
+    @admin.display(description="spent", ordering="spent_usd")
+    def spent(self, obj: BudgetAlert) -> str:
+        return format_usd(obj.spent_usd)
+
+    @admin.display(description="limit", ordering="limit_usd")
+    def limit(self, obj: BudgetAlert) -> str:
+        return format_usd(obj.limit_usd)
+
 
 def _usd(amount: Decimal | None) -> str:
-    return "—" if amount is None else f"${amount:,.2f}"
+    return format_usd(amount)
 
 
 def _micros(amount: int | None) -> str:
@@ -120,6 +224,7 @@ class BudgetOverviewAdmin(_ReadOnly):
         "alerts_sent",
     ]
     list_filter = ["budget_mode"]
+    search_fields = ["organization__slug", "team__slug", "project__slug", "api_key__name"]
     list_per_page = 50
     fields = list_display
     readonly_fields = list_display
@@ -183,3 +288,7 @@ class BudgetOverviewAdmin(_ReadOnly):
             {"level": row.target.level, "scope_id": row.target.scope_id, "period": row.period}
         )
         return format_html('<a href="{}?{}">{}</a>', url, query, shown)
+
+
+# The spend column on the teams' and keys' pages (its own module, to keep this one short).
+from . import admin_spend  # noqa: E402, F401

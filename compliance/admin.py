@@ -19,6 +19,7 @@ from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 from simple_history.admin import SimpleHistoryAdmin
+from unfold.admin import ModelAdmin, StackedInline
 
 from routing.models import Provider
 from routing.regions import VOCABULARY
@@ -152,7 +153,7 @@ class StandingFilter(admin.SimpleListFilter):
 
 
 @admin.register(DataProcessingAgreement)
-class AgreementAdmin(SimpleHistoryAdmin):
+class AgreementAdmin(SimpleHistoryAdmin, ModelAdmin):
     form = AgreementForm
     list_display = [
         "party",
@@ -266,10 +267,11 @@ class RequirementsForm(forms.ModelForm):
 
 
 @admin.register(RequirementSet)
-class RequirementSetAdmin(SimpleHistoryAdmin):
+class RequirementSetAdmin(SimpleHistoryAdmin, ModelAdmin):
     form = RequirementsForm
     list_display = ["holder", "requirement_list", "updated_at"]
-    search_fields = ["organization__slug", "team__slug"]
+    list_filter = [("team", admin.EmptyFieldListFilter), "updated_at"]
+    search_fields = ["organization__slug", "team__slug", "requirements", "notes"]
     list_select_related = ["organization", "team"]
     autocomplete_fields = ["organization", "team"]
 
@@ -278,7 +280,7 @@ class RequirementSetAdmin(SimpleHistoryAdmin):
         return ", ".join(obj.requirements or ()) or "none"
 
 
-class RequirementsInline(admin.StackedInline):
+class RequirementsInline(StackedInline):
     model = RequirementSet
     form = RequirementsForm
     fields = ["requirements", "notes"]

@@ -2,12 +2,13 @@
 what went out, to whom, and how each delivery ended. Nobody adds, edits or deletes them here."""
 
 from django.contrib import admin
+from unfold.admin import ModelAdmin
 
 from .models import ComplianceReminder
 
 
 @admin.register(ComplianceReminder)
-class ComplianceReminderAdmin(admin.ModelAdmin):
+class ComplianceReminderAdmin(ModelAdmin):
     list_display = [
         "party",
         "kind",

@@ -11,6 +11,7 @@ from django.http import HttpResponse
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
+from unfold.admin import ModelAdmin
 
 from .models import ComplianceReport
 from .report import compliance_report
@@ -32,7 +33,7 @@ class PeriodForm(forms.Form):
 
 
 @admin.register(ComplianceReport)
-class ComplianceReportAdmin(admin.ModelAdmin):
+class ComplianceReportAdmin(ModelAdmin):
     def has_view_permission(self, request, obj=None) -> bool:
         return request.user.has_perm("compliance.view_dataprocessingagreement")
 

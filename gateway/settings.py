@@ -106,6 +106,11 @@ RATELIMIT_IP_META_KEY = "infra.client_address.of_request"
 GATEWAY_ADMIN_LOGIN_RATE = env.str("GATEWAY_ADMIN_LOGIN_RATE", default="5/m")
 
 INSTALLED_APPS = [
+    # The admin's theme (django-unfold): before django.contrib.admin, whose templates it
+    # overrides, and whose default site it replaces with its own (unfold/apps.py).
+    "unfold",
+    "unfold.contrib.filters",
+    "unfold.contrib.simple_history",
     "django.contrib.admin",
     "django.contrib.auth",
     "django.contrib.contenttypes",
@@ -285,6 +290,23 @@ GATEWAY_UPSTREAM_MAX_BODY_BYTES = env.int("GATEWAY_UPSTREAM_MAX_BODY_BYTES", def
 GATEWAY_UPSTREAM_MAX_EVENT_BYTES = env.int("GATEWAY_UPSTREAM_MAX_EVENT_BYTES", default=1024**2)
 # The whole request, all fallbacks included, from arrival to the end of the answer.
 GATEWAY_REQUEST_DEADLINE_S = env.float("GATEWAY_REQUEST_DEADLINE_S", default=600.0)
+# --- Admin console (django-unfold theme, index dashboard, list paging) ---------------------------
+# The admin's name, its sidebar and the index dashboard (gateway/dashboard.py). SITE_URL: the
+# "view site" link goes to the portal.
+GATEWAY_ADMIN_TITLE = env.str("GATEWAY_ADMIN_TITLE", default="LLM Gateway")
+# A budget counts as "near its limit" on the admin index from this share of it spent (percent).
+GATEWAY_ADMIN_BUDGET_WARN_PERCENT = env.float("GATEWAY_ADMIN_BUDGET_WARN_PERCENT", default=80.0)
+UNFOLD = {
+    "SITE_TITLE": GATEWAY_ADMIN_TITLE,
+    "SITE_HEADER": GATEWAY_ADMIN_TITLE,
+    "SITE_SUBHEADER": "Admin console",
+    "SITE_URL": "/",
+    "SITE_SYMBOL": "hub",
+    "SHOW_HISTORY": True,
+    "SHOW_VIEW_ON_SITE": False,
+    "DASHBOARD_CALLBACK": "gateway.dashboard.dashboard_callback",
+    "SIDEBAR": {"show_search": True, "show_all_applications": True},
+}
 # --- Usage rollups and retention (billing/rollups.py, billing/retention.py) -------------------
 # Every ROLLUP_INTERVAL_S the days of newly ingested usage rows are recomputed into DailyUsage
 # (what the dashboards read). Rows are looked for from OVERLAP_S before the last pass, so rows

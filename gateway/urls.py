@@ -1,6 +1,7 @@
 from django.contrib import admin
 from django.http import JsonResponse
 from django.urls import path, re_path
+from django.views.generic import RedirectView
 
 from billing import views as billing_views
 from gateway.admin_login import account_login, admin_login
@@ -55,6 +56,8 @@ def readyz(request):
 
 
 urlpatterns = [
+    # The front door: the team portal, which sends whoever is not signed in to its login.
+    path("", RedirectView.as_view(url="/portal/", permanent=False), name="home"),
     path("v1/chat/completions", proxy.chat_completions),
     path("v1/embeddings", proxy.embeddings),
     # Anthropic's Messages API, for the anthropic SDK (gateway/proxy/messages.py).

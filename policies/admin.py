@@ -9,7 +9,9 @@ from django.contrib import admin
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.utils.html import format_html
+from unfold.admin import ModelAdmin, StackedInline, TabularInline
 
+from infra.money import format_usd
 from routing.regions import vocabulary_problem
 from tenants import admin as tenants_admin
 from tenants.models import ApiKey, Organization, Project, Team
@@ -36,6 +38,14 @@ def _names(value, field: str) -> list[str] | None:
     return value
 
 
+_FORM_HELP = {
+    "alert_thresholds": "Percentages of the monthly budget that send an alert, e.g. [50, 80, 100].",
+    "alert_emails": 'Who gets budget alerts: a JSON list, e.g. ["finops@example.com"].',
+    "allowed_providers": 'Provider names, e.g. ["openai-eu"]; empty: no restriction here.',
+    "allowed_regions": 'Regions, e.g. ["eu"]; empty: no restriction here.',
+}
+
+
 class PolicyForm(forms.ModelForm):
     """The webhook URL is a secret: write-only. The form says whether one is stored, never
     which; a typed URL replaces it, the box clears it, a blank field keeps it."""
@@ -60,6 +70,10 @@ class PolicyForm(forms.ModelForm):
         self.fields[
             "alert_webhook_url"
         ].help_text = f"Currently {stored}. Slack-compatible; write-only: leave blank to keep it."
+        # Help on the JSON boxes the model leaves without (a form-level text needs no migration).
+        for name, text in _FORM_HELP.items():
+            if name in self.fields and not self.fields[name].help_text:
+                self.fields[name].help_text = text
 
     def _clean_names(self, field: str) -> list[str] | None:
         return _names(self.cleaned_data.get(field), field)
@@ -155,7 +169,7 @@ def privacy_badge(mode: str):
 
 
 @admin.register(Policy)
-class PolicyAdmin(admin.ModelAdmin):
+class PolicyAdmin(ModelAdmin):
     form = PolicyForm
     fieldsets = [("Attached to", {"fields": list(LEVELS)}), *_FIELDSETS]
     list_display = [
@@ -178,18 +192,18 @@ class PolicyAdmin(admin.ModelAdmin):
     def level(self, policy: Policy) -> str:
         return policy.attached_to()[0]
 
-    @admin.display(description="monthly budget")
+    @admin.display(description="monthly budget", ordering="monthly_budget_usd")
     def budget(self, policy: Policy) -> str:
         if policy.monthly_budget_usd is None:
             return "-"
-        return f"${policy.monthly_budget_usd:.2f} ({policy.budget_mode})"
+        return f"{format_usd(policy.monthly_budget_usd)} ({policy.budget_mode})"
 
     @admin.display(description="privacy mode", ordering="privacy_mode")
     def privacy(self, policy: Policy):
         return privacy_badge(policy.privacy_mode)
 
 
-class PolicyInline(admin.StackedInline):
+class PolicyInline(StackedInline):
     """The policy of the page's organization, team, project or key (at most one)."""
 
     model = Policy
@@ -200,7 +214,7 @@ class PolicyInline(admin.StackedInline):
     verbose_name_plural = "policy"
 
 
-class ModelLimitInline(admin.TabularInline):
+class ModelLimitInline(TabularInline):
     model = ModelLimit
     fields = ["model", "rpm", "tpm"]
     extra = 0
@@ -209,7 +223,7 @@ class ModelLimitInline(admin.TabularInline):
 # --- tenants' pages, with the inlines ------------------------------------------------------------
 
 
-def _reregister(model, base: type[admin.ModelAdmin], *inlines, **attrs) -> None:
+def _reregister(model, base: type[ModelAdmin], *inlines, **attrs) -> None:
     subclass = type(base.__name__, (base,), {"inlines": [*base.inlines, *inlines], **attrs})
     admin.site.unregister(model)
     admin.site.register(model, subclass)
@@ -230,7 +244,7 @@ def team_privacy(modeladmin, team: Team):
 
 
 def _team_queryset(modeladmin, request):
-    return admin.ModelAdmin.get_queryset(modeladmin, request).select_related(
+    return ModelAdmin.get_queryset(modeladmin, request).select_related(
         "organization__policy", "policy"
     )
 

@@ -1,5 +1,8 @@
 from django import forms
 from django.contrib import admin
+from unfold.admin import ModelAdmin, TabularInline
+
+from infra.money import format_usd
 
 from .capabilities import FEATURE_FIELDS, FEATURE_NAMES
 from .credentials import EMPTY, Credentials
@@ -116,7 +119,7 @@ ProviderForm = type(
 )
 
 
-class DeploymentInline(admin.TabularInline):
+class DeploymentInline(TabularInline):
     model = Deployment
     extra = 0
     fields = [
@@ -132,7 +135,7 @@ class DeploymentInline(admin.TabularInline):
 
 
 @admin.register(Provider)
-class ProviderAdmin(admin.ModelAdmin):
+class ProviderAdmin(ModelAdmin):
     form = ProviderForm
     list_display = [
         "name",
@@ -142,7 +145,6 @@ class ProviderAdmin(admin.ModelAdmin):
         "has_credentials",
         "enabled",
         "routing_problem",
-        "updated_at",
     ]
     list_filter = ["kind", "region", "enabled", "allow_insecure_http"]
     search_fields = ["name", "api_base"]
@@ -184,20 +186,15 @@ class ProviderAdmin(admin.ModelAdmin):
 
 
 @admin.register(Deployment)
-class DeploymentAdmin(DeploymentHealthMixin, admin.ModelAdmin):
+class DeploymentAdmin(DeploymentHealthMixin, ModelAdmin):
+    # What fits a 1366 px screen: prices, what it supports, on or off, and its health.
     list_display = [
         "model_name",
         "provider",
-        "upstream_model",
-        "mode",
-        "input_cost_per_mtok",
-        "output_cost_per_mtok",
-        "context_window",
+        "prices",
         "max_output_tokens",
         "capability_list",
         "effective_region",
-        "weight",
-        "priority",
         "enabled",
         "health_state",
     ]
@@ -248,6 +245,10 @@ class DeploymentAdmin(DeploymentHealthMixin, admin.ModelAdmin):
         ("Timeouts (empty: the provider's)", {"fields": list(TIMEOUT_FIELDS)}),
         ("Health", {"fields": DeploymentHealthMixin.health_fields}),
     ]
+
+    @admin.display(description="$ per 1M in / out", ordering="input_cost_per_mtok")
+    def prices(self, obj: Deployment) -> str:
+        return f"{format_usd(obj.input_cost_per_mtok)} / {format_usd(obj.output_cost_per_mtok)}"
 
     @admin.display(description="Supports")
     def capability_list(self, obj: Deployment) -> str:

@@ -5,12 +5,13 @@ GATEWAY_ROUTING_CACHE_TTL_S. The models' clean() checks what the configuration l
 """
 
 from django.contrib import admin
+from unfold.admin import ModelAdmin
 
 from .models import Deployment, ModelGroup, RoutingRule
 
 
 @admin.register(ModelGroup)
-class ModelGroupAdmin(admin.ModelAdmin):
+class ModelGroupAdmin(ModelAdmin):
     list_display = ["name", "mode", "strategy", "fallbacks", "context_fallbacks", "deployments"]
     list_filter = ["mode", "strategy"]
     search_fields = ["name"]
@@ -22,7 +23,7 @@ class ModelGroupAdmin(admin.ModelAdmin):
 
 
 @admin.register(RoutingRule)
-class RoutingRuleAdmin(admin.ModelAdmin):
+class RoutingRuleAdmin(ModelAdmin):
     list_display = ["__str__", "position", "team", "tag", "model", "group", "enabled"]
     list_editable = ["position", "enabled"]
     list_filter = ["enabled"]

@@ -206,6 +206,30 @@ def current_sync(deployment_id: int) -> Health | None:
     return health_of(orjson.loads(raw) if raw else {}, time.time() * 1000)
 
 
+_READ_MANY = scripts.Script(
+    "health_read_many",
+    "return redis.call('MGET', unpack(KEYS))",
+    lambda view, keys, _: [view.get(k) for k in keys],
+)
+
+
+def current_many_sync(deployment_ids: Iterable[int]) -> dict[int, Health] | None:
+    """The live shared state of several deployments in one round trip (the admin's index and
+    lists), for those that have one (no traffic or check yet: absent); None if the store is
+    unreachable."""
+    ids = list(deployment_ids)
+    if not ids:
+        return {}
+    try:
+        raws = get_state().run_script_sync(_READ_MANY, [key(i) for i in ids], [])
+    except StateUnavailable:
+        return None
+    now_ms = time.time() * 1000
+    return {
+        i: health_of(orjson.loads(raw), now_ms) for i, raw in zip(ids, raws, strict=True) if raw
+    }
+
+
 # Reports sent after the answer, so the client never waits for them; referenced until done.
 _pending: set[asyncio.Task] = set()
 

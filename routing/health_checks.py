@@ -13,6 +13,7 @@ rows (the latency history, purged beyond GATEWAY_HEALTH_HISTORY_DAYS or _ROWS).
 import asyncio
 import logging
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -70,18 +71,21 @@ async def _probe_all(routes: list[Route]) -> list[Probed]:
         await http.aclose()  # this loop's connections: the task's loop ends here
 
 
-def _routes() -> list[Route]:
-    """Every enabled deployment the routing table serves, once each."""
+def _routes(only: set[int] | None = None) -> list[Route]:
+    """Every enabled deployment the routing table serves (or those of `only`), once each."""
     seen: dict[int, Route] = {}
     for routes in routing_table_build().routes.values():
         for route in routes:
-            seen.setdefault(route.deployment_id, route)
+            if only is None or route.deployment_id in only:
+                seen.setdefault(route.deployment_id, route)
     return list(seen.values())
 
 
-def health_check() -> list[Probed]:
-    """Probe every enabled deployment, feed the shared state, record the results."""
-    results = asyncio.run(_probe_all(_routes()))
+def health_check(deployment_ids: Iterable[int] | None = None) -> list[Probed]:
+    """Probe every enabled deployment (or just these: the admin's "check now"), feed the shared
+    state, record the results. A disabled or unroutable deployment is not probed."""
+    only = None if deployment_ids is None else set(deployment_ids)
+    results = asyncio.run(_probe_all(_routes(only)))
     now = timezone.now()
     for probed in results:
         outcome = health.OK if probed.ok else health.FAIL

@@ -9,9 +9,9 @@ from django.contrib import admin
 from django.urls import reverse
 
 from audit.models import AuditEvent
-from billing.models import BudgetAlert, BudgetOverview, SpendLedger, UsageRecord
+from billing.models import BudgetAlert, BudgetOverview, DailyUsage, SpendLedger, UsageRecord
 from compliance.models import ComplianceReminder, ComplianceReport
-from routing.models import DeploymentHealth, Provider
+from routing.models import DeploymentHealth, HealthCheck, Provider
 from tenants.keys import hash_secret
 from tenants.models import ApiKey, Team
 from tenants.selectors import api_key_principal_get
@@ -75,10 +75,13 @@ def test_every_registered_model_add_page_renders_except_the_records(admin_client
             refused.add(model)
     # Only records refuse additions: the request log, the budget ledger, alerts and overview
     # (built from the request log and the policies), the health checks' results, compliance
-    # reminders sent, the compliance report and the audit log.
+    # reminders sent, the compliance report, the audit log; the daily rollups and the health
+    # check history.
     assert refused == {
         AuditEvent,
         UsageRecord,
+        DailyUsage,
+        HealthCheck,
         SpendLedger,
         BudgetAlert,
         BudgetOverview,

@@ -1,4 +1,5 @@
-"""`make run`: a demo team, mock models, and a demo key with a working curl.
+"""`make run`: a demo team, mock models, a demo key with a working curl, and the team's lead
+(a login for the portal and the admin; gateway/demo_lead.py), whose password is printed once.
 
 The demo key survives restarts: only its hash is in the database, so the plaintext is kept in a
 file next to the embedded SQLite database (var/demo-key, readable by its owner only) and reused
@@ -16,6 +17,7 @@ from django.core.management.base import BaseCommand
 from django.db import transaction
 
 from gateway.config import config_load
+from gateway.demo_lead import DEMO_LEAD_EMAIL, demo_lead_ensure
 from tenants.keys import KEY_PREFIX, hash_secret
 from tenants.models import ApiKey, Team
 from tenants.services import api_key_issue, api_key_revoke, api_keys_invalidate
@@ -111,12 +113,26 @@ class Command(BaseCommand):
             help="Where the demo key is kept (default: next to the embedded SQLite database; "
             "not kept at all in production mode).",
         )
+        parser.add_argument(
+            "--lead-email",
+            default=DEMO_LEAD_EMAIL,
+            help="The demo team lead's login (created once; its password is printed then only).",
+        )
 
-    def handle(self, *args, base_url: str, new_key: bool, key_file: Path | None, **options):
+    def handle(
+        self,
+        *args,
+        base_url: str,
+        new_key: bool,
+        key_file: Path | None,
+        lead_email: str,
+        **options,
+    ):
         path = key_file or default_key_file()
         with transaction.atomic():
             config_load(text=DEMO_CONFIG)
             team = Team.objects.get(slug="demo")
+            lead = demo_lead_ensure(team=team, email=lead_email)
             secret = None if new_key or path is None else _reusable_secret(path, team)
             if secret is not None:
                 note = "kept from the last run; for a new one: make run DEMO_NEW_KEY=1"
@@ -148,5 +164,17 @@ Gateway demo ready ({mode}, mock models, no network needed).
 
   Python:  OpenAI(base_url="{base_url}/v1", api_key="{secret}")
   Limits:  600 requests and 1M tokens a minute, a $10 monthly budget (the demo team's policy)
-  Admin:   {base_url}/admin/  (create a login with: .venv/bin/python manage.py createsuperuser)
-""")
+{_login_lines(base_url, lead)}""")
+
+
+def _login_lines(base_url: str, lead) -> str:
+    if lead.password is not None:
+        who = f"""  Login:   {lead.username}  password: {lead.password}
+           (shown this once and stored nowhere in clear: note it now)"""
+    else:
+        who = f"""  Login:   {lead.username}  (password shown when it was created; to set a new one:
+           .venv/bin/python manage.py changepassword {lead.username})"""
+    return f"""{who}
+  Portal:  {base_url}/portal/  (the demo team's keys, spend and members)
+  Admin:   {base_url}/admin/  (the same login: the demo lead is a platform admin)
+"""
