@@ -82,8 +82,10 @@ def usage_totals(*, where: UsageFilter, group_by: list[str]) -> QuerySet:
 
 
 def usage_grand_total(*, where: UsageFilter) -> dict:
-    return usage_totals(where=where, group_by=[]).order_by().aggregate(
-        requests=Sum("requests"), cost=Sum("cost_usd")
+    return (
+        usage_totals(where=where, group_by=[])
+        .order_by()
+        .aggregate(requests=Sum("requests"), cost=Sum("cost_usd"))
     )
 
 
@@ -126,4 +128,3 @@ def deployments_health(deployments: list[Deployment]) -> list[DeploymentHealthRo
             )
         )
     return rows
-

@@ -8,7 +8,7 @@ scanners and by people.
 import hashlib
 import secrets
 
-TOKEN_PREFIX = "gwp_"
+TOKEN_PREFIX = "gwp_"  # noqa: S105 (a public marker, not a secret)
 _RANDOM_BYTES = 32
 SHOWN_PREFIX_LEN = len(TOKEN_PREFIX) + 8
 

@@ -5,7 +5,6 @@ from decimal import Decimal
 from django.core.exceptions import ValidationError
 
 from audit.context import service_action
-
 from tenants.models import ApiKey
 
 from .models import Policy

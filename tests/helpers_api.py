@@ -44,7 +44,7 @@ class TokenClient:
     def patch(self, path: str, body=None):
         return self._send("patch", path, body)
 
-    def delete(self, path: str):
+    def delete(self, path: str, body=None):
         return self.client.delete(path, **self._headers())
 
 

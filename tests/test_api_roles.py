@@ -53,14 +53,20 @@ MANAGE_MEMBERS = VIEW | {"member": 403, "viewer": 403, "lead": 201, "owner": 201
 MANAGE_HEADS = MANAGE_MEMBERS | {"lead": 403}
 
 
-@pytest.mark.parametrize(("role", "status"), _expect(MANAGE_MEMBERS | {r: 201 for r in ("platform", "superuser")}))
+@pytest.mark.parametrize(
+    ("role", "status"), _expect(MANAGE_MEMBERS | {r: 201 for r in ("platform", "superuser")})
+)
 def test_adding_a_member(cast, role, status):
     UserFactory(username="newcomer")
-    response = _call(cast, role, "post", f"{T}/members/", {"username": "newcomer", "role": "viewer"})
+    response = _call(
+        cast, role, "post", f"{T}/members/", {"username": "newcomer", "role": "viewer"}
+    )
     assert response.status_code == status, response.content
 
 
-@pytest.mark.parametrize(("role", "status"), _expect(MANAGE_HEADS | {r: 201 for r in ("platform", "superuser")}))
+@pytest.mark.parametrize(
+    ("role", "status"), _expect(MANAGE_HEADS | {r: 201 for r in ("platform", "superuser")})
+)
 def test_adding_a_lead_takes_an_owner(cast, role, status):
     UserFactory(username="newcomer")
     response = _call(cast, role, "post", f"{T}/members/", {"username": "newcomer", "role": "lead"})
@@ -72,7 +78,8 @@ def _membership_of(cast, role):
 
 
 @pytest.mark.parametrize(
-    ("role", "status"), _expect(MANAGE_MEMBERS | dict.fromkeys(("owner", "lead", "platform", "superuser"), 200))
+    ("role", "status"),
+    _expect(MANAGE_MEMBERS | dict.fromkeys(("owner", "lead", "platform", "superuser"), 200)),
 )
 def test_changing_a_viewers_role(cast, role, status):
     target = _membership_of(cast, "viewer")
@@ -81,7 +88,8 @@ def test_changing_a_viewers_role(cast, role, status):
 
 
 @pytest.mark.parametrize(
-    ("role", "status"), _expect(MANAGE_HEADS | dict.fromkeys(("owner", "platform", "superuser"), 204))
+    ("role", "status"),
+    _expect(MANAGE_HEADS | dict.fromkeys(("owner", "platform", "superuser"), 204)),
 )
 def test_removing_a_lead_takes_an_owner(cast, role, status):
     target = _membership_of(cast, "lead")
@@ -89,7 +97,9 @@ def test_removing_a_lead_takes_an_owner(cast, role, status):
     assert response.status_code == status, response.content
 
 
-CREATE_KEY = VIEW | {"viewer": 403} | {r: 201 for r in ("owner", "lead", "member", "platform", "superuser")}
+CREATE_KEY = (
+    VIEW | {"viewer": 403} | {r: 201 for r in ("owner", "lead", "member", "platform", "superuser")}
+)
 
 
 @pytest.mark.parametrize(("role", "status"), _expect(CREATE_KEY))
@@ -104,7 +114,10 @@ def test_creating_a_key(cast, role, status):
 MANAGE_LEADS_KEY = VIEW | {"member": 403, "viewer": 403}
 
 
-@pytest.mark.parametrize(("role", "status"), _expect(MANAGE_LEADS_KEY | {r: 201 for r in ("owner", "lead", "platform", "superuser")}))
+@pytest.mark.parametrize(
+    ("role", "status"),
+    _expect(MANAGE_LEADS_KEY | {r: 201 for r in ("owner", "lead", "platform", "superuser")}),
+)
 def test_rotating_the_leads_key(cast, role, status):
     key = api_key_issue(team=cast.team, name="k", owner=cast.users["lead"]).api_key
     response = _call(cast, role, "post", f"{T}/keys/{key.pk}/rotate/", {"grace_seconds": 60})
@@ -160,7 +173,9 @@ def test_someone_without_any_role_reads_no_agreements(cast):
     assert client.get("/api/v1/teams/").json()["results"] == []
 
 
-WRITE_AGREEMENTS = dict.fromkeys(ROLES, 403) | {r: 201 for r in ("compliance", "platform", "superuser")}
+WRITE_AGREEMENTS = dict.fromkeys(ROLES, 403) | {
+    r: 201 for r in ("compliance", "platform", "superuser")
+}
 
 
 @pytest.mark.parametrize(("role", "status"), _expect(WRITE_AGREEMENTS))

@@ -140,7 +140,9 @@ class AgreementDetailApi(ApiView):
             raise Http404
         return found
 
-    @extend_schema(operation_id="agreements_retrieve", responses=AgreementOutput, tags=["agreements"])
+    @extend_schema(
+        operation_id="agreements_retrieve", responses=AgreementOutput, tags=["agreements"]
+    )
     def get(self, request, agreement_id: int):
         require_any_role(request.user)
         return Response(AgreementOutput(self._get(agreement_id)).data)
@@ -157,7 +159,5 @@ class AgreementDetailApi(ApiView):
         agreement = self._get(agreement_id)
         data = AgreementUpdateInput(data=request.data)
         data.is_valid(raise_exception=True)
-        agreement = agreement_update(
-            agreement=agreement, actor=request.user, **data.validated_data
-        )
+        agreement = agreement_update(agreement=agreement, actor=request.user, **data.validated_data)
         return Response(AgreementOutput(agreement).data)

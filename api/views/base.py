@@ -37,5 +37,5 @@ class StrictSerializer(serializers.Serializer):
         if isinstance(data, dict):
             unknown = sorted(set(data) - set(self.fields))
             if unknown:
-                raise serializers.ValidationError(dict.fromkeys(unknown, ["unknown field"]))
+                raise serializers.ValidationError({k: ["unknown field"] for k in unknown})
         return super().to_internal_value(data)

@@ -46,9 +46,8 @@ class IssuedKeyOutput(KeyOutput):
 
 
 def issued_data(issued) -> dict:
-    data = dict(IssuedKeyOutput(issued.api_key).data)
-    data["secret"] = issued.secret
-    return data
+    # The output of the key, plus the secret that exists only in this response.
+    return {**KeyOutput(issued.api_key).data, "secret": issued.secret}
 
 
 class KeyCreateInput(StrictSerializer):

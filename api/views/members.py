@@ -62,9 +62,11 @@ class MemberListApi(ApiView):
         data.is_valid(raise_exception=True)
         role = data.validated_data["role"]
         _require_grant(request.user, team, role)
-        user = get_user_model().objects.filter(
-            username=data.validated_data["username"], is_active=True
-        ).first()
+        user = (
+            get_user_model()
+            .objects.filter(username=data.validated_data["username"], is_active=True)
+            .first()
+        )
         if user is None:
             raise serializers.ValidationError({"username": ["no active user with this name"]})
         membership = membership_add(team=team, user=user, role=role, actor=request.user)

@@ -61,9 +61,7 @@ class TeamDetailApi(ApiView):
 class LimitsOutput(serializers.Serializer):
     rpm = serializers.IntegerField(allow_null=True)
     tpm = serializers.IntegerField(allow_null=True)
-    monthly_budget_usd = serializers.DecimalField(
-        max_digits=14, decimal_places=6, allow_null=True
-    )
+    monthly_budget_usd = serializers.DecimalField(max_digits=14, decimal_places=6, allow_null=True)
 
 
 class TeamPolicyOutput(serializers.Serializer):
@@ -103,7 +101,9 @@ class TeamPolicyInput(StrictSerializer):
 
 
 class TeamPolicyApi(ApiView):
-    @extend_schema(operation_id="teams_policy_retrieve", responses=TeamPolicyOutput, tags=["policy"])
+    @extend_schema(
+        operation_id="teams_policy_retrieve", responses=TeamPolicyOutput, tags=["policy"]
+    )
     def get(self, request, slug: str):
         team = team_for(request.user, slug)
         return Response(TeamPolicyOutput(_policy_data(team)).data)

@@ -38,9 +38,7 @@ class TokenCreateInput(StrictSerializer):
 
     def validate_expires_in_days(self, value: int) -> int:
         if value > settings.GATEWAY_API_TOKEN_MAX_DAYS:
-            raise serializers.ValidationError(
-                f"at most {settings.GATEWAY_API_TOKEN_MAX_DAYS} days"
-            )
+            raise serializers.ValidationError(f"at most {settings.GATEWAY_API_TOKEN_MAX_DAYS} days")
         return value
 
 
@@ -49,7 +47,9 @@ class TokenListApi(ApiView):
 
     @extend_schema(operation_id="tokens_list", responses=TokenOutput(many=True), tags=["tokens"])
     def get(self, request):
-        tokens = PersonalAccessToken.objects.filter(user=request.user).order_by("-created_at", "-pk")
+        tokens = PersonalAccessToken.objects.filter(user=request.user).order_by(
+            "-created_at", "-pk"
+        )
         paginator = Pagination()
         page = paginator.paginate_queryset(tokens, request, view=self)
         return paginator.get_paginated_response(TokenOutput(page, many=True).data)
@@ -72,8 +72,8 @@ class TokenListApi(ApiView):
             expires_in_days=values["expires_in_days"],
             actor=request.user,
         )
-        body = dict(CreatedTokenOutput(issued.token).data)
-        body["token"] = issued.secret
+        # The token's output, plus the token itself: this response is the only time it exists.
+        body = {**TokenOutput(issued.token).data, "token": issued.secret}
         return Response(body, status=status.HTTP_201_CREATED)
 
 

@@ -2,9 +2,8 @@
 model and use case (the `use_case` tag), grouped by any of day, team, project, key, model,
 provider and use case."""
 
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
-from rest_framework.response import Response
 
 from billing.analytics import Period, PeriodError
 from tenants.roles import teams_in_scope
@@ -105,9 +104,7 @@ class UsageApi(ApiView):
         paginator = Pagination()
         page = paginator.paginate_queryset(rows, request, view=self)
         fields = {"requests", "errors", "input_tokens", "output_tokens", "cost_usd", *group_by}
-        results = [
-            {k: v for k, v in UsageRow(row).data.items() if k in fields} for row in page
-        ]
+        results = [{k: v for k, v in UsageRow(row).data.items() if k in fields} for row in page]
         grand = usage_grand_total(where=where)
         response = paginator.get_paginated_response(results)
         response.data = {
