@@ -20,7 +20,7 @@ class TokenScope(permissions.BasePermission):
     def has_permission(self, request, view) -> bool:
         token = request.auth
         if not isinstance(token, PersonalAccessToken):
-            return not getattr(view, "session_only", False) or request.method in ("GET", "HEAD")
+            return True  # a session: the user themself, every scope
         if getattr(view, "session_only", False) and request.method not in ("GET", "HEAD"):
             self.message = "only a signed-in session can do this, not a token"
             return False
