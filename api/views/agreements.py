@@ -13,7 +13,7 @@ from compliance.services import agreement_create, agreement_update
 from routing.models import Provider
 
 from ..models import Scope
-from ..pagination import Pagination
+from ..pagination import Pagination, page_of
 from ..roles import may_write_agreements, require_any_role
 from .base import ApiView, StrictSerializer
 
@@ -104,7 +104,7 @@ class AgreementListApi(ApiView):
 
     @extend_schema(
         operation_id="agreements_list",
-        responses=AgreementOutput(many=True),
+        responses=page_of(AgreementOutput),
         tags=["agreements"],
     )
     def get(self, request):

@@ -6,6 +6,7 @@ only a session's; it is left in finalize_response, which DRF calls on every path
 """
 
 import contextlib
+import ipaddress
 
 from rest_framework import serializers
 from rest_framework.views import APIView
@@ -18,7 +19,7 @@ class ApiView(APIView):
     def initial(self, request, *args, **kwargs):
         super().initial(request, *args, **kwargs)  # authentication, permissions, throttles
         stack = contextlib.ExitStack()
-        stack.enter_context(audit_context(actor=request.user, source="api", ip=of_request(request)))
+        stack.enter_context(audit_context(actor=request.user, source="api", ip=_ip(request)))
         self._audit_stack = stack
 
     def finalize_response(self, request, response, *args, **kwargs):
@@ -27,6 +28,16 @@ class ApiView(APIView):
             self._audit_stack = None
             stack.close()
         return super().finalize_response(request, response, *args, **kwargs)
+
+
+def _ip(request) -> str | None:
+    """The client's address for the audit row; None when there is none to tell (a request
+    made in process has no peer, and the row's column takes addresses only)."""
+    address = of_request(request)
+    try:
+        return str(ipaddress.ip_address(address))
+    except ValueError:
+        return None
 
 
 class StrictSerializer(serializers.Serializer):

@@ -6,7 +6,7 @@ from rest_framework import serializers
 
 from routing.models import Deployment
 
-from ..pagination import Pagination
+from ..pagination import Pagination, page_of
 from ..roles import require_any_role
 from ..selectors import deployments_health
 from .base import ApiView
@@ -34,7 +34,7 @@ class DeploymentHealthOutput(serializers.Serializer):
 class DeploymentHealthApi(ApiView):
     @extend_schema(
         operation_id="deployments_health",
-        responses=DeploymentHealthOutput(many=True),
+        responses=page_of(DeploymentHealthOutput),
         tags=["deployments"],
     )
     def get(self, request):

@@ -14,7 +14,7 @@ from tenants.roles import Action
 from tenants.services import api_key_issue
 
 from ..models import Scope
-from ..pagination import Pagination
+from ..pagination import Pagination, page_of
 from ..scoping import key_for, require, team_for
 from ..selectors import keys_spend
 from .base import ApiView, StrictSerializer
@@ -71,7 +71,7 @@ class KeyListApi(ApiView):
             OpenApiParameter("active", bool, description="Only active (or only inactive) keys."),
             OpenApiParameter("mine", bool, description="Only keys you own."),
         ],
-        responses=KeyOutput(many=True),
+        responses=page_of(KeyOutput),
         tags=["keys"],
     )
     def get(self, request, slug: str):

@@ -10,7 +10,7 @@ from tenants.models import Membership
 from tenants.roles import Action, may_grant
 from tenants.services import membership_add, membership_remove, membership_role_set
 
-from ..pagination import Pagination
+from ..pagination import Pagination, page_of
 from ..scoping import membership_for, require, team_for
 from .base import ApiView, StrictSerializer
 
@@ -41,7 +41,7 @@ def _require_grant(user, team, *roles: str) -> None:
 
 
 class MemberListApi(ApiView):
-    @extend_schema(operation_id="members_list", responses=MemberOutput(many=True), tags=["members"])
+    @extend_schema(operation_id="members_list", responses=page_of(MemberOutput), tags=["members"])
     def get(self, request, slug: str):
         team = team_for(request.user, slug)
         members = Membership.objects.filter(team=team).select_related("user").order_by("pk")

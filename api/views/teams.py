@@ -9,7 +9,7 @@ from policies.models import Policy
 from policies.services import team_limits_set
 from tenants.roles import Action, role_of, teams_in_scope
 
-from ..pagination import Pagination
+from ..pagination import Pagination, page_of
 from ..scoping import require, team_for
 from ..selectors import team_spend
 from .base import ApiView, StrictSerializer
@@ -29,7 +29,7 @@ class TeamOutput(serializers.Serializer):
 
 
 class TeamListApi(ApiView):
-    @extend_schema(operation_id="teams_list", responses=TeamOutput(many=True), tags=["teams"])
+    @extend_schema(operation_id="teams_list", responses=page_of(TeamOutput), tags=["teams"])
     def get(self, request):
         teams = teams_in_scope(request.user).select_related("organization").order_by("slug")
         paginator = Pagination()

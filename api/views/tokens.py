@@ -10,7 +10,7 @@ from rest_framework.response import Response
 from tenants.roles import is_platform_admin, role_of, teams_in_scope
 
 from ..models import SCOPES, PersonalAccessToken
-from ..pagination import Pagination
+from ..pagination import Pagination, page_of
 from ..services import pat_create, pat_revoke
 from .base import ApiView, StrictSerializer
 
@@ -45,7 +45,7 @@ class TokenCreateInput(StrictSerializer):
 class TokenListApi(ApiView):
     session_only = True  # for unsafe methods; listing works with a token's read scope
 
-    @extend_schema(operation_id="tokens_list", responses=TokenOutput(many=True), tags=["tokens"])
+    @extend_schema(operation_id="tokens_list", responses=page_of(TokenOutput), tags=["tokens"])
     def get(self, request):
         tokens = PersonalAccessToken.objects.filter(user=request.user).order_by(
             "-created_at", "-pk"
