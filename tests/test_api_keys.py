@@ -7,6 +7,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
+from audit.models import AuditEvent
 from policies.models import Policy
 from tenants.keys import hash_secret
 from tenants.models import ApiKey
@@ -156,6 +157,10 @@ def test_team_policy_stays_within_the_organizations(cast):
     body = done.json()
     assert body["team"] == {"rpm": None, "tpm": 5000, "monthly_budget_usd": "800.000000"}
     assert body["organization"]["monthly_budget_usd"] == "1000.000000"
+    # The audit row names the token's user and the API, with the change before and after.
+    event = AuditEvent.objects.filter(object_type="policies.policy", source="api").get()
+    assert event.actor == cast.users["owner"]
+    assert event.changes["tpm"] == [None, 5000]
 
 
 def test_key_list_filters_and_spend(cast, lead):
