@@ -7,7 +7,13 @@ import pytest
 from tenants.models import ApiKey
 from tenants.services import api_key_issue
 
-from .factories import AgreementFactory, DeploymentFactory, ProviderFactory, UserFactory
+from .factories import (
+    AgreementFactory,
+    DeploymentFactory,
+    MembershipFactory,
+    ProviderFactory,
+    UserFactory,
+)
 from .helpers_api import ROLES, client_for, make_cast
 
 pytestmark = pytest.mark.django_db
@@ -67,9 +73,20 @@ def test_adding_a_member(cast, role, status):
 @pytest.mark.parametrize(
     ("role", "status"), _expect(MANAGE_HEADS | {r: 201 for r in ("platform", "superuser")})
 )
-def test_adding_a_lead_takes_an_owner(cast, role, status):
+def test_adding_an_owner_takes_an_owner(cast, role, status):
     UserFactory(username="newcomer")
-    response = _call(cast, role, "post", f"{T}/members/", {"username": "newcomer", "role": "lead"})
+    body = {"username": "newcomer", "role": "owner"}
+    response = _call(cast, role, "post", f"{T}/members/", body)
+    assert response.status_code == status, response.content
+
+
+@pytest.mark.parametrize(
+    ("role", "status"), _expect(MANAGE_MEMBERS | {r: 201 for r in ("platform", "superuser")})
+)
+def test_leads_appoint_leads(cast, role, status):
+    UserFactory(username="newcomer")
+    body = {"username": "newcomer", "role": "lead"}
+    response = _call(cast, role, "post", f"{T}/members/", body)
     assert response.status_code == status, response.content
 
 
@@ -91,10 +108,26 @@ def test_changing_a_viewers_role(cast, role, status):
     ("role", "status"),
     _expect(MANAGE_HEADS | dict.fromkeys(("owner", "platform", "superuser"), 204)),
 )
-def test_removing_a_lead_takes_an_owner(cast, role, status):
-    target = _membership_of(cast, "lead")
-    response = _call(cast, role, "delete", f"{T}/members/{target.pk}/")
+def test_removing_another_lead_takes_an_owner(cast, role, status):
+    other = MembershipFactory(team=cast.team, role="lead", user=UserFactory(username="lead2"))
+    response = _call(cast, role, "delete", f"{T}/members/{other.pk}/")
     assert response.status_code == status, response.content
+
+
+@pytest.mark.parametrize("role", ["lead", "member", "viewer"])
+def test_anyone_may_leave(cast, role):
+    mine = _membership_of(cast, role)
+    response = _call(cast, role, "delete", f"{T}/members/{mine.pk}/")
+    assert response.status_code == 204, response.content
+    # Gone from the team: its objects are now a 404.
+    assert _call(cast, role, "get", f"{T}/").status_code == 404
+
+
+def test_the_last_owner_cannot_leave(cast):
+    mine = _membership_of(cast, "owner")
+    _membership_of(cast, "lead").delete()
+    response = _call(cast, "owner", "delete", f"{T}/members/{mine.pk}/")
+    assert response.status_code == 400
 
 
 CREATE_KEY = (

@@ -1,13 +1,15 @@
-"""A team's members: list (viewer+), add, change a role, remove (leads for members and viewers,
-owners for owners and leads: tenants.roles.may_grant)."""
+"""A team's members: list (viewer+), add, change a role, remove. Who may move whom from which
+role to which is tenants.roles.may_set_role: leads handle members and viewers and appoint
+leads, owners handle owners and demote leads, anyone may step down or leave."""
 
 from django.contrib.auth import get_user_model
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
+from rest_framework.exceptions import PermissionDenied
 from rest_framework.response import Response
 
 from tenants.models import Membership
-from tenants.roles import Action, may_grant
+from tenants.roles import Action, may_set_role
 from tenants.services import membership_add, membership_remove, membership_role_set
 
 from ..pagination import Pagination, page_of
@@ -34,10 +36,9 @@ class MemberRoleInput(StrictSerializer):
     role = serializers.ChoiceField(choices=ROLES)
 
 
-def _require_grant(user, team, *roles: str) -> None:
-    for role in roles:
-        if not may_grant(user, team, role):
-            require(user, Action.OWNERS_MANAGE, team)  # raises the 403 with its message
+def _require_move(user, team, *, current, new, target=None) -> None:
+    if not may_set_role(user, team, current=current, new=new, target=target):
+        raise PermissionDenied(f"your role in team '{team.slug}' does not allow this")
 
 
 class MemberListApi(ApiView):
@@ -61,7 +62,7 @@ class MemberListApi(ApiView):
         data = MemberAddInput(data=request.data)
         data.is_valid(raise_exception=True)
         role = data.validated_data["role"]
-        _require_grant(request.user, team, role)
+        _require_move(request.user, team, current=None, new=role)
         user = (
             get_user_model()
             .objects.filter(username=data.validated_data["username"], is_active=True)
@@ -88,11 +89,10 @@ class MemberDetailApi(ApiView):
     def patch(self, request, slug: str, member_id: int):
         team = team_for(request.user, slug)
         membership = membership_for(team, member_id)
-        require(request.user, Action.MEMBERS_MANAGE, team)
         data = MemberRoleInput(data=request.data)
         data.is_valid(raise_exception=True)
         role = data.validated_data["role"]
-        _require_grant(request.user, team, membership.role, role)
+        _require_move(request.user, team, current=membership.role, new=role, target=membership.user)
         membership = membership_role_set(membership=membership, role=role, actor=request.user)
         return Response(MemberOutput(membership).data)
 
@@ -100,7 +100,6 @@ class MemberDetailApi(ApiView):
     def delete(self, request, slug: str, member_id: int):
         team = team_for(request.user, slug)
         membership = membership_for(team, member_id)
-        require(request.user, Action.MEMBERS_MANAGE, team)
-        _require_grant(request.user, team, membership.role)
+        _require_move(request.user, team, current=membership.role, new=None, target=membership.user)
         membership_remove(membership=membership, actor=request.user)
         return Response(status=status.HTTP_204_NO_CONTENT)
