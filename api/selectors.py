@@ -5,7 +5,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
-from django.db.models import Count, QuerySet, Sum
+from django.db.models import DecimalField, QuerySet, Sum
+from django.db.models.functions import Coalesce
 
 from billing.analytics import Period
 from billing.models import DailyUsage
@@ -57,9 +58,7 @@ class UsageFilter:
     use_case: str | None = None
 
 
-def usage_totals(*, where: UsageFilter, group_by: list[str]) -> QuerySet:
-    """Totals over the filtered rollups, one row per combination of the `group_by` columns
-    (the whole selection as one row when there are none), the most expensive first."""
+def _selected(where: UsageFilter) -> QuerySet:
     rows = DailyUsage.objects.filter(
         day__gte=where.period.start, day__lte=where.period.end, team__in=where.teams
     )
@@ -69,24 +68,34 @@ def usage_totals(*, where: UsageFilter, group_by: list[str]) -> QuerySet:
         rows = rows.filter(model=where.model)
     if where.use_case is not None:
         rows = rows.filter(use_case=where.use_case)
+    return rows
+
+
+def _sums() -> dict:
+    # Coalesce: an empty selection totals 0, not null.
+    return {
+        "requests_sum": Coalesce(Sum("requests"), 0),
+        "errors_sum": Coalesce(Sum("errors"), 0),
+        "input_tokens_sum": Coalesce(Sum("input_tokens"), 0),
+        "output_tokens_sum": Coalesce(Sum("output_tokens"), 0),
+        "cost_sum": Coalesce(Sum("cost_usd"), ZERO, output_field=DecimalField()),
+    }
+
+
+def usage_totals(*, where: UsageFilter, group_by: list[str]) -> QuerySet | list[dict]:
+    """Totals over the filtered rollups, one row per combination of the `group_by` columns,
+    the most expensive first; with no columns, one row for the whole selection."""
+    rows = _selected(where)
+    if not group_by:
+        return [rows.aggregate(**_sums())]
     columns = [GROUPS[g] for g in group_by]
-    grouped = rows.values(*columns) if columns else rows.values()
-    return grouped.annotate(
-        rows_count=Count("pk"),
-        requests_sum=Sum("requests"),
-        errors_sum=Sum("errors"),
-        input_tokens_sum=Sum("input_tokens"),
-        output_tokens_sum=Sum("output_tokens"),
-        cost_sum=Sum("cost_usd"),
-    ).order_by("-cost_sum", *columns)
+    return rows.values(*columns).annotate(**_sums()).order_by("-cost_sum", *columns)
 
 
 def usage_grand_total(*, where: UsageFilter) -> dict:
-    return (
-        usage_totals(where=where, group_by=[])
-        .order_by()
-        .aggregate(requests=Sum("requests"), cost=Sum("cost_usd"))
-    )
+    """{"requests", "cost"} over the whole selection (every page)."""
+    total = _selected(where).aggregate(**_sums())
+    return {"requests": total["requests_sum"], "cost": total["cost_sum"]}
 
 
 @dataclass(frozen=True)

@@ -208,3 +208,19 @@ def test_unknown_api_paths_and_methods_keep_the_error_shape(cast):
         HTTP_AUTHORIZATION=f"Bearer {client.token}",
     )
     assert bad_json.status_code == 400 and error_of(bad_json)["code"] == "parse_error"
+
+
+def test_usage_without_grouping_is_one_total_row(cast, usage):
+    body = client_for(cast.users["owner"]).get("/api/v1/usage/", PERIOD).json()
+    assert body["count"] == 1
+    assert body["results"] == [
+        {
+            "requests": 17,
+            "errors": 0,
+            "input_tokens": 0,
+            "output_tokens": 0,
+            "cost_usd": "6.000000",
+        }
+    ]
+    empty = client_for(cast.users["owner"]).get("/api/v1/usage/", {"model": "none"}).json()
+    assert empty["results"][0]["requests"] == 0 and empty["totals"]["cost_usd"] == "0.000000"

@@ -110,9 +110,7 @@ class UsageApi(ApiView):
         response.data = {
             "period": {"start": q["period"].start, "end": q["period"].end},
             "group_by": group_by,
-            "totals": TotalsOutput(
-                {"requests": grand["requests"] or 0, "cost_usd": grand["cost"] or 0}
-            ).data,
+            "totals": TotalsOutput({"requests": grand["requests"], "cost_usd": grand["cost"]}).data,
             **response.data,
         }
         return response

@@ -6,6 +6,7 @@ the lead and the API as the source."""
 import time
 
 import pytest
+from django.conf import settings
 
 from audit.models import AuditEvent
 from billing.rollups import rollup_usage
@@ -29,6 +30,9 @@ def _chat(http, secret: str) -> int:
     ).status_code
 
 
+# Every app, not the e2e default's few: the API reads users' groups (auth), writes audit rows
+# and tokens (audit, api).
+@pytest.mark.django_db(transaction=True, available_apps=settings.INSTALLED_APPS)
 def test_a_lead_runs_a_key_through_the_api(gateway, upstream):
     lead = UserFactory(username="api-lead")
     Membership.objects.create(user=lead, team=gateway.team, role="lead")
