@@ -307,6 +307,51 @@ UNFOLD = {
     "DASHBOARD_CALLBACK": "gateway.dashboard.dashboard_callback",
     "SIDEBAR": {"show_search": True, "show_all_applications": True},
 }
+# --- Management API (api/): DRF under /api/v1/, OpenAPI schema at /api/schema/, docs at /api/docs/
+INSTALLED_APPS += ["rest_framework", "drf_spectacular", "drf_spectacular_sidecar", "api"]
+# Requests per token (or per signed-in user) in the shared cache; over it: 429 with Retry-After.
+GATEWAY_API_RATE = env.str("GATEWAY_API_RATE", default="600/min")
+# Personal access tokens expire; this is the longest life a new one may be given.
+GATEWAY_API_TOKEN_MAX_DAYS = env.int("GATEWAY_API_TOKEN_MAX_DAYS", default=365)
+# The longest grace period of a key rotation (the old secret keeps working that long).
+GATEWAY_API_MAX_GRACE_S = env.int("GATEWAY_API_MAX_GRACE_S", default=7 * 86400)
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "api.authentication.PersonalAccessTokenAuthentication",
+        # The portal's session; DRF enforces CSRF on its unsafe requests.
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": [
+        "rest_framework.permissions.IsAuthenticated",
+        "api.permissions.TokenScope",
+    ],
+    "DEFAULT_THROTTLE_CLASSES": ["api.throttles.ApiThrottle"],
+    "DEFAULT_PAGINATION_CLASS": "api.pagination.Pagination",
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "EXCEPTION_HANDLER": "api.errors.exception_handler",
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    # Money as exact decimal strings ("12.340000"), never floats.
+    "COERCE_DECIMAL_TO_STRING": True,
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "LLM gateway management API",
+    "DESCRIPTION": "Teams, members, keys, policies, usage, deployments' health and data "
+    "processing agreements. Authenticate with a personal access token "
+    "(`Authorization: Bearer gwp_...`) or a signed-in session.",
+    "VERSION": "1.0.0",
+    "SCHEMA_PATH_PREFIX": r"/api/v1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "COMPONENT_SPLIT_REQUEST": True,
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "api.schema.add_error_responses",  # the one error shape on every operation
+    ],
+    # The docs page's Swagger UI from this server's static files, never from a CDN.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+}
 # --- Usage rollups and retention (billing/rollups.py, billing/retention.py) -------------------
 # Every ROLLUP_INTERVAL_S the days of newly ingested usage rows are recomputed into DailyUsage
 # (what the dashboards read). Rows are looked for from OVERLAP_S before the last pass, so rows

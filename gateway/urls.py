@@ -1,6 +1,6 @@
 from django.contrib import admin
 from django.http import JsonResponse
-from django.urls import path, re_path
+from django.urls import include, path, re_path
 from django.views.generic import RedirectView
 
 from billing import views as billing_views
@@ -89,6 +89,8 @@ urlpatterns = [
         billing_views.team_analytics,
         name="team-analytics",
     ),
+    # The management API (api/urls.py): /api/v1/, /api/schema/, /api/docs/.
+    path("api/", include("api.urls")),
     path("healthz", healthz),
     path("readyz", readyz),
     # Served without middleware, like /v1 (gateway/asgi.py); protected (metrics.py).

@@ -8,6 +8,7 @@ import pytest
 from django.contrib import admin
 from django.urls import reverse
 
+from api.models import PersonalAccessToken
 from audit.models import AuditEvent
 from billing.models import BudgetAlert, BudgetOverview, DailyUsage, SpendLedger, UsageRecord
 from compliance.models import ComplianceReminder, ComplianceReport
@@ -76,8 +77,10 @@ def test_every_registered_model_add_page_renders_except_the_records(admin_client
     # Only records refuse additions: the request log, the budget ledger, alerts and overview
     # (built from the request log and the policies), the health checks' results, compliance
     # reminders sent, the compliance report, the audit log; the daily rollups and the health
-    # check history.
+    # check history; and personal access tokens, which their users create (API or
+    # `createtoken`) and whose secret is shown once.
     assert refused == {
+        PersonalAccessToken,
         AuditEvent,
         UsageRecord,
         DailyUsage,

@@ -24,8 +24,12 @@ ALLOWED: dict[str, set[str]] = {
     # path reads its snapshot. Nothing below it imports it.
     "compliance": {"infra", "audit", "tenants", "routing", "policies", "billing"},
     "gateway.proxy": {"infra", "tenants", "routing", "policies", "billing", "compliance"},
+    # The management API: a people-facing part of the project level, beside the URLs that
+    # mount it; it reads and writes the apps through their selectors and services.
+    "api": {"infra", "audit", "tenants", "routing", "policies", "billing", "compliance"},
     # The project level (settings, ASGI entry, URLs, config loader, commands) sits on top.
     "gateway": {
+        "api",
         "infra",
         "audit",
         "tenants",
@@ -37,6 +41,7 @@ ALLOWED: dict[str, set[str]] = {
     },
 }
 FIRST_PARTY = {
+    "api",
     "infra",
     "audit",
     "tenants",
