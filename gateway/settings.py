@@ -115,6 +115,8 @@ INSTALLED_APPS = [
     # No models; registered for its system checks on the cache it counts in.
     "django_ratelimit",
     "gateway",
+    # Below every app it records (audit/capture.py connects to them by label).
+    "audit",
     "tenants",
     "routing",
     "policies",

@@ -3,7 +3,8 @@ processes pick the change up within GATEWAY_POLICY_CACHE_TTL_S."""
 
 from django.db.models.signals import post_delete, post_save
 
-from tenants.models import Organization, Project
+from tenants.models import ApiKey, Organization, Project
+from tenants.signals import api_key_rotated
 
 from .models import ModelLimit, Policy
 from .snapshot import invalidate_on_commit
@@ -16,3 +17,18 @@ for sender in (Policy, ModelLimit, Organization, Project):
     post_delete.connect(
         invalidate_on_commit, sender=sender, dispatch_uid=f"policies-del-{sender.__name__}"
     )
+
+
+def copy_key_policy(sender, old, new, **kwargs) -> None:
+    """A rotated key keeps its limits: the old key's Policy, copied onto the new key (the old
+    one keeps its own until it stops working)."""
+    policy = Policy.objects.filter(api_key=old).first()
+    if policy is None:
+        return
+    policy.pk = None
+    policy._state.adding = True
+    policy.api_key = new
+    policy.save()
+
+
+api_key_rotated.connect(copy_key_policy, sender=ApiKey, dispatch_uid="policies-key-rotated")

@@ -139,6 +139,8 @@ class Project(models.Model):
 
 class Membership(models.Model):
     class Role(models.TextChoices):
+        # Highest first; tenants/roles.py says what each may do.
+        OWNER = "owner", "Owner"
         LEAD = "lead", "Lead"
         MEMBER = "member", "Member"
         VIEWER = "viewer", "Viewer"

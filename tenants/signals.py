@@ -3,7 +3,7 @@ invalidates the cached snapshots it affects. `QuerySet.update()` sends no signal
 querysets in tenants/models.py take care of it."""
 
 from django.db.models.signals import post_delete, post_save
-from django.dispatch import receiver
+from django.dispatch import Signal, receiver
 
 from . import keycache
 from .models import ApiKey, Organization, Team
@@ -34,3 +34,8 @@ def _organization_changed(sender, instance: Organization, created: bool, **kwarg
         ApiKey.objects.filter(team__organization=instance).values_list("key_hash", flat=True),
         using=kwargs.get("using"),
     )
+
+
+# Sent inside api_key_rotate's transaction, once the new key exists: apps above tenants copy
+# what they hang on the old key (the policies app: its Policy) onto the new one.
+api_key_rotated = Signal()  # kwargs: old, new

@@ -13,17 +13,21 @@ ROOT = Path(__file__).resolve().parent.parent
 # package -> the first-party packages it may import (besides itself).
 ALLOWED: dict[str, set[str]] = {
     "infra": set(),
-    "tenants": {"infra"},
-    "routing": {"infra", "tenants"},
-    "policies": {"infra", "tenants", "routing"},
-    "billing": {"infra", "tenants", "routing", "policies"},
+    # The audit log sits just above infrastructure: every app records into it, and it watches
+    # their models by label (audit/capture.py), importing none of them.
+    "audit": {"infra"},
+    "tenants": {"infra", "audit"},
+    "routing": {"infra", "audit", "tenants"},
+    "policies": {"infra", "audit", "tenants", "routing"},
+    "billing": {"infra", "audit", "tenants", "routing", "policies"},
     # The registry reads providers and teams, and (for its report) the usage records; the hot
     # path reads its snapshot. Nothing below it imports it.
-    "compliance": {"infra", "tenants", "routing", "policies", "billing"},
+    "compliance": {"infra", "audit", "tenants", "routing", "policies", "billing"},
     "gateway.proxy": {"infra", "tenants", "routing", "policies", "billing", "compliance"},
     # The project level (settings, ASGI entry, URLs, config loader, commands) sits on top.
     "gateway": {
         "infra",
+        "audit",
         "tenants",
         "routing",
         "policies",
@@ -32,7 +36,16 @@ ALLOWED: dict[str, set[str]] = {
         "gateway.proxy",
     },
 }
-FIRST_PARTY = {"infra", "tenants", "routing", "policies", "billing", "compliance", "gateway"}
+FIRST_PARTY = {
+    "infra",
+    "audit",
+    "tenants",
+    "routing",
+    "policies",
+    "billing",
+    "compliance",
+    "gateway",
+}
 
 
 def _package_of(module: str) -> str | None:
