@@ -28,7 +28,9 @@ def team_or_404(user, slug: str) -> Team:
 
 
 def key_or_404(team: Team, key_id: int) -> ApiKey:
-    return get_object_or_404(ApiKey.objects.select_related("owner", "project"), team=team, pk=key_id)
+    return get_object_or_404(
+        ApiKey.objects.select_related("owner", "project"), team=team, pk=key_id
+    )
 
 
 def membership_or_404(team: Team, membership_id: int) -> Membership:

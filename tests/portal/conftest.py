@@ -3,20 +3,10 @@ key and member, and a superuser in no team (tests/conftest.py's team is "search"
 
 import pytest
 
-from tenants.models import Membership
 from tenants.services import api_key_issue
+from tests.factories import MembershipFactory, TeamFactory
 
-from .factories import MembershipFactory, TeamFactory, UserFactory
-
-ROLES = ("owner", "lead", "member", "viewer")
-PASSWORD = "portal-test-password"
-
-
-def make_user(username: str, **kwargs):
-    user = UserFactory(username=username, **kwargs)
-    user.set_password(PASSWORD)
-    user.save()
-    return user
+from .support import ROLES, make_user
 
 
 @pytest.fixture
@@ -45,7 +35,3 @@ def crew(db):
         "memberships": memberships,
         "keys": keys,
     }
-
-
-def role_membership(crew, role: str) -> Membership:
-    return crew["memberships"][role]

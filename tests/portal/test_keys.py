@@ -10,9 +10,7 @@ from django.utils import timezone
 from policies.models import Policy
 from tenants.keys import hash_secret
 from tenants.models import ApiKey
-
-from .factories import DailyUsageFactory
-from .portal_support import crew  # noqa: F401 (fixture)
+from tests.factories import DailyUsageFactory
 
 T = "/portal/teams/search/"
 SECRET = re.compile(r"sk-gw-[A-Za-z0-9_-]{43}")

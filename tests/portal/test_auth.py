@@ -5,7 +5,7 @@ import re
 
 from django.core import mail
 
-from .portal_support import PASSWORD, crew  # noqa: F401 (crew: fixture)
+from .support import PASSWORD
 
 
 def test_signing_in_lands_on_the_first_team(client, crew):

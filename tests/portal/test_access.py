@@ -6,8 +6,6 @@ of every team."""
 
 import pytest
 
-from .portal_support import crew  # noqa: F401 (fixture)
-
 USERS = ("owner", "lead", "member", "viewer", "outsider", "superuser")
 T = "/portal/teams/search/"
 
@@ -104,7 +102,7 @@ POSTS = [
 @pytest.mark.parametrize(("name", "url", "data", "expected"), POSTS, ids=[p[0] for p in POSTS])
 @pytest.mark.parametrize("who", USERS)
 def test_post_matrix(client, crew, name, url, data, expected, who):
-    from .portal_support import make_user
+    from .support import make_user
 
     make_user("nobody")  # the account "add member" adds
     assert _post(client, crew, who, url(crew), data) == expected[USERS.index(who)]
@@ -114,9 +112,9 @@ def test_viewer_sees_no_forms_or_buttons(client, crew):
     client.force_login(crew["users"]["viewer"])
     for page in ("", "keys/", "members/"):
         html = client.get(T + page).content.decode()
-        assert 'method="post"' not in html.replace(
-            'method="post" action="/portal/logout/"', ""
-        ), page
+        assert 'method="post"' not in html.replace('method="post" action="/portal/logout/"', ""), (
+            page
+        )
         assert "New API key" not in html and "Revoke" not in html and "Add a member" not in html
 
 
@@ -174,7 +172,7 @@ def test_switcher_lists_ones_own_teams_and_every_team_for_a_superuser(client, cr
 
 
 def test_landing_opens_the_first_team_or_says_there_is_none(client, crew):
-    from .portal_support import make_user
+    from .support import make_user
 
     client.force_login(crew["users"]["viewer"])
     response = client.get("/portal/")
