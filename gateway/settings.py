@@ -291,7 +291,6 @@ GATEWAY_REQUEST_DEADLINE_S = env.float("GATEWAY_REQUEST_DEADLINE_S", default=600
 # allowed per client address; reset links are valid for PASSWORD_RESET_TIMEOUT seconds, and
 # are emailed through EMAIL_URL from DEFAULT_FROM_EMAIL.
 LOGIN_URL = "/accounts/login/"
-LOGIN_REDIRECT_URL = "/portal/"
 GATEWAY_PASSWORD_RESET_RATE = env.str("GATEWAY_PASSWORD_RESET_RATE", default="5/h")
 PASSWORD_RESET_TIMEOUT = env.int("PASSWORD_RESET_TIMEOUT", default=24 * 3600)
 # --- Usage rollups and retention (billing/rollups.py, billing/retention.py) -------------------

@@ -12,18 +12,23 @@ import re
 import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
+from decimal import Decimal
 from pathlib import Path
 
 import openai
 import pytest
+from django.db import connections
 from django.utils import timezone
 from playwright.sync_api import Page, sync_playwright
 
+from billing.models import LATENCY_BUCKETS_MS
 from billing.rollups import rollup_usage
+from policies.models import Policy
 from tenants.models import Membership
 from tests.factories import DailyUsageFactory, UserFactory
+from tests.fake_upstream import COMPLETION_TOKENS, PROMPT_TOKENS
 
-from .support import Gateway, wait_for_usage_records
+from .support import Gateway, expected_cost, wait_for_usage_records
 
 CHROMIUM = "/usr/bin/chromium"
 PASSWORD = "portal-browser-password"
@@ -36,8 +41,16 @@ pytestmark = pytest.mark.django_db(transaction=True)
 def off_loop(fn, *args, **kwargs):
     """Run ORM work on another thread: Playwright's sync API keeps an event loop running in
     this one, and Django refuses database calls from a thread with a running loop."""
+
+    def run():
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            # The thread's own connection, or the test database cannot be dropped at the end.
+            connections.close_all()
+
     with ThreadPoolExecutor(1) as pool:
-        return pool.submit(fn, *args, **kwargs).result()
+        return pool.submit(run).result()
 
 
 @pytest.fixture
@@ -54,10 +67,18 @@ def lead(gateway: Gateway):
     for n in range(1, min(today.day, 12)):
         day = today - timedelta(days=n)
         DailyUsageFactory(team=gateway.team, day=day, model="chat-fast", requests=40 + n,
-                          cost_usd=f"{0.8 + 0.05 * n:.2f}")  # fmt: skip
+                          cost_usd=f"{0.8 + 0.05 * n:.2f}", latency_hist=hist(11, 40 + n),
+                          errors=n % 3, errors_by_type={"rate_limit_exceeded": n % 3})  # fmt: skip
         DailyUsageFactory(team=gateway.team, day=day, model="chat-ha", requests=10,
-                          cost_usd=f"{0.3 + 0.02 * n:.2f}")  # fmt: skip
+                          cost_usd=f"{0.3 + 0.02 * n:.2f}", latency_hist=hist(14, 10))  # fmt: skip
+    Policy.objects.update_or_create(team=gateway.team, defaults={"monthly_budget_usd": 40})
     return user
+
+
+def hist(bucket: int, count: int) -> list[int]:
+    counts = [0] * (len(LATENCY_BUCKETS_MS) + 1)
+    counts[bucket] = count
+    return counts
 
 
 @pytest.fixture
@@ -131,7 +152,10 @@ def test_a_lead_creates_uses_and_revokes_a_key(gateway, upstream, lead, page):
     page.get_by_role("link", name="Done: back to the keys").click()
     row = key_row(page, "checkout-service")
     assert row.locator(".key-requests").text_content().strip() == "1"
-    assert row.locator(".key-spend").text_content().strip() != "$0.0000"
+    spend = row.locator(".key-spend")
+    cost = expected_cost("fake-chat-fast", PROMPT_TOKENS, COMPLETION_TOKENS)
+    assert Decimal(spend.get_attribute("data-usd")) == cost
+    assert spend.text_content().strip() == "<$0.0001"  # a few millionths, not "$0.0000"
     assert row.locator(".badge").text_content() == "active"
     assert secret not in page.content()
     shoot(page, "keys")
@@ -164,7 +188,7 @@ def test_the_portal_fits_a_phone_screen(gateway, lead, page):
     page.get_by_label("Password").fill(PASSWORD)
     page.get_by_role("button", name="Sign in").click()
     page.wait_for_url(f"{gateway.url}/portal/teams/{gateway.team.slug}/")
-    for path in ("", "keys/", "members/"):
+    for path in ("", "members/", "keys/"):
         page.goto(f"{gateway.url}/portal/teams/{gateway.team.slug}/{path}")
         # No horizontal scrolling: the page is no wider than the screen.
         width = page.evaluate("document.documentElement.scrollWidth")

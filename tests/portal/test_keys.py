@@ -127,7 +127,7 @@ def test_key_list_shows_this_months_spend_per_key_from_the_rollups(client, crew)
     html = client.get(T + "keys/").content.decode()
     row = re.search(rf'<tr id="key-{key.pk}".*?</tr>', html, re.S).group(0)
     assert re.search(r'key-requests">10<', row)
-    assert "$2.0000" in row and "$99" not in row
+    assert "$2.00<" in row and "$99" not in row
     for column in ("Name", "Key", "Owner", "Created", "Last used", "Expires", "Status", "Spend"):
         assert f">{column}</th>" in html
     assert "member-key" in html and "member</td>" in html
@@ -140,8 +140,8 @@ def test_team_page_shows_budget_spend_and_the_charts(client, crew):
     DailyUsageFactory(team=crew["ads"], day=today, cost_usd="777", model="ads-secret-model")
     client.force_login(crew["users"]["viewer"])
     html = client.get(T).content.decode()
-    assert 'id="stat-spend">$10.0000<' in html and 'id="stat-budget">$40.0000<' in html
-    assert "25% of $40.0000 budget" in html
+    assert 'id="stat-spend">$10.00<' in html and 'id="stat-budget">$40.00<' in html
+    assert "25% of $40.00 budget" in html
     assert 'id="section-burn"' in html and 'svg xmlns="http://www.w3.org/2000/svg"' in html
     assert "gpt-x" in html and 'href="/teams/search/analytics/"' in html
     assert "ads-secret-model" not in html and "777" not in html
@@ -152,3 +152,13 @@ def test_team_page_without_usage_says_so(client, crew):
     html = client.get(T).content.decode()
     assert 'id="usage-empty"' in html and "New API key" in html
     assert date.today().strftime("%B %Y") in html or "UTC" in html
+
+
+def test_money_reads_as_money():
+    from portal.templatetags.portal import usd
+
+    assert usd(Decimal("0.0000135")) == "<$0.0001"  # one small call is not "$0.0000"
+    assert usd(Decimal("0.0123")) == "$0.0123"
+    assert usd(Decimal("40")) == "$40.00"
+    assert usd(Decimal("1234.5")) == "$1,234.50"
+    assert usd(None) == "—"
