@@ -39,6 +39,8 @@ def _ignored(model) -> set[str]:
     row has its own time)."""
     stamps = {f.name for f in model._meta.concrete_fields if getattr(f, "auto_now", False)}
     return stamps | IGNORED_FIELDS
+
+
 _BEFORE = "_audit_before"
 
 

@@ -19,6 +19,9 @@ _UNSET: Any = object()
 @dataclass(frozen=True)
 class AuditContext:
     actor: Any = None  # a user, or None
+    # The request being served, if any: its user is read when a row is written, not when the
+    # request starts, so an API token authenticated by the view (after the middleware) counts.
+    request: Any = None
     source: str = "system"
     ip: str | None = None
     request_id: str = ""
@@ -36,6 +39,18 @@ def current() -> AuditContext:
     return _current.get()
 
 
+def current_actor(ctx: AuditContext | None = None):
+    """Who acts: the context's actor, else the user of the request being served (None when
+    anonymous)."""
+    ctx = ctx or _current.get()
+    actor = ctx.actor
+    if actor is None and ctx.request is not None:
+        actor = getattr(ctx.request, "user", None)
+    if actor is not None and not getattr(actor, "is_authenticated", False):
+        return None
+    return actor
+
+
 def set_default_source(source: str) -> None:
     """For a whole process (manage.py sets "cli" before running any command)."""
     _current.set(replace(_current.get(), source=source))
@@ -43,13 +58,21 @@ def set_default_source(source: str) -> None:
 
 @contextlib.contextmanager
 def audit_context(
-    *, actor=_UNSET, source=_UNSET, ip=_UNSET, request_id=_UNSET, action=_UNSET, extra=_UNSET
+    *,
+    actor=_UNSET,
+    request=_UNSET,
+    source=_UNSET,
+    ip=_UNSET,
+    request_id=_UNSET,
+    action=_UNSET,
+    extra=_UNSET,
 ) -> Iterator[AuditContext]:
     """Within the block, records carry these values; what is not given is inherited."""
     given = {
         name: value
         for name, value in (
             ("actor", actor),
+            ("request", request),
             ("source", source),
             ("ip", ip),
             ("request_id", request_id),

@@ -68,7 +68,8 @@ def snapshot(instance) -> dict:
     when turned into changes, so a secret's change can still be detected."""
     values = {}
     for field in instance._meta.concrete_fields:
-        values[field.name] = field.value_from_object(instance)
+        if not field.primary_key:  # the row's object_id already says it
+            values[field.name] = field.value_from_object(instance)
     return values
 
 

@@ -1,7 +1,9 @@
 """Writing audit rows. `audit_record` is the one way in: the generic capture of model saves
 (audit/capture.py) and the services that do something richer than a save both call it."""
 
-from .context import current
+import getpass
+
+from .context import current, current_actor
 from .masking import mask_changes
 from .models import AuditEvent
 
@@ -29,9 +31,18 @@ def team_id_of(obj) -> int | None:
     return None
 
 
-def _actor_repr(actor) -> str:
-    if actor is None:
+def _os_user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no name for this uid (a container's)
         return ""
+
+
+def _actor_repr(actor, source: str) -> str:
+    if actor is None:
+        # A command has no user; the account that ran it is the next best thing.
+        user = _os_user() if source == "cli" else ""
+        return f"{user} (os user)" if user else ""
     return (actor.get_username() if hasattr(actor, "get_username") else str(actor))[:_REPR_LEN]
 
 
@@ -50,9 +61,7 @@ def audit_record(
     (audit/context.py) unless `actor` is given; `changes` is masked here, whoever built it."""
     ctx = current()
     if actor is None:
-        actor = ctx.actor
-    if actor is not None and not getattr(actor, "is_authenticated", False):
-        actor = None  # AnonymousUser: nobody
+        actor = current_actor(ctx)
     if obj is not None:
         object_type = object_type or object_type_of(obj)
         object_id = obj.pk if object_id is None else object_id
@@ -60,7 +69,7 @@ def audit_record(
         team_id = team_id_of(obj) if team_id is None else team_id
     return AuditEvent.objects.create(
         actor_id=actor.pk if actor is not None else None,
-        actor_repr=_actor_repr(actor),
+        actor_repr=_actor_repr(actor, ctx.source),
         source=ctx.source,
         ip=ctx.ip or None,
         action=action,

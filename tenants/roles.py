@@ -5,10 +5,10 @@ roles below it may, plus:
 
     viewer   VIEW: the team, all its keys, usage and members
     member   KEY_CREATE_OWN, KEY_MANAGE_OWN: create keys for oneself, rotate/revoke/limit them
-    lead     KEY_MANAGE_ANY: any of the team's keys; MEMBERS_MANAGE: add and remove members,
-             set roles up to member (owners and leads are OWNERS_MANAGE)
-    owner    OWNERS_MANAGE: grant and take away the owner and lead roles; POLICY_EDIT: the
-             team's own budget and limits (within its organization's)
+    lead     KEY_MANAGE_ANY: any of the team's keys; MEMBERS_MANAGE: add and remove members
+             and viewers, set roles up to lead (may_set_role has the details)
+    owner    OWNERS_MANAGE: grant and take away the owner role, demote or remove leads;
+             POLICY_EDIT: the team's own budget and limits (within its organization's)
 
 Superusers and members of the "platform admin" group count as owners of every team. Callers
 scope first (an object outside `teams_of(user)` is a 404, never a 403) and ask `can` second (a
@@ -91,11 +91,28 @@ def can(user, action: Action, team: Team, *, key: ApiKey | None = None) -> bool:
     return True
 
 
+def may_set_role(user, team: Team, *, current: str | None, new: str | None, target=None) -> bool:
+    """Whether the user may move a membership from role `current` to role `new` (None: not a
+    member; so adding is current=None, removing is new=None).
+
+    Leads (MEMBERS_MANAGE) add and remove members and viewers, change their roles, and may
+    appoint leads; anything touching an owner, and demoting or removing another lead, is
+    OWNERS_MANAGE. Anyone may step down or leave themselves (`target` is the membership's
+    user); the services still refuse to leave a team without an owner or lead."""
+    if target is not None and target.pk == getattr(user, "pk", None) and current is not None:
+        stepping_down = new is None or RANK[new] <= RANK[current]
+        if stepping_down and role_of(user, team) is not None:
+            return True
+    if not can(user, Action.MEMBERS_MANAGE, team):
+        return False
+    if Role.OWNER in (current, new) or (current == Role.LEAD and new != Role.LEAD):
+        return can(user, Action.OWNERS_MANAGE, team)
+    return True
+
+
 def may_grant(user, team: Team, role: str) -> bool:
-    """Whether the user may give (or take away) `role` in the team: owners and leads are
-    OWNERS_MANAGE, the others MEMBERS_MANAGE."""
-    needed = Action.OWNERS_MANAGE if RANK[role] >= RANK[Role.LEAD] else Action.MEMBERS_MANAGE
-    return can(user, needed, team)
+    """Whether the user may add someone to the team with `role`."""
+    return may_set_role(user, team, current=None, new=role)
 
 
 def teams_of(user) -> QuerySet[Team]:

@@ -8,6 +8,7 @@ import pytest
 from django.contrib import admin
 from django.urls import reverse
 
+from audit.models import AuditEvent
 from billing.models import BudgetAlert, BudgetOverview, SpendLedger, UsageRecord
 from compliance.models import ComplianceReminder, ComplianceReport
 from routing.models import DeploymentHealth, Provider
@@ -74,8 +75,9 @@ def test_every_registered_model_add_page_renders_except_the_records(admin_client
             refused.add(model)
     # Only records refuse additions: the request log, the budget ledger, alerts and overview
     # (built from the request log and the policies), the health checks' results, compliance
-    # reminders sent and the compliance report.
+    # reminders sent, the compliance report and the audit log.
     assert refused == {
+        AuditEvent,
         UsageRecord,
         SpendLedger,
         BudgetAlert,

@@ -5,7 +5,16 @@ import pytest
 from django.contrib.auth.models import AnonymousUser, Group
 
 from compliance.roles import PLATFORM_ADMIN
-from tenants.roles import PLATFORM_ADMIN_GROUP, Action, can, role_of, teams_in_scope, teams_of
+from tenants.roles import (
+    PLATFORM_ADMIN_GROUP,
+    Action,
+    can,
+    may_grant,
+    may_set_role,
+    role_of,
+    teams_in_scope,
+    teams_of,
+)
 from tenants.services import api_key_issue
 
 from .factories import MembershipFactory, TeamFactory, UserFactory
@@ -103,3 +112,42 @@ def test_inactive_user_may_do_nothing(people, team):
 
 def test_platform_admin_group_name_is_the_one_creategroups_makes():
     assert PLATFORM_ADMIN_GROUP == PLATFORM_ADMIN
+
+
+# --- Who may change whose role -----------------------------------------------------------------
+
+
+def test_lead_manages_members_and_appoints_leads_but_not_owners(people, team):
+    lead = people["lead"]
+    assert may_grant(lead, team, "member") and may_grant(lead, team, "viewer")
+    assert may_grant(lead, team, "lead")
+    assert not may_grant(lead, team, "owner")
+    assert may_set_role(lead, team, current="viewer", new="member")
+    assert may_set_role(lead, team, current="member", new=None)
+    # Another lead, or an owner, is the owners' business.
+    assert not may_set_role(lead, team, current="lead", new="member")
+    assert not may_set_role(lead, team, current="lead", new=None)
+    assert not may_set_role(lead, team, current="owner", new="lead")
+
+
+def test_owner_may_change_any_role(people, team):
+    owner = people["owner"]
+    assert may_set_role(owner, team, current="lead", new="viewer")
+    assert may_set_role(owner, team, current="member", new="owner")
+    assert may_set_role(owner, team, current="owner", new=None)
+
+
+def test_members_and_viewers_change_nobody_but_may_leave(people, team):
+    for role in ("member", "viewer"):
+        user = people[role]
+        assert not may_grant(user, team, "viewer")
+        assert not may_set_role(user, team, current="viewer", new=None)
+        assert may_set_role(user, team, current=role, new=None, target=user)
+    # Stepping down is allowed to a lead too; stepping up is not.
+    lead = people["lead"]
+    assert may_set_role(lead, team, current="lead", new="member", target=lead)
+    member = people["member"]
+    assert not may_set_role(member, team, current="member", new="lead", target=member)
+    assert not may_set_role(
+        people["outsider"], team, current="owner", new=None, target=people["outsider"]
+    )

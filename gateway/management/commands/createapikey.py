@@ -1,12 +1,12 @@
 from decimal import Decimal, InvalidOperation
 
 from django.core.exceptions import ValidationError
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 from django.db import transaction
 
-from policies.services import key_limits_set
+from audit.commands import AuditedCommand
 from tenants.models import Team
-from tenants.services import api_key_issue
+from tenants.services import api_key_issue, api_key_limits_set
 
 # Policy field -> the option that sets it, for messages.
 _OPTIONS = {"rpm": "--rpm", "tpm": "--tpm", "monthly_budget_usd": "--budget-usd"}
@@ -22,7 +22,7 @@ def _usd(value: str) -> Decimal:
     return amount
 
 
-class Command(BaseCommand):
+class Command(AuditedCommand):
     help = (
         "Issue an API key for a team. Prints only the secret on stdout (shown this once). "
         "--rpm, --tpm and --budget-usd give the key its own limits, within its team's."
@@ -49,7 +49,7 @@ class Command(BaseCommand):
             # One transaction: a key whose limits are refused is not issued either.
             with transaction.atomic():
                 issued = api_key_issue(team=team_obj, name=name, expires_in_days=expires_in_days)
-                key_limits_set(
+                api_key_limits_set(
                     api_key=issued.api_key,
                     rpm=options["rpm"],
                     tpm=options["tpm"],

@@ -1,11 +1,12 @@
 from pathlib import Path
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
+from audit.commands import AuditedCommand
 from gateway.config import ConfigError, config_load
 
 
-class Command(BaseCommand):
+class Command(AuditedCommand):
     help = "Create or update providers, models and teams from a YAML file (idempotent)."
 
     def add_arguments(self, parser):
