@@ -10,8 +10,11 @@ from django.db.models import QuerySet
 from django.http import Http404
 from django.shortcuts import get_object_or_404
 
+from tenants import roles
 from tenants.models import ApiKey, Membership, Team
-from tenants.roles import Action, can, may_grant, role_of, teams_in_scope, teams_of
+from tenants.roles import RANK, Action, can, role_of, teams_in_scope, teams_of
+
+ROLES_DESC = sorted(RANK, key=RANK.__getitem__, reverse=True)
 
 
 def switcher_teams(user) -> QuerySet[Team]:
@@ -57,7 +60,20 @@ def can_manage_members(user, team: Team) -> bool:
     return can(user, Action.MEMBERS_MANAGE, team)
 
 
-def may_change_member(user, team: Team, membership: Membership) -> bool:
-    """Whether the user may change or remove this membership: the role it holds must be one
-    the user may grant (a lead cannot demote or remove an owner)."""
-    return can_manage_members(user, team) and may_grant(user, team, membership.role)
+def may_set_role(user, team: Team, membership: Membership, new: str | None) -> bool:
+    """Whether the user may move this membership to role `new` (None: remove it). Leads manage
+    members and viewers and appoint leads; owners also handle owners and demote leads; anyone
+    may step down or leave (tenants.roles.may_set_role)."""
+    return roles.may_set_role(user, team, current=membership.role, new=new, target=membership.user)
+
+
+def role_options(user, team: Team, membership: Membership) -> list[str]:
+    """The roles the user may give this membership, its current one included, highest first."""
+    return [
+        r for r in ROLES_DESC if r == membership.role or may_set_role(user, team, membership, r)
+    ]
+
+
+def grantable(user, team: Team) -> list[str]:
+    """The roles the user may add someone with, highest first."""
+    return [r for r in ROLES_DESC if roles.may_grant(user, team, r)]

@@ -87,11 +87,3 @@ class MemberAddForm(forms.Form):
             # One message for "none" and "several": the form is no directory of accounts.
             raise ValidationError("No single active account has this username or email.")
         return matches[0]
-
-
-class MemberRoleForm(forms.Form):
-    role = forms.ChoiceField()
-
-    def __init__(self, *args, roles: list[str], **kwargs):
-        super().__init__(*args, **kwargs)
-        self.fields["role"].choices = _role_choices(roles)

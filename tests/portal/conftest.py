@@ -20,6 +20,9 @@ def crew(db):
     for role in ROLES:
         users[role] = make_user(role)
         memberships[role] = MembershipFactory(team=search, user=users[role], role=role)
+    # A second viewer: what the others act on (the first may act on itself: step down, leave).
+    users["guest"] = make_user("guest")
+    memberships["guest"] = MembershipFactory(team=search, user=users["guest"], role="viewer")
     users["outsider"] = make_user("outsider")
     memberships["outsider"] = MembershipFactory(team=ads, user=users["outsider"], role="lead")
     users["superuser"] = make_user("root", is_superuser=True, is_staff=True)

@@ -35,6 +35,7 @@ OWN_KEY_OF_MEMBER = (200, 200, 200, 403, 404, 200)
 LEADS_KEY = (200, 200, 403, 403, 404, 200)
 MANAGE_MEMBER = (200, 200, 403, 403, 404, 200)
 MANAGE_OWNER = (200, 403, 403, 403, 404, 200)
+VIEWERS_OWN = (200, 200, 403, 200, 404, 200)
 
 GETS = [
     ("team page", lambda c: T, READ_ALL),
@@ -47,7 +48,9 @@ GETS = [
     ("rotate lead's key", lambda c: T + f"keys/{_key(c, 'lead')}/rotate/", LEADS_KEY),
     ("revoke lead's key", lambda c: T + f"keys/{_key(c, 'lead')}/revoke/", LEADS_KEY),
     ("limits lead's key", lambda c: T + f"keys/{_key(c, 'lead')}/limits/", LEADS_KEY),
-    ("remove viewer", lambda c: T + f"members/{_ms(c, 'viewer')}/remove/", MANAGE_MEMBER),
+    ("remove a viewer", lambda c: T + f"members/{_ms(c, 'guest')}/remove/", MANAGE_MEMBER),
+    # The viewer's own membership: managers may remove it, and the viewer may leave.
+    ("viewer's own", lambda c: T + f"members/{_ms(c, 'viewer')}/remove/", VIEWERS_OWN),
     ("remove owner", lambda c: T + f"members/{_ms(c, 'owner')}/remove/", MANAGE_OWNER),
 ]
 
@@ -86,13 +89,13 @@ POSTS = [
     ),
     (
         "viewer to member",
-        lambda c: T + f"members/{_ms(c, 'viewer')}/role/",
+        lambda c: T + f"members/{_ms(c, 'guest')}/role/",
         {"role": "member"},
         (302, 302, 403, 403, 404, 302),
     ),
     (
-        "remove viewer",
-        lambda c: T + f"members/{_ms(c, 'viewer')}/remove/",
+        "remove a viewer",
+        lambda c: T + f"members/{_ms(c, 'guest')}/remove/",
         {},
         (302, 302, 403, 403, 404, 302),
     ),

@@ -71,3 +71,27 @@ def test_the_teams_last_head_cannot_be_removed(client, crew):
     response = client.post(T + f"members/{owner.pk}/remove/", follow=True)
     assert Membership.objects.filter(pk=owner.pk).exists()
     assert "without an owner or lead" in response.content.decode()
+
+
+def test_anyone_may_leave_and_lands_on_the_portal(client, crew):
+    viewer = crew["memberships"]["viewer"]
+    client.force_login(crew["users"]["viewer"])
+    html = client.get(T + "members/").content.decode()
+    assert "Leave team" in html and 'name="role"' not in html  # nothing to choose below viewer
+    assert "Leave Search?" in client.get(T + f"members/{viewer.pk}/remove/").content.decode()
+    response = client.post(T + f"members/{viewer.pk}/remove/")
+    assert response.status_code == 302 and response["Location"] == "/portal/"
+    assert not Membership.objects.filter(pk=viewer.pk).exists()
+
+
+def test_a_lead_appoints_a_lead_and_only_an_owner_demotes_one(client, crew):
+    guest = crew["memberships"]["guest"]
+    client.force_login(crew["users"]["lead"])
+    assert client.post(T + f"members/{guest.pk}/role/", {"role": "lead"}).status_code == 302
+    guest.refresh_from_db()
+    assert guest.role == "lead"
+    assert client.post(T + f"members/{guest.pk}/role/", {"role": "member"}).status_code == 403
+    client.force_login(crew["users"]["owner"])
+    assert client.post(T + f"members/{guest.pk}/role/", {"role": "member"}).status_code == 302
+    guest.refresh_from_db()
+    assert guest.role == "member"
