@@ -24,6 +24,9 @@ ALLOWED: dict[str, set[str]] = {
     # path reads its snapshot. Nothing below it imports it.
     "compliance": {"infra", "audit", "tenants", "routing", "policies", "billing"},
     "gateway.proxy": {"infra", "tenants", "routing", "policies", "billing", "compliance"},
+    # The team portal: people-facing, on top of the apps, beside the project level; it never
+    # imports the project (gateway/), which mounts it (urls.py) and shares its login throttle.
+    "portal": {"infra", "audit", "tenants", "routing", "policies", "billing", "compliance"},
     # The project level (settings, ASGI entry, URLs, config loader, commands) sits on top.
     "gateway": {
         "infra",
@@ -34,6 +37,7 @@ ALLOWED: dict[str, set[str]] = {
         "billing",
         "compliance",
         "gateway.proxy",
+        "portal",
     },
 }
 FIRST_PARTY = {
@@ -45,6 +49,7 @@ FIRST_PARTY = {
     "billing",
     "compliance",
     "gateway",
+    "portal",
 }
 
 
