@@ -7,12 +7,11 @@ role may not do is a 403. Views look objects up only through these functions.
 
 from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
-from django.http import Http404
 from django.shortcuts import get_object_or_404
 
 from tenants import roles
 from tenants.models import ApiKey, Membership, Team
-from tenants.roles import RANK, Action, can, role_of, teams_in_scope, teams_of
+from tenants.roles import RANK, Action, can, teams_in_scope, teams_of
 
 ROLES_DESC = sorted(RANK, key=RANK.__getitem__, reverse=True)
 
@@ -47,17 +46,6 @@ def require(user, action: Action, team: Team, *, key: ApiKey | None = None) -> N
 
 def may_manage_key(user, team: Team, key: ApiKey) -> bool:
     return can(user, Action.KEY_MANAGE_OWN, team, key=key)
-
-
-def role_label(user, team: Team) -> str:
-    role = role_of(user, team)
-    if role is None:  # pragma: no cover - team_or_404 lets no outsider this far
-        raise Http404
-    return Membership.Role(role).label
-
-
-def can_manage_members(user, team: Team) -> bool:
-    return can(user, Action.MEMBERS_MANAGE, team)
 
 
 def may_set_role(user, team: Team, membership: Membership, new: str | None) -> bool:
