@@ -42,7 +42,7 @@ def api_key_issue(
         raise ValueError("expires_in_days must be positive")
     secret = keys.generate_secret()
     expires_at = timezone.now() + timedelta(days=expires_in_days) if expires_in_days else None
-    with service_action("issue", actor=actor):
+    with service_action("create", actor=actor):
         api_key = ApiKey.objects.create(
             team=team,
             project=project,
@@ -152,7 +152,7 @@ def membership_add(*, team: Team, user, role: str, actor=None) -> Membership:
     _valid_role(role)
     if Membership.objects.filter(team=team, user=user).exists():
         raise ValidationError({"user": f"{user} is already a member of {team}"})
-    with service_action("member_add", actor=actor):
+    with service_action("create", actor=actor):
         return Membership.objects.create(team=team, user=user, role=role)
 
 
@@ -190,7 +190,7 @@ def membership_remove(*, membership: Membership, actor=None) -> None:
         raise ValidationError(
             "the team would be left without an owner or lead; appoint another first"
         )
-    with service_action("member_remove", actor=actor):
+    with service_action("delete", actor=actor):
         membership.delete()
 
 
