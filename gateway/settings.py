@@ -127,6 +127,8 @@ INSTALLED_APPS = [
     "policies",
     "billing",
     "compliance",
+    # The team portal (/portal/): keys, members, spend.
+    "portal",
     # History rows of the compliance registry (compliance/models.py).
     "simple_history",
 ]
@@ -352,6 +354,14 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
 }
+# --- Team portal (portal/) -----------------------------------------------------------------------
+# Sign-in is /accounts/login/ (also /portal/login/), throttled like the admin's login
+# (GATEWAY_ADMIN_LOGIN_RATE, portal/throttle.py). Password-reset requests (each sends an email)
+# allowed per client address; reset links are valid for PASSWORD_RESET_TIMEOUT seconds, and
+# are emailed through EMAIL_URL from DEFAULT_FROM_EMAIL.
+LOGIN_URL = "/accounts/login/"
+GATEWAY_PASSWORD_RESET_RATE = env.str("GATEWAY_PASSWORD_RESET_RATE", default="5/h")
+PASSWORD_RESET_TIMEOUT = env.int("PASSWORD_RESET_TIMEOUT", default=24 * 3600)
 # --- Usage rollups and retention (billing/rollups.py, billing/retention.py) -------------------
 # Every ROLLUP_INTERVAL_S the days of newly ingested usage rows are recomputed into DailyUsage
 # (what the dashboards read). Rows are looked for from OVERLAP_S before the last pass, so rows

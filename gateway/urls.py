@@ -4,10 +4,11 @@ from django.urls import include, path, re_path
 from django.views.generic import RedirectView
 
 from billing import views as billing_views
-from gateway.admin_login import account_login, admin_login
+from gateway.admin_login import admin_login
 from gateway.metrics import metrics_view
 from gateway.proxy import azure, messages
 from gateway.proxy import views as proxy
+from portal.views import auth as portal_auth
 
 
 def healthz(request):
@@ -82,8 +83,11 @@ urlpatterns = [
         name="admin-analytics",
     ),
     path("admin/", admin.site.urls),
-    # Team members sign in here (not staff: the admin's login refuses them).
-    path("accounts/login/", account_login, name="login"),
+    # Team members sign in here (not staff: the admin's login refuses them). The portal's own
+    # sign-in form under another name (settings.LOGIN_URL, kept for existing links).
+    path("accounts/login/", portal_auth.login, name="login"),
+    # The team portal: keys, members, spend (portal/).
+    path("portal/", include("portal.urls")),
     path(
         "teams/<slug:team_slug>/analytics/",
         billing_views.team_analytics,

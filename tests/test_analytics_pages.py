@@ -167,11 +167,12 @@ def test_admin_index_links_to_analytics_for_those_allowed(client, db):
     assert 'href="/admin/analytics/"' not in client.get("/admin/").content.decode()
 
 
-def test_signing_in_without_a_target_lands_on_the_members_team_page(client, member):
+def test_signing_in_without_a_target_lands_on_the_portal(client, member):
     member.set_password("pw-for-tests")
     member.save()
     response = client.post("/accounts/login/", {"username": "member", "password": "pw-for-tests"})
-    assert response.status_code == 302 and response["Location"] == TEAM_PAGE.format("search")
+    # The portal opens the member's first team, which links to this page.
+    assert response.status_code == 302 and response["Location"] == "/portal/"
 
 
 def test_member_login_is_throttled_like_the_admins(client, member, settings):

@@ -27,6 +27,9 @@ ALLOWED: dict[str, set[str]] = {
     # The management API: a people-facing part of the project level, beside the URLs that
     # mount it; it reads and writes the apps through their selectors and services.
     "api": {"infra", "audit", "tenants", "routing", "policies", "billing", "compliance"},
+    # The team portal: people-facing, on top of the apps, beside the project level; it never
+    # imports the project (gateway/), which mounts it (urls.py) and shares its login throttle.
+    "portal": {"infra", "audit", "tenants", "routing", "policies", "billing", "compliance"},
     # The project level (settings, ASGI entry, URLs, config loader, commands) sits on top.
     "gateway": {
         "api",
@@ -38,6 +41,7 @@ ALLOWED: dict[str, set[str]] = {
         "billing",
         "compliance",
         "gateway.proxy",
+        "portal",
     },
 }
 FIRST_PARTY = {
@@ -50,6 +54,7 @@ FIRST_PARTY = {
     "billing",
     "compliance",
     "gateway",
+    "portal",
 }
 
 
