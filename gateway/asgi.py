@@ -65,6 +65,6 @@ async def application(scope, receive, send):
         # The handler reads the body itself, bounded in size and time (gateway/proxy/handler.py).
         await traced_proxy(scope, receive, send)
     elif scope["type"] == "http" and scope["path"] == METRICS_PATH:
-        await proxy(scope, receive, send)
+        await proxy.serve(scope, receive, send)  # not counted against the in-flight limit
     else:
         await dashboard(scope, receive, send)

@@ -72,6 +72,15 @@ def check_state_and_processes(app_configs, **kwargs):
         )
     if settings.GATEWAY_MAX_BODY_BYTES <= 0:
         issues.append(Error("GATEWAY_MAX_BODY_BYTES must be positive.", id="gateway.E005"))
+    if settings.GATEWAY_MAX_IN_FLIGHT < 0:
+        issues.append(
+            Error(
+                "GATEWAY_MAX_IN_FLIGHT must not be negative.",
+                hint="Set the most proxy requests one web process serves at once, or 0 for "
+                "no limit.",
+                id="gateway.E006",
+            )
+        )
     if settings.GATEWAY_KEY_CACHE_TTL_S > 60:
         issues.append(
             Warning(

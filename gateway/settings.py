@@ -292,6 +292,11 @@ GATEWAY_UPSTREAM_MAX_BODY_BYTES = env.int("GATEWAY_UPSTREAM_MAX_BODY_BYTES", def
 GATEWAY_UPSTREAM_MAX_EVENT_BYTES = env.int("GATEWAY_UPSTREAM_MAX_EVENT_BYTES", default=1024**2)
 # The whole request, all fallbacks included, from arrival to the end of the answer.
 GATEWAY_REQUEST_DEADLINE_S = env.float("GATEWAY_REQUEST_DEADLINE_S", default=600.0)
+# --- Overload: in-flight limit per web process (gateway/proxy/handler.py) -------------------------
+# Proxy requests (streams until their last byte) one web process serves at once; one more gets an
+# immediate 503 `overloaded` with Retry-After: 1, before its body is read: shed, never queued.
+# 0 turns the limit off.
+GATEWAY_MAX_IN_FLIGHT = env.int("GATEWAY_MAX_IN_FLIGHT", default=256)
 # --- Admin console (django-unfold theme, index dashboard, list paging) ---------------------------
 # The admin's name, its sidebar and the index dashboard (gateway/dashboard.py). SITE_URL: the
 # "view site" link goes to the portal.

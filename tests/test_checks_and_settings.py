@@ -87,6 +87,16 @@ def test_non_positive_body_limit_is_e005(size):
     assert _ids(GATEWAY_MAX_BODY_BYTES=size) == {"gateway.E005"}
 
 
+def test_negative_in_flight_limit_is_e006():
+    assert _ids(GATEWAY_MAX_IN_FLIGHT=-1) == {"gateway.E006"}
+
+
+@pytest.mark.parametrize("limit", [0, 1, 256])
+def test_in_flight_limit_zero_or_positive_passes(limit):
+    # 0 turns the limit off; any positive value is a limit.
+    assert _ids(GATEWAY_MAX_IN_FLIGHT=limit) == set()
+
+
 def test_long_key_cache_ttl_is_warning_w002():
     assert _ids(GATEWAY_KEY_CACHE_TTL_S=61) == {"gateway.W002"}
     assert _ids(GATEWAY_KEY_CACHE_TTL_S=60) == set()

@@ -80,6 +80,23 @@ class ServiceUnavailable(GatewayError):
         return cls(f"the gateway's {dependency} is unavailable; retry shortly")
 
 
+class Overloaded(GatewayError):
+    """This web process is at its in-flight limit (GATEWAY_MAX_IN_FLIGHT): shed, not queued.
+
+    Retry-After: 1, because the limit frees up as soon as any request in flight ends."""
+
+    status = 503
+    type = "service_unavailable"
+    code = "overloaded"
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(
+            f"the gateway is at capacity ({limit} requests in flight in this process); "
+            "retry shortly",
+            headers={"Retry-After": "1"},
+        )
+
+
 class UpstreamFailed(GatewayError):
     """The upstream failed (after fallbacks); status is 502, 503 or 504 depending on how."""
 

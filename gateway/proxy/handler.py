@@ -19,20 +19,37 @@ It reads the body itself, instead of Django's `read_body` (which spools whatever
 temporary file and only then lets anyone look at it): bytes are counted as they arrive, so an
 oversized chunked body is refused at the first chunk past the limit, and the whole read has a
 deadline, so a client that stalls half-way gets a 408 instead of holding the connection.
+
+Past capacity it sheds load: at GATEWAY_MAX_IN_FLIGHT requests in flight in this process (a
+stream counts until its last byte or its client's disconnect), one more is answered at once
+with a 503 `overloaded` and Retry-After: 1, before its body is read. Nothing is queued, so the
+process never holds more than the limit, and serves again the moment a request ends.
 """
 
 import asyncio
 import contextlib
 import io
+import sys
+import time
 
 from django.conf import settings
 from django.core.exceptions import RequestAborted
 from django.core.handlers.asgi import ASGIHandler
 from django.core.handlers.exception import convert_exception_to_response
 
+from routing.formats import anthropic_error_type
+
 from . import refusals
 from .context import new_request_id
-from .errors import BadRequest, GatewayError, RequestTimeout, RequestTooLarge, error_body
+from .dialects.anthropic import FORMAT as ANTHROPIC_FORMAT
+from .errors import (
+    BadRequest,
+    GatewayError,
+    Overloaded,
+    RequestTimeout,
+    RequestTooLarge,
+    error_body,
+)
 
 # Set by the pipeline on a non-streaming response: the coroutine function that records usage.
 AFTER_RESPONSE = "_gateway_after_response"
@@ -41,9 +58,21 @@ SCOPE_DEFERS_SETTLE = "gateway.defers_settle"
 # Settlements still running after their request was cancelled; strong references keep the event
 # loop from garbage-collecting them half-way.
 _settling: set[asyncio.Task] = set()
+# Anthropic's clients get its error shape even before the pipeline knows their dialect.
+_ANTHROPIC_PREFIX = "/v1/messages"
+# Shed requests are logged at most this often per process (each is counted in the metrics).
+_SHED_LOG_INTERVAL_S = 1.0
 
 
 class ProxyHandler(ASGIHandler):
+    def __init__(self) -> None:
+        super().__init__()
+        # Proxy requests in flight in this process: a plain integer, only ever touched on the
+        # event loop, so no lock. Read once: the check per request is one compare.
+        self.in_flight = 0
+        self.max_in_flight = settings.GATEWAY_MAX_IN_FLIGHT or sys.maxsize  # 0: no limit
+        self._shed_logged_at = -_SHED_LOG_INTERVAL_S
+
     def load_middleware(self, is_async: bool = False) -> None:
         self._view_middleware = []
         self._template_response_middleware = []
@@ -51,6 +80,26 @@ class ProxyHandler(ASGIHandler):
         self._middleware_chain = convert_exception_to_response(self._get_response_async)
 
     async def __call__(self, scope, receive, send) -> None:
+        """A proxy request, counted while in flight (see the module docstring)."""
+        if self.in_flight >= self.max_in_flight:
+            await self._shed(scope, send)
+            return
+        self.in_flight += 1
+        try:
+            await self.serve(scope, receive, send)
+        finally:
+            self.in_flight -= 1
+
+    async def _shed(self, scope, send) -> None:
+        now = time.monotonic()
+        log = now - self._shed_logged_at >= _SHED_LOG_INTERVAL_S
+        if log:
+            self._shed_logged_at = now
+        await send_refusal(scope, send, Overloaded(self.max_in_flight), log=log)
+
+    async def serve(self, scope, receive, send) -> None:
+        """One request, uncounted: /metrics is served here, so a scrape still answers under
+        overload."""
         scope[SCOPE_DEFERS_SETTLE] = True
         try:
             body = await read_body(scope, receive)
@@ -140,22 +189,26 @@ async def read_body(scope, receive) -> bytes:
     return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
-async def send_refusal(scope, send, exc: GatewayError) -> None:
+def _refusal_body(scope, exc: GatewayError, request_id: str) -> bytes:
+    if scope.get("path", "").startswith(_ANTHROPIC_PREFIX):
+        return ANTHROPIC_FORMAT.error_body(
+            exc.status, anthropic_error_type(exc.status), exc.message, request_id=request_id
+        )
+    return error_body(exc, request_id)
+
+
+async def send_refusal(scope, send, exc: GatewayError, *, log: bool = True) -> None:
     """An error sent before a request object exists. The connection is closed after it: the
     client may still be sending a body nobody will read, so the connection cannot be reused."""
     request_id = new_request_id()
-    refusals.record(scope, exc, request_id)
-    body = error_body(exc, request_id)
-    await send(
-        {
-            "type": "http.response.start",
-            "status": exc.status,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(body)).encode()),
-                (b"x-request-id", request_id.encode()),
-                (b"connection", b"close"),
-            ],
-        }
-    )
+    refusals.record(scope, exc, request_id, log=log)
+    body = _refusal_body(scope, exc, request_id)
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode()),
+        (b"x-request-id", request_id.encode()),
+        (b"connection", b"close"),
+    ]
+    headers += [(name.lower().encode(), value.encode()) for name, value in exc.headers.items()]
+    await send({"type": "http.response.start", "status": exc.status, "headers": headers})
     await send({"type": "http.response.body", "body": body})

@@ -20,7 +20,7 @@ from tenants.keys import KEY_PREFIX, SHOWN_PREFIX_LEN
 from . import metrics
 from .errors import GatewayError
 
-log = logging.getLogger("gateway.refusals")
+_log = logging.getLogger("gateway.refusals")
 
 # (status, reason) -> refusals since this process started.
 REFUSALS: Counter[tuple[int, str]] = Counter()
@@ -45,13 +45,14 @@ def shown_key_prefix(scope) -> str:
     return ""
 
 
-def record(scope, exc: GatewayError, request_id: str) -> None:
-    """Count and log one refused request."""
+def record(scope, exc: GatewayError, request_id: str, *, log: bool = True) -> None:
+    """Count one refused request, and log it unless `log` is off (a flood the caller already
+    logs at a bounded rate: load shedding)."""
     reason = exc.error_type
     REFUSALS[(exc.status, reason)] += 1
     metrics.request_refused(exc)
     level = logging.WARNING if exc.status in _WARN or exc.status >= 500 else logging.INFO
-    if not log.isEnabledFor(level):
+    if not log or not _log.isEnabledFor(level):
         return
     fields = {
         "event": "request_refused",
@@ -63,7 +64,7 @@ def record(scope, exc: GatewayError, request_id: str) -> None:
         "path": scope.get("path", ""),
         "key_prefix": shown_key_prefix(scope),
     }
-    log.log(
+    _log.log(
         level,
         "refused %s %s with %s (%s): %s",
         fields["method"],
