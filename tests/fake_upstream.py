@@ -148,6 +148,9 @@ class FakeUpstream:
         self.reply = reply
         self.prompt_tokens = prompt_tokens
         self.completion_tokens = completion_tokens
+        # What reset() goes back to: a test that changes the reply or usage changes it for
+        # itself only.
+        self._initial_answer = (reply, prompt_tokens, completion_tokens)
         self.record = record
         self.requests: list[ReceivedRequest] = []
         self.delay_s = 0.0
@@ -169,6 +172,9 @@ class FakeUpstream:
         self.delay_s = 0.0
         self.chunk_delay_s = 0.0
         self.disconnects = 0
+        if (self.reply, self.prompt_tokens, self.completion_tokens) != self._initial_answer:
+            self.reply, self.prompt_tokens, self.completion_tokens = self._initial_answer
+            self._bodies.clear()
 
     def set_usage(self, prompt_tokens: int, completion_tokens: int) -> None:
         """The usage every later answer reports (the cached bodies are built again)."""
