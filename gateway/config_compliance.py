@@ -22,30 +22,13 @@ import datetime
 
 from compliance.models import DataProcessingAgreement, RequirementSet
 from compliance.requirements import requirements_problem
+from compliance.services import AGREEMENT_FIELDS as SETTABLE_AGREEMENT_FIELDS
 
 from . import config_reading as read
 
-AGREEMENT_FIELDS = frozenset(
-    {
-        "status",
-        "signed_on",
-        "expires_on",
-        "document_url",
-        "retention_days",
-        "zero_data_retention",
-        "training_opt_out",
-        "baa",
-        "baa_signed_on",
-        "baa_expires_on",
-        "scc",
-        "regions",
-        "sub_processors",
-        "owner",
-        "last_reviewed_on",
-        "next_review_on",
-        "notes",
-    }
-)
+# A provider's `dpa:` block takes what the registry's services take, but for `sub_processor`,
+# which only entries of `sub_processor_dpas` name.
+AGREEMENT_FIELDS = frozenset(SETTABLE_AGREEMENT_FIELDS) - {"sub_processor"}
 PROVIDER_FIELDS = frozenset({"dpa", "sub_processor_dpas"})
 _DATES = ("signed_on", "expires_on", "baa_signed_on", "baa_expires_on")
 _REVIEW_DATES = ("last_reviewed_on", "next_review_on")
