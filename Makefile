@@ -10,6 +10,10 @@ GRACEFUL_SHUTDOWN_S ?= 30
 # make test talks to real services; override these to point elsewhere.
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/gateway
 TEST_REDIS_URL    ?= redis://127.0.0.1:6379/15
+# pytest-xdist workers (auto: one per core). Each has its own Postgres test database and Redis
+# database (tests/xdist_env.py); whole files go to one worker, so a module's servers are shared.
+# PYTEST_WORKERS=0 runs everything in one process.
+PYTEST_WORKERS ?= auto
 
 .PHONY: install run serve worker beat test lint fmt bench migrate clean port-free preflight
 
@@ -65,7 +69,7 @@ test: $(VENV_OK)
 	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) \
 	SECRET_KEY=test-only-secret-key \
 	GATEWAY_ENCRYPTION_KEYS=dGVzdC1vbmx5LWZlcm5ldC1rZXktMzItYnl0ZXMhISE= \
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest -p tests.xdist_env -n $(PYTEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 lint: $(VENV_OK)
 	.venv/bin/ruff check .
