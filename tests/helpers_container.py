@@ -313,3 +313,24 @@ def dockerignored(path: str, patterns: str) -> bool:
     parts = Path(path).parts
     prefixes = ["/".join(parts[: i + 1]) for i in range(len(parts))]
     return any(fnmatch(prefix, rule) for rule in rules for prefix in prefixes)
+
+
+def interpolate(value: str, variables: dict[str, str]) -> str:
+    """Compose's ${NAME}, ${NAME:-default} and ${NAME:?message}, from `variables`."""
+
+    def replace(match: re.Match) -> str:
+        name, operator, rest = match.group(1), match.group(2) or "", match.group(3) or ""
+        if variables.get(name):
+            return variables[name]
+        if operator == ":?":
+            raise KeyError(f"${{{name}}} is required: {rest}")
+        return rest if operator == ":-" else ""
+
+    return re.sub(r"\$\{([A-Z][A-Z0-9_]*)(:-|:\?)?([^}]*)\}", replace, value)
+
+
+def service_environment(stack: Stack, name: str, dotenv: dict[str, str]) -> dict[str, str]:
+    """What the container of a compose service sees: its env_file (`dotenv`, the .env made
+    from .env.example), overridden by its own environment, interpolated from `dotenv`."""
+    environment = services(stack)[name].get("environment") or {}
+    return {**dotenv, **{k: interpolate(str(v), dotenv) for k, v in environment.items()}}

@@ -34,6 +34,7 @@ from .helpers_container_checks import (
     check_roles_agree,
     check_settings_reads_are_literal,
     check_user_is_not_root,
+    check_web_environment_starts,
     check_web_port_agrees,
 )
 
@@ -204,6 +205,11 @@ BROKEN = {
         check_redis_never_evicts,
         lambda s: _compose(s, lambda svc: svc["redis"].update(command=["redis-server"])),
         "noeviction",
+    ),
+    "a web environment the gateway refuses": (
+        check_web_environment_starts,
+        lambda s: _edit(s, "env_example", "# DEBUG=false", "# DEBUG=false\nLOG_FORMAT=xml"),
+        "LOG_FORMAT",
     ),
     "dependencies without hashes": (
         check_dependencies_come_from_the_lock,
