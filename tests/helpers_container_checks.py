@@ -247,6 +247,12 @@ def check_roles_agree(stack: Stack) -> list[str]:
             problems.append(
                 f"compose service {name} runs {role_of(service)!r}, not an entrypoint role"
             )
+    for name, service in django_services(stack).items():
+        replicas = (service.get("deploy") or {}).get("replicas", 1)
+        if role_of(service) == "web" and replicas < 2:
+            problems.append(f"compose service {name} runs {replicas} web replica(s), not 2")
+        if role_of(service) == "beat" and replicas != 1:
+            problems.append(f"compose service {name} runs {replicas} beats: tasks would run twice")
     cmd = [v for i, v in final_stage(stack.dockerfile) if i == "CMD"]
     if not cmd or json.loads(cmd[-1])[0] not in roles:
         problems.append("the Dockerfile's CMD is not an entrypoint role")

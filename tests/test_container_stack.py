@@ -189,6 +189,16 @@ BROKEN = {
         lambda s: _edit(s, "entrypoint", "    migrate)", "    upgrade)"),
         "no migrate role",
     ),
+    "two beats": (
+        check_roles_agree,
+        lambda s: _compose(s, lambda svc: svc["beat"]["deploy"].update(replicas=2)),
+        "2 beats",
+    ),
+    "one web replica": (
+        check_roles_agree,
+        lambda s: _compose(s, lambda svc: svc["web"].pop("deploy")),
+        "1 web replica",
+    ),
     "a long-running service without a health check": (
         check_every_service_has_a_health_check,
         lambda s: _compose(s, lambda svc: svc["beat"].pop("healthcheck")),
