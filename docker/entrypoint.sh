@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# One image, several roles:
-#   web      apply migrations, then serve (a single web service, or the one that migrates)
-#   serve    serve only: extra replicas, when a release step has already migrated
-#   worker   Celery worker for the default and usage queues (usage ingestion)
-#   beat     Celery beat: exactly one per deployment, or ingestion runs twice as often
+# One image, one role per container, chosen by the first argument:
+#   web      serve HTTP on $PORT (any number of replicas; `serve` is the same role)
+#   worker   Celery worker for the default and usage queues (usage ingestion, budget checks)
+#   beat     Celery beat: exactly one per deployment, or every scheduled task runs twice
+#   migrate  apply the database migrations once and exit (before web, worker and beat start)
 #   anything else is run as given, e.g. `python manage.py createapikey --team search`
+# docker/compose.yml runs each role as a service; tests/test_container_stack.py checks that the
+# roles here and the commands there agree.
 set -euo pipefail
 
 serve() {
@@ -25,18 +27,20 @@ serve() {
 
 role="${1:-web}"
 case "$role" in
-    web)
-        python manage.py migrate --no-input
+    web | serve)
+        # Serving never migrates: two replicas migrating at once would race. The migrate role
+        # runs first (compose: web waits for it to complete).
         serve
         ;;
-    serve)
-        serve
+    migrate)
+        exec python manage.py migrate --no-input
         ;;
     worker)
         exec celery -A gateway worker -Q default,usage --loglevel "${LOG_LEVEL:-INFO}"
         ;;
     beat)
-        # The schedule file goes to /tmp: the code directory is not writable by this user.
+        # The schedule file goes to /tmp: the code directory is not writable by this user. Its
+        # age is the beat service's health check (docker/compose.yml).
         exec celery -A gateway beat --loglevel "${LOG_LEVEL:-INFO}" \
             --schedule /tmp/celerybeat-schedule
         ;;
