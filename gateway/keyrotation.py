@@ -93,6 +93,8 @@ def _rotate_field(
                 # overwritten by a re-encryption of the value it replaced.
                 rows = rows.select_for_update(of=("self",))
             batch = list(rows.values_list("pk", field_name)[:batch_size])
+            rewritten = []
+            stopped = False
             for pk, token in batch:
                 count.scanned += 1
                 if not token:
@@ -100,7 +102,9 @@ def _rotate_field(
                 elif _under_first_key(first, token):
                     count.current += 1
                 elif budget[0] == 0:
-                    return count, False
+                    count.scanned -= 1  # left for the next run
+                    stopped = True
+                    break
                 else:
                     try:
                         rotated = multi.rotate(token.encode()).decode()
@@ -110,10 +114,13 @@ def _rotate_field(
                     count.stale += 1
                     if budget[0] is not None:
                         budget[0] -= 1
-                    if write:
-                        # update(), not save(): the plaintext is unchanged, so neither
-                        # updated_at nor the audit log's per-row capture should move.
-                        model._default_manager.filter(pk=pk).update(**{field_name: rotated})
+                    rewritten.append(model(pk=pk, **{field_name: rotated}))
+            if write and rewritten:
+                # One UPDATE for the batch, and not save(): the plaintext is unchanged, so
+                # neither updated_at nor the audit log's per-row capture should move.
+                model._default_manager.bulk_update(rewritten, [field_name])
+        if stopped:
+            return count, False
         if not batch:
             return count, True
         last_pk = batch[-1][0]
