@@ -23,14 +23,16 @@ $(VENV_OK): pyproject.toml $(LOCK)
 	.venv/bin/pip install --quiet --no-deps .
 	touch $(VENV_OK)
 
-# Regenerates the lock after a change to pyproject.toml; pins already in it are kept unless
+# Regenerates the locks after a change to pyproject.toml; pins already in them are kept unless
 # `make lock LOCK_ARGS=--upgrade` (or --upgrade-package NAME). Python 3.11 on Linux, from PyPI
 # alone: a machine's own pip configuration (mirrors, find-links) is not read.
+# requirements-prod.lock: the runtime dependencies only (for an image), at the same versions.
+UV_COMPILE := .venv/bin/uv pip compile pyproject.toml --generate-hashes --no-config \
+	--python-version 3.11 --python-platform linux --index-url https://pypi.org/simple
 lock:
 	test -x .venv/bin/uv || { test -d .venv || python3 -m venv .venv; .venv/bin/pip install --quiet uv; }
-	.venv/bin/uv pip compile pyproject.toml --extra dev --generate-hashes --no-config \
-		--python-version 3.11 --python-platform linux --index-url https://pypi.org/simple \
-		$(LOCK_ARGS) -o $(LOCK)
+	$(UV_COMPILE) --extra dev $(LOCK_ARGS) -o $(LOCK)
+	$(UV_COMPILE) --constraint $(LOCK) -o requirements-prod.lock
 
 install: $(VENV_OK)
 
