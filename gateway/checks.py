@@ -143,6 +143,19 @@ def check_production_security(app_configs, **kwargs):
                 id="gateway.E012",
             )
         )
+    for index, fallback in enumerate(settings.SECRET_KEY_FALLBACKS):
+        # A former key still validates what it signed: a weak one is as forgeable as a weak
+        # SECRET_KEY for as long as it stays listed.
+        problem = _secret_key_problem(fallback)
+        if problem:
+            errors.append(
+                Error(
+                    f"SECRET_KEY_FALLBACKS entry {index} {problem}: sessions and password-reset "
+                    "links signed with it can be forged while it is listed.",
+                    hint="Remove it from SECRET_KEY_FALLBACKS.",
+                    id="gateway.E210",
+                )
+            )
     if "*" in settings.ALLOWED_HOSTS:
         errors.append(
             Error(

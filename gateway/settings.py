@@ -577,3 +577,10 @@ LOGGING = {
 logging.captureWarnings(True)
 # Celery's worker would otherwise put its own plain handler on the root logger.
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+
+# --- Secret rotation ------------------------------------------------------------------------------
+# Former SECRET_KEYs, comma-separated, newest first. What they signed (admin and portal sessions,
+# password-reset links, signed cookies) still validates while they are listed; new
+# signatures use SECRET_KEY only. Drop an entry once the longest-lived of those has expired
+# (SESSION_COOKIE_AGE, PASSWORD_RESET_TIMEOUT): docs/operations.md, "Rotating SECRET_KEY".
+SECRET_KEY_FALLBACKS = env.list("SECRET_KEY_FALLBACKS", default=[])

@@ -26,5 +26,6 @@ def decrypt(token: str) -> str:
 
 
 def rotate(token: str) -> str:
-    """Re-encrypt under the newest key (after adding one to GATEWAY_ENCRYPTION_KEYS)."""
+    """Re-encrypt under the newest key (after adding one to GATEWAY_ENCRYPTION_KEYS); every
+    stored token at once: manage.py rotatekeys (gateway/keyrotation.py)."""
     return _fernet().rotate(token.encode()).decode() if token else ""
