@@ -306,6 +306,8 @@ def check_dependencies_come_from_the_lock(stack: Stack) -> list[str]:
     locked = re.compile(r"pip install --require-hashes .*-r \S*requirements\.lock")
     if not any(locked.search(run) for run in stages):
         problems.append("the Dockerfile does not pip install --require-hashes -r requirements.lock")
+    if "requirements-prod.lock" not in stack.dockerfile:
+        problems.append("the Dockerfile does not copy requirements-prod.lock (runtime only)")
     if len(stages) < 2:
         problems.append("the Dockerfile has one stage: compilers would stay in the image")
     elif re.search(r"build-essential|\bgcc\b", stages[-1]):

@@ -73,8 +73,6 @@ def test_the_image_copies_every_file_it_needs(stack):
     for instruction, value in dockerfile_instructions(stack.dockerfile):
         if instruction == "COPY" and "--from=" not in value:
             missing += [s for s in value.split()[:-1] if not (ROOT / s).exists()]
-    if missing == ["requirements.lock"]:
-        pytest.skip("requirements.lock is not in this checkout yet")
     assert not missing, f"the Dockerfile copies files that do not exist: {missing}"
 
 
