@@ -21,12 +21,15 @@ from gateway.startup import check_or_exit
 check_or_exit()  # refuses to serve on a configuration error; see gateway/startup.py
 dashboard = get_asgi_application()  # sets Django up; must come before the imports below
 
-from gateway import shutdown  # noqa: E402
+from gateway import gctune, shutdown  # noqa: E402
 from gateway.proxy import tracing  # noqa: E402
 from gateway.proxy.context import SCOPE_START, usage_replayer  # noqa: E402
 from gateway.proxy.handler import ProxyHandler  # noqa: E402
+from gateway.proxy import metrics  # noqa: E402
 from infra import http as upstream_http  # noqa: E402
+from infra import snapshot  # noqa: E402
 
+snapshot.set_build_observer(metrics.snapshot_built)
 tracing.configure()  # OpenTelemetry, when configured (gateway/proxy/tracing.py); else nothing
 proxy = ProxyHandler()
 # A root span per request when tracing is on; the handler itself when off.
@@ -36,6 +39,8 @@ PROXY_PREFIXES = ("/v1/", "/openai/")
 # Served by the same middleware-free handler, untraced: a scraper may address the server by IP
 # (no ALLOWED_HOSTS entry needed) and needs no session (gateway/metrics.py).
 METRICS_PATH = "/metrics"
+# Last: start-up is done, so what it allocated can be frozen (gateway/gctune.py).
+gctune.apply()
 
 
 async def _lifespan(receive, send) -> None:

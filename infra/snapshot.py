@@ -13,6 +13,11 @@ A failed build keeps the previous snapshot and is retried after a backoff (doubl
 in a row); meanwhile requests are served, not held. With no snapshot at all, a failed build
 makes every request fail at once with `unavailable` until the backoff has passed, instead of
 each one trying the database again.
+
+Each build is timed in the thread that runs it and reported to the observer the app registers
+at start-up (`set_build_observer`: gateway/proxy/metrics.py's histogram), under the first word of
+the cache's name (routing, policy, compliance). Builds run on the bounded database pool (a
+thread), never on the event loop, except the readiness probe's first build (`ensure_built`).
 """
 
 import asyncio
@@ -34,6 +39,13 @@ _BACKOFF_MAX_S = 10.0
 # A build reads whole tables: longer than a key lookup may take, but never without end (a
 # database that stops answering would hold it forever).
 DEFAULT_BUILD_TIMEOUT_S = 10.0
+# Told (label, seconds) after each successful build; from the building thread.
+_build_observer: Callable[[str, float], None] | None = None
+
+
+def set_build_observer(observer: Callable[[str, float], None] | None) -> None:
+    global _build_observer
+    _build_observer = observer
 
 
 class Snapshot(Protocol):
@@ -63,7 +75,8 @@ class SnapshotCache(Generic[S]):
         build_timeout_s: float = DEFAULT_BUILD_TIMEOUT_S,
     ) -> None:
         self.name = name
-        self._build_sync = build
+        self.label = name.split(" ", 1)[0]
+        self._build_untimed = build
         self._ttl = ttl
         self._unavailable = unavailable
         self._log = logger or logging.getLogger(__name__)
@@ -108,6 +121,14 @@ class SnapshotCache(Generic[S]):
                     self._failed(exc)
                     raise
             return self._table
+
+    def _build_sync(self) -> S:
+        started = time.perf_counter()
+        table = self._build_untimed()
+        observer = _build_observer
+        if observer is not None:
+            observer(self.label, time.perf_counter() - started)
+        return table
 
     async def _build(self) -> S:
         return await db_call_bounded(self._build_sync, timeout_s=self._build_timeout_s)

@@ -1,0 +1,79 @@
+"""Garbage collection pauses, timed by a `gc.callbacks` hook and exposed as a histogram.
+
+A collection stops the whole process (the event loop included), so each pause is latency added
+to every request in flight at that moment: the tail, not the median.
+
+The hook does not observe the histogram itself. In multiprocess mode every value is written
+under one process-wide, non-reentrant lock (prometheus_client's MmapedValue), and a collection
+can start while this very thread holds it (an allocation inside a metric update): observing
+from the hook would then deadlock the process. So the hook appends to a plain list, and
+`flush()` observes the pauses later from ordinary code: each request as it settles, and each
+scrape of /metrics.
+"""
+
+import gc
+import time
+
+from prometheus_client import Histogram
+
+# Seconds: a young collection takes tens of µs, a full one of a large heap tens of ms.
+BUCKETS = (
+    0.00001,
+    0.000025,
+    0.00005,
+    0.0001,
+    0.00025,
+    0.0005,
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+)
+
+GC_PAUSE_SECONDS = Histogram(
+    "gateway_gc_pause_seconds",
+    "Garbage collection pauses of the web processes, by generation (0, 1, 2).",
+    ["generation"],
+    buckets=BUCKETS,
+)
+# Bound at the first flush, not at import (see phases.py).
+_children: tuple = ()
+# Pauses not yet observed, as (generation, seconds). Bounded: with no request and no scrape to
+# flush it, a process would otherwise grow it forever; past the bound pauses are not recorded.
+_MAX_PENDING = 10_000
+_pending: list[tuple[int, float]] = []
+_started = 0.0
+
+
+def pause_callback(phase: str, info: dict) -> None:
+    """A `gc.callbacks` hook: the time from a collection's start to its stop, as pending."""
+    global _started
+    if phase == "start":
+        _started = time.perf_counter()
+    elif len(_pending) < _MAX_PENDING:
+        _pending.append((info["generation"], time.perf_counter() - _started))
+
+
+def install() -> None:
+    """Time this process's collections (once; later calls do nothing)."""
+    if pause_callback not in gc.callbacks:
+        gc.callbacks.append(pause_callback)
+
+
+def flush() -> None:
+    """Observe the pending pauses. Never call it from the gc hook (see the module docstring)."""
+    global _children
+    if not _pending:
+        return
+    if not _children:
+        _children = tuple(GC_PAUSE_SECONDS.labels(str(g)) for g in range(3))
+    found = _pending[:]
+    del _pending[: len(found)]
+    for generation, seconds in found:
+        _children[generation].observe(seconds)
