@@ -22,10 +22,9 @@ check_or_exit()  # refuses to serve on a configuration error; see gateway/startu
 dashboard = get_asgi_application()  # sets Django up; must come before the imports below
 
 from gateway import gctune, shutdown  # noqa: E402
-from gateway.proxy import tracing  # noqa: E402
+from gateway.proxy import batched, metrics, tracing  # noqa: E402
 from gateway.proxy.context import SCOPE_START, usage_replayer  # noqa: E402
 from gateway.proxy.handler import ProxyHandler  # noqa: E402
-from gateway.proxy import metrics  # noqa: E402
 from infra import http as upstream_http  # noqa: E402
 from infra import snapshot  # noqa: E402
 
@@ -46,15 +45,21 @@ gctune.apply()
 async def _lifespan(receive, send) -> None:
     """Startup starts replaying spooled usage events (left by an outage, maybe by a previous
     run) and chains the stream drain to the server's SIGTERM/SIGINT handling
-    (gateway/shutdown.py); shutdown stops the replayer and closes the upstream connection pool."""
+    (gateway/shutdown.py), and starts writing the batched histograms out every second
+    (gateway/proxy/batched.py); shutdown stops the replayer and the writer and closes the
+    upstream connection pool."""
+    flusher = None
     while True:
         message = await receive()
         if message["type"] == "lifespan.startup":
             usage_replayer.ensure_started()
+            flusher = asyncio.create_task(batched.flush_periodically())
             shutdown.drain_streams_on_signals(asyncio.get_running_loop())
             await send({"type": "lifespan.startup.complete"})
         elif message["type"] == "lifespan.shutdown":
             await usage_replayer.stop()
+            if flusher is not None:
+                flusher.cancel()
             await upstream_http.aclose()
             tracing.shutdown()  # the spans still queued
             await send({"type": "lifespan.shutdown.complete"})

@@ -3,18 +3,18 @@
 A collection stops the whole process (the event loop included), so each pause is latency added
 to every request in flight at that moment: the tail, not the median.
 
-The hook does not observe the histogram itself. In multiprocess mode every value is written
-under one process-wide, non-reentrant lock (prometheus_client's MmapedValue), and a collection
-can start while this very thread holds it (an allocation inside a metric update): observing
-from the hook would then deadlock the process. So the hook appends to a plain list, and
-`flush()` observes the pauses later from ordinary code: each request as it settles, and each
-scrape of /metrics.
+The hook only counts into lists (batched.py); it never observes the prometheus_client histogram
+itself. In multiprocess mode every value is written under one process-wide, non-reentrant lock
+(prometheus_client's MmapedValue), and a collection can start while this very thread holds it
+(an allocation inside a metric update): observing from the hook would then deadlock the process.
 """
 
 import gc
 import time
 
 from prometheus_client import Histogram
+
+from .batched import BatchedHistogram
 
 # Seconds: a young collection takes tens of µs, a full one of a large heap tens of ms.
 BUCKETS = (
@@ -42,38 +42,20 @@ GC_PAUSE_SECONDS = Histogram(
     ["generation"],
     buckets=BUCKETS,
 )
-# Bound at the first flush, not at import (see phases.py).
-_children: tuple = ()
-# Pauses not yet observed, as (generation, seconds). Bounded: with no request and no scrape to
-# flush it, a process would otherwise grow it forever; past the bound pauses are not recorded.
-_MAX_PENDING = 10_000
-_pending: list[tuple[int, float]] = []
+_BATCHED = BatchedHistogram(GC_PAUSE_SECONDS, BUCKETS, ("0", "1", "2"))
 _started = 0.0
 
 
 def pause_callback(phase: str, info: dict) -> None:
-    """A `gc.callbacks` hook: the time from a collection's start to its stop, as pending."""
+    """A `gc.callbacks` hook: the time from a collection's start to its stop."""
     global _started
     if phase == "start":
         _started = time.perf_counter()
-    elif len(_pending) < _MAX_PENDING:
-        _pending.append((info["generation"], time.perf_counter() - _started))
+    else:
+        _BATCHED.observe(info["generation"], time.perf_counter() - _started)
 
 
 def install() -> None:
     """Time this process's collections (once; later calls do nothing)."""
     if pause_callback not in gc.callbacks:
         gc.callbacks.append(pause_callback)
-
-
-def flush() -> None:
-    """Observe the pending pauses. Never call it from the gc hook (see the module docstring)."""
-    global _children
-    if not _pending:
-        return
-    if not _children:
-        _children = tuple(GC_PAUSE_SECONDS.labels(str(g)) for g in range(3))
-    found = _pending[:]
-    del _pending[: len(found)]
-    for generation, seconds in found:
-        _children[generation].observe(seconds)

@@ -9,8 +9,7 @@ Three hooks feed them, each a few dictionary look-ups and increments (no I/O on 
 - `upstream_failed(route, kind)`, from gateway/proxy/calls.py: one per failed upstream attempt,
   retries and fallbacks included;
 - `phases_observed(spent)`, also from RequestContext.settle, for every request that reached the
-  pipeline (refused ones too): its phase timings (phases.py), and the garbage collection pauses
-  this process had since (gcstats.py).
+  pipeline (refused ones too): its phase timings (phases.py; batched, see batched.py).
 Breaker states are no counter: gateway/metrics.py reads them from the shared health
 state at scrape time.
 
@@ -37,7 +36,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from prometheus_client import Counter, Histogram, disable_created_metrics
 
-from . import gcstats, phases, tracing
+from . import phases, tracing
 
 if TYPE_CHECKING:
     from gateway.proxy.errors import GatewayError
@@ -275,9 +274,8 @@ def upstream_failed(route: "Route", kind: str) -> None:
 
 @_guarded
 def phases_observed(spent: list) -> None:
-    """Observe one request's phases (None: not reached), and the pending GC pauses."""
+    """Count one request's phases (None: not reached)."""
     phases.observe(spent)
-    gcstats.flush()
 
 
 @_guarded

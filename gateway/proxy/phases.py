@@ -3,8 +3,9 @@
     parse      from arrival: reading the body, building the request, parsing and validating
                the JSON (two stretches: body and URL before authentication, JSON after policy)
     auth       authenticating the key
-    policy     the effective policy; candidates, routing rules, the compliance gate, the
-               fallback chain; planning a translation for routes of another wire format
+    policy     the effective policy, the privacy mode's content handling; candidates, routing
+               rules, the compliance gate, the fallback chain and its health read (one Redis
+               round trip); planning a translation for routes of another wire format
     admission  the one round trip that admits rate limits and budgets
     upstream   calling upstream up to its response (a stream: its first event), retries and
                fallbacks included
@@ -12,14 +13,17 @@
     settle     the settlement: reservations replaced by actual usage, the usage event
 
 Per phase change the request pays one `perf_counter()` and a few attribute writes
-(RequestContext.enter); the histogram is observed once per phase when the request settles,
-after its response has gone out. A request that ends early (a refusal, an upstream error)
-observes only the phases it entered: the time up to the failure goes to the phase that failed,
-and its error response is no `respond`. A request without a tenant (a bad key) has no
-settlement, so no `settle`.
+(RequestContext.enter); each phase is counted once when the request settles, after its response
+has gone out, in lists that batched.py writes to the histogram every second.
+
+A request that ends early (a refusal, an upstream error) observes only the phases it entered:
+the time up to the failure goes to the phase that failed, and its error response is no
+`respond`. A request without a tenant (a bad key) has no settlement, so no `settle`.
 """
 
 from prometheus_client import Histogram
+
+from .batched import BatchedHistogram
 
 PARSE, AUTH, POLICY, ADMISSION, UPSTREAM, RESPOND, SETTLE = range(7)
 NAMES = ("parse", "auth", "policy", "admission", "upstream", "respond", "settle")
@@ -54,25 +58,13 @@ PHASE_SECONDS = Histogram(
     ["phase"],
     buckets=BUCKETS,
 )
-# Bound at the first observation (labels() validates and locks on every call), not at import:
-# in multiprocess mode a child opens its file, and metrics.py creates the directory first.
-_children: tuple = ()
+_BATCHED = BatchedHistogram(PHASE_SECONDS, BUCKETS, NAMES)
 
 
 def observe(spent: list) -> None:
-    """Observe each phase that ran (a None in `spent` did not)."""
-    global _children
-    if not _children:
-        _children = tuple(PHASE_SECONDS.labels(name) for name in NAMES)
-    for child, seconds in zip(_children, spent, strict=True):
+    """Count each phase that ran (a None in `spent` did not); written out by batched.flush."""
+    observe_one = _BATCHED.observe
+    for index, seconds in enumerate(spent):
         if seconds is not None:
-            child.observe(seconds)
+            observe_one(index, seconds)
 
-
-def server_timing(spent: list) -> str:
-    """The phases so far as a Server-Timing header value (milliseconds)."""
-    return ", ".join(
-        f"{name};dur={seconds * 1000:.3f}"
-        for name, seconds in zip(NAMES, spent, strict=True)
-        if seconds is not None
-    )
