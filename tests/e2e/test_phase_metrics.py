@@ -83,14 +83,16 @@ def test_a_stream_counts_upstream_and_its_relay_as_respond(gateway, settings):
     settings.GATEWAY_METRICS_TOKEN = ""
     before = _counts(scrape(gateway.url))
 
-    with gateway.http() as http:
-        with http.stream(
+    with (
+        gateway.http() as http,
+        http.stream(
             "POST",
             "/v1/chat/completions",
             headers=gateway.auth(),
             json={"model": "chat-fast", "messages": MESSAGES, "stream": True},
-        ) as response:
-            body = b"".join(response.iter_bytes())
+        ) as response,
+    ):
+        body = b"".join(response.iter_bytes())
 
     assert response.status_code == 200
     assert body.rstrip().endswith(b"data: [DONE]")
