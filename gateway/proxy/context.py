@@ -174,6 +174,7 @@ class RequestContext:
             }
         )
 
+    @tracing.traced("gateway.settle")
     async def settle(self) -> None:
         """Emit the usage event, once, and observe the request's phases (phases.py).
         Unauthenticated requests have no tenant and no row: only their phases are observed."""
@@ -191,7 +192,6 @@ class RequestContext:
             self.enter(None)
             metrics.phases_observed(self.phase_s)
 
-    @tracing.traced("gateway.settle")
     async def _settle(self) -> None:
         metrics.request_settled(self)
         # Hashed or scrubbed here, in this process: raw text of a team that did not opt in to
