@@ -67,4 +67,3 @@ def observe(spent: list) -> None:
     for index, seconds in enumerate(spent):
         if seconds is not None:
             observe_one(index, seconds)
-
