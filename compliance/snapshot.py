@@ -25,7 +25,8 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from infra.snapshot import SnapshotCache, SnapshotUnavailable
+from infra.snapshot import SnapshotCache, SnapshotUnavailable, TablesFingerprint
+from routing.models import Provider
 from routing.regions import PARENT, within
 from routing.selectors import Route
 from tenants.selectors import KeyPrincipal
@@ -237,6 +238,11 @@ compliance_table_cache: SnapshotCache[ComplianceTable] = SnapshotCache(
     lambda: settings.GATEWAY_ROUTING_CACHE_TTL_S,
     unavailable=ComplianceTableUnavailable,
     logger=log,
+    # Unchanged tables on the same day: no rebuild (infra/snapshot.py). Agreements and BAAs
+    # are valid by date, so a new day rebuilds.
+    fingerprint=TablesFingerprint(
+        DataProcessingAgreement, RequirementSet, Provider, extra=timezone.localdate
+    ),
 )
 
 

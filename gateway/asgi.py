@@ -21,12 +21,14 @@ from gateway.startup import check_or_exit
 check_or_exit()  # refuses to serve on a configuration error; see gateway/startup.py
 dashboard = get_asgi_application()  # sets Django up; must come before the imports below
 
-from gateway import shutdown  # noqa: E402
-from gateway.proxy import tracing  # noqa: E402
+from gateway import gctune, shutdown  # noqa: E402
+from gateway.proxy import batched, metrics, tracing  # noqa: E402
 from gateway.proxy.context import SCOPE_START, usage_replayer  # noqa: E402
 from gateway.proxy.handler import ProxyHandler  # noqa: E402
 from infra import http as upstream_http  # noqa: E402
+from infra import snapshot  # noqa: E402
 
+snapshot.set_build_observer(metrics.snapshot_built)
 tracing.configure()  # OpenTelemetry, when configured (gateway/proxy/tracing.py); else nothing
 proxy = ProxyHandler()
 # A root span per request when tracing is on; the handler itself when off.
@@ -36,20 +38,28 @@ PROXY_PREFIXES = ("/v1/", "/openai/")
 # Served by the same middleware-free handler, untraced: a scraper may address the server by IP
 # (no ALLOWED_HOSTS entry needed) and needs no session (gateway/metrics.py).
 METRICS_PATH = "/metrics"
+# Last: start-up is done, so what it allocated can be frozen (gateway/gctune.py).
+gctune.apply()
 
 
 async def _lifespan(receive, send) -> None:
     """Startup starts replaying spooled usage events (left by an outage, maybe by a previous
     run) and chains the stream drain to the server's SIGTERM/SIGINT handling
-    (gateway/shutdown.py); shutdown stops the replayer and closes the upstream connection pool."""
+    (gateway/shutdown.py), and starts writing the batched histograms out every second
+    (gateway/proxy/batched.py); shutdown stops the replayer and the writer and closes the
+    upstream connection pool."""
+    flusher = None
     while True:
         message = await receive()
         if message["type"] == "lifespan.startup":
             usage_replayer.ensure_started()
+            flusher = asyncio.create_task(batched.flush_periodically())
             shutdown.drain_streams_on_signals(asyncio.get_running_loop())
             await send({"type": "lifespan.startup.complete"})
         elif message["type"] == "lifespan.shutdown":
             await usage_replayer.stop()
+            if flusher is not None:
+                flusher.cancel()
             await upstream_http.aclose()
             tracing.shutdown()  # the spans still queued
             await send({"type": "lifespan.shutdown.complete"})

@@ -30,7 +30,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
-from gateway.proxy import metrics
+from gateway.proxy import batched, metrics
 from infra.client_address import of_request
 from infra.state import StateUnavailable, get_state
 from routing import health
@@ -147,6 +147,7 @@ async def metrics_view(request: HttpRequest) -> HttpResponse:
     refused = refusal(request)
     if refused is not None:
         return refused
+    batched.flush_all()  # this process's phases and GC pauses, exact at this scrape
     rows = await breaker_rows()
     # Reading every process's files is disk I/O: off the event loop.
     body = await asyncio.to_thread(generate_latest, registry(rows))

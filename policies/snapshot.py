@@ -15,8 +15,8 @@ from django.conf import settings
 from django.db import transaction
 
 from infra.pii import compile_patterns
-from infra.snapshot import SnapshotCache, SnapshotUnavailable
-from tenants.models import Organization, default_tag_keys
+from infra.snapshot import SnapshotCache, SnapshotUnavailable, TablesFingerprint
+from tenants.models import Organization, Project, default_tag_keys
 from tenants.selectors import KeyPrincipal
 
 from .engine import EffectivePolicy, Limits, Rules, merge
@@ -195,6 +195,8 @@ policy_table_cache: SnapshotCache[PolicyTable] = SnapshotCache(
     lambda: settings.GATEWAY_POLICY_CACHE_TTL_S,
     unavailable=PolicyTableUnavailable,
     logger=log,
+    # Unchanged tables: no rebuild (infra/snapshot.py).
+    fingerprint=TablesFingerprint(Policy, ModelLimit, Organization, Project),
 )
 
 

@@ -18,7 +18,7 @@ from decimal import Decimal
 import orjson
 from django.conf import settings
 
-from infra.snapshot import SnapshotCache, SnapshotUnavailable
+from infra.snapshot import SnapshotCache, SnapshotUnavailable, TablesFingerprint
 
 from .capabilities import DEFAULT as DEFAULT_CAPABILITIES
 from .capabilities import Capabilities
@@ -358,4 +358,12 @@ routing_table_cache = _RoutingTableCache(
     lambda: settings.GATEWAY_ROUTING_CACHE_TTL_S,
     unavailable=RoutingTableUnavailable,
     logger=log,
+    # Unchanged tables: no rebuild (infra/snapshot.py). The one setting the build reads, too.
+    fingerprint=TablesFingerprint(
+        Deployment,
+        Provider,
+        ModelGroup,
+        RoutingRule,
+        extra=lambda: settings.GATEWAY_UPSTREAM_CONNECT_TIMEOUT_S,
+    ),
 )

@@ -26,7 +26,7 @@ from routing.providers import Usage
 from routing.selectors import DEFAULT_GROUP, Group, Route
 from tenants.selectors import KeyPrincipal
 
-from . import content, metrics, tracing
+from . import content, metrics, phases, tracing
 
 log = logging.getLogger("gateway.proxy")
 
@@ -48,6 +48,9 @@ class RequestContext:
         "error_type",
         "fallbacks",
         "health_probe",
+        "phase",
+        "phase_at",
+        "phase_s",
         "policy",
         "principal",
         "redactions",
@@ -98,6 +101,23 @@ class RequestContext:
         self.status = 200
         self.error_type = ""
         self.settled = False
+        # The phase in progress since `phase_at` (perf_counter), and the seconds spent in each
+        # phase so far (None: not entered); phases.py names them. Parse starts at arrival.
+        self.phase: int | None = phases.PARSE
+        self.phase_at = self.started
+        self.phase_s: list[float | None] = [None] * len(phases.NAMES)
+
+    def enter(self, phase: int | None) -> None:
+        """End the phase in progress and start `phase` (None: the request stops being timed)."""
+        now = time.perf_counter()
+        current = self.phase
+        if current is not None:
+            spent = self.phase_s[current]
+            self.phase_s[current] = (
+                now - self.phase_at if spent is None else spent + now - self.phase_at
+            )
+        self.phase = phase
+        self.phase_at = now
 
     def elapsed_ms(self) -> float:
         return (time.perf_counter() - self.started) * 1000
@@ -156,10 +176,23 @@ class RequestContext:
 
     @tracing.traced("gateway.settle")
     async def settle(self) -> None:
-        """Emit the usage event, once. Unauthenticated requests have no tenant and no row."""
-        if self.settled or self.principal is None:
+        """Emit the usage event, once, and observe the request's phases (phases.py).
+        Unauthenticated requests have no tenant and no row: only their phases are observed."""
+        if self.settled:
             return
         self.settled = True
+        if self.principal is None:
+            self.enter(None)
+            metrics.phases_observed(self.phase_s)
+            return
+        self.enter(phases.SETTLE)
+        try:
+            await self._settle()
+        finally:
+            self.enter(None)
+            metrics.phases_observed(self.phase_s)
+
+    async def _settle(self) -> None:
         metrics.request_settled(self)
         # Hashed or scrubbed here, in this process: raw text of a team that did not opt in to
         # `full` never reaches the stream, the spool or the database.

@@ -7,7 +7,9 @@ Three hooks feed them, each a few dictionary look-ups and increments (no I/O on 
 - `request_refused(exc)`, from gateway/proxy/refusals.py: requests that end without a usage row
   (no key, a bad key, a body too large...), and among them the authentication failures;
 - `upstream_failed(route, kind)`, from gateway/proxy/calls.py: one per failed upstream attempt,
-  retries and fallbacks included.
+  retries and fallbacks included;
+- `phases_observed(spent)`, also from RequestContext.settle, for every request that reached the
+  pipeline (refused ones too): its phase timings (phases.py; batched, see batched.py).
 Breaker states are no counter: gateway/metrics.py reads them from the shared health
 state at scrape time.
 
@@ -34,7 +36,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from prometheus_client import Counter, Histogram, disable_created_metrics
 
-from . import tracing
+from . import phases, tracing
 
 if TYPE_CHECKING:
     from gateway.proxy.errors import GatewayError
@@ -116,6 +118,13 @@ REFUSALS = Counter(
     "gateway_refusals",
     "Requests that end without a usage row (before the caller is known), by status and reason.",
     ["status", "reason"],
+)
+SNAPSHOT_BUILDS = Histogram(
+    "gateway_snapshot_build_seconds",
+    "Snapshot builds (routing table, policy table, compliance table), timed in the database "
+    "pool's thread that runs them.",
+    ["name"],
+    buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10),
 )
 AUTH_FAILURES = Counter(
     "gateway_auth_failures",
@@ -261,6 +270,18 @@ def request_refused(exc: "GatewayError") -> None:
 def upstream_failed(route: "Route", kind: str) -> None:
     """Count one failed upstream attempt."""
     _child(UPSTREAM_ERRORS, route.provider_name, kind).inc()
+
+
+@_guarded
+def phases_observed(spent: list) -> None:
+    """Count one request's phases (None: not reached)."""
+    phases.observe(spent)
+
+
+@_guarded
+def snapshot_built(name: str, seconds: float) -> None:
+    """One snapshot build (infra/snapshot.py's observer, registered by gateway/asgi.py)."""
+    _child(SNAPSHOT_BUILDS, name).observe(seconds)
 
 
 def multiproc_dir() -> str | None:

@@ -34,7 +34,7 @@ from routing.providers import get_adapter
 from routing.providers.usage import estimate_tokens
 from routing.selectors import Route, RoutingTable, routing_table_cache
 
-from . import calls, chain, crossing, limits, needs, parsing, privacy, refusals, tags
+from . import calls, chain, crossing, limits, needs, parsing, phases, privacy, refusals, tags
 from .auth import authenticate
 from .context import SCOPE_START, RequestContext
 from .dialects import OPENAI, Dialect
@@ -182,6 +182,7 @@ async def _chat(
     chain_ = await _chat_chain(ctx, routes, wanted)
     routes = chain_.all_routes
     output_tokens = wanted.output_tokens or limits.default_output_tokens(routes)
+    ctx.enter(phases.ADMISSION)
     granted = await limits.admit(
         ctx,
         routes,
@@ -189,12 +190,14 @@ async def _chat(
         output_tokens=output_tokens,
         user=limits.end_user(request, data),
     )
+    ctx.enter(phases.POLICY)  # routing again: planning translations
     if granted < output_tokens:  # a budget with little left clamped the answer's length
         _set_output_tokens(data, field, wanted, granted)
     # Routes of another wire format get the request translated (once each, before any call).
     routes, plans = crossing.plan(chain_.all_routes, data, client)
     chain_.keep({r.deployment_id for r in routes})
     headers = forward_headers(request, ctx)
+    ctx.enter(phases.UPSTREAM)
 
     if not ctx.stream:
 
@@ -207,6 +210,7 @@ async def _chat(
             return crossing.translated_answer(r, result, found, client)
 
         result, _ = await calls.call(ctx, chain_, complete)
+        ctx.enter(phases.RESPOND)  # until the response is sent (the settlement follows)
         ctx.usage = result.usage
         ctx.upstream_ms += result.upstream_ms
         body = ctx.route.redact(result.body)
@@ -222,6 +226,7 @@ async def _chat(
         return get_adapter(r.provider_kind).chat_stream(r, payload, headers)
 
     upstream, deadline = await calls.call(ctx, chain_, open_stream)
+    ctx.enter(phases.RESPOND)  # until the relay's end (streaming.py)
     ctx.upstream_ms += upstream.upstream_ms
     wants_usage = bool(stream_options.get("include_usage"))
     found = plans.get(ctx.route.deployment_id) if plans is not None else None
@@ -267,6 +272,7 @@ async def _embeddings(
         prompt_tokens=prompt_tokens,
         output_tokens=0,
     )
+    ctx.enter(phases.ADMISSION)
     await limits.admit(
         ctx,
         found.all_routes,
@@ -275,6 +281,7 @@ async def _embeddings(
         user=limits.end_user(request, data),
     )
     headers = forward_headers(request, ctx)
+    ctx.enter(phases.UPSTREAM)
     result, _ = await calls.call(
         ctx,
         found,
@@ -282,6 +289,7 @@ async def _embeddings(
             r, {**data, "model": r.upstream_model}, headers
         ),
     )
+    ctx.enter(phases.RESPOND)
     ctx.usage = result.usage
     ctx.upstream_ms += result.upstream_ms
     response = HttpResponse(ctx.route.redact(result.body), content_type="application/json")
@@ -336,8 +344,11 @@ async def handle(
         ctx.requested_model = path_model  # logged even if the body turns out to be unreadable
     try:
         body = parsing.read_body(request)
+        ctx.enter(phases.AUTH)
         ctx.principal = await authenticate(request, key_header=dialect.key_header)
+        ctx.enter(phases.POLICY)
         ctx.policy = await limits.policy_for(ctx.principal)
+        ctx.enter(phases.PARSE)
         parsing.check_forwarded_headers(request)
         data = parsing.parse_json_object(body)
         if path_model is not None:
@@ -347,10 +358,12 @@ async def handle(
         ctx.requested_model = model if isinstance(model, str) else ""
         dialect.validators[endpoint](data)
         ctx.tags = tags.parse(request, data, ctx.policy.tag_keys)
+        ctx.enter(phases.POLICY)
         if ctx.policy.handles_content:  # False in the default metadata mode: nothing to do
             await privacy.prepare(ctx, data, embeddings=endpoint == EMBEDDINGS, dialect=dialect)
         response = await _HANDLERS[endpoint](ctx, request, data, dialect)
     except GatewayError as exc:
+        ctx.enter(None)  # the phase that failed ends here; an error response is no `respond`
         ctx.fail(exc.status, exc.error_type)
         if ctx.principal is None:  # no usage row will tell of it
             refusals.record(scope, exc, ctx.request_id)
@@ -362,6 +375,7 @@ async def handle(
         await asyncio.shield(ctx.settle())
         raise
     except Exception:
+        ctx.enter(None)
         log.exception("request %s: unexpected error", ctx.request_id)
         exc = InternalError("the gateway failed to handle this request")
         ctx.fail(exc.status, exc.error_type)
