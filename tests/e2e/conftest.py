@@ -92,8 +92,10 @@ def exact_usage(upstream):
 
 # After each transactional test Django empties the tables and re-runs post_migrate (content types,
 # permissions) for the available apps; limited to the gateway's own apps that takes a fraction of
-# the time. Tests that need more (the admin) carry their own django_db marker.
-GATEWAY_APPS = ["gateway", "tenants", "routing", "policies", "billing"]
+# the time. Tests that need more (the admin) carry their own django_db marker. Every app whose
+# rows the gateway fixture writes is listed (loading the config writes audit events and
+# compliance rows), or those rows would outlive the test and show in a later one.
+GATEWAY_APPS = ["gateway", "tenants", "routing", "policies", "billing", "audit", "compliance"]
 
 
 def pytest_collection_modifyitems(items):
