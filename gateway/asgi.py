@@ -24,7 +24,7 @@ dashboard = get_asgi_application()  # sets Django up; must come before the impor
 from gateway import shutdown  # noqa: E402
 from gateway.proxy import tracing  # noqa: E402
 from gateway.proxy.context import SCOPE_START, usage_replayer  # noqa: E402
-from gateway.proxy.handler import ProxyHandler  # noqa: E402
+from gateway.proxy.handler import ProxyHandler, settle_pending  # noqa: E402
 from infra import http as upstream_http  # noqa: E402
 
 tracing.configure()  # OpenTelemetry, when configured (gateway/proxy/tracing.py); else nothing
@@ -40,8 +40,9 @@ METRICS_PATH = "/metrics"
 
 async def _lifespan(receive, send) -> None:
     """Startup starts replaying spooled usage events (left by an outage, maybe by a previous
-    run) and chains the stream drain to the server's SIGTERM/SIGINT handling
-    (gateway/shutdown.py); shutdown stops the replayer and closes the upstream connection pool."""
+    run) and chains the drain to the server's SIGTERM/SIGINT handling (gateway/shutdown.py);
+    shutdown waits for settlements still running, stops the replayer and closes the upstream
+    connection pool."""
     while True:
         message = await receive()
         if message["type"] == "lifespan.startup":
@@ -49,6 +50,8 @@ async def _lifespan(receive, send) -> None:
             shutdown.drain_streams_on_signals(asyncio.get_running_loop())
             await send({"type": "lifespan.startup.complete"})
         elif message["type"] == "lifespan.shutdown":
+            # Usage events of requests the server cancelled at its graceful timeout, if any.
+            await settle_pending()
             await usage_replayer.stop()
             await upstream_http.aclose()
             tracing.shutdown()  # the spans still queued

@@ -64,6 +64,15 @@ _ANTHROPIC_PREFIX = "/v1/messages"
 _SHED_LOG_INTERVAL_S = 1.0
 
 
+async def settle_pending(timeout_s: float = 5.0) -> int:
+    """At shutdown: wait (bounded) for the settlements still running, so their usage events
+    reach the stream before the event loop ends. Returns how many were waited for."""
+    pending = list(_settling)
+    if pending:
+        await asyncio.wait(pending, timeout=timeout_s)
+    return len(pending)
+
+
 class ProxyHandler(ASGIHandler):
     def __init__(self) -> None:
         super().__init__()
