@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+import pytest
 
 from tests.helpers_proc import base_env, free_port, start, stop, wait_for
 
@@ -149,8 +150,9 @@ class Cluster:
         wait_for(instance.ready, timeout=120, what=f"instance {instance.name} to be ready")
 
     def _start_nginx(self) -> subprocess.Popen:
-        binary = shutil.which("nginx") or "/usr/sbin/nginx"
-        assert os.path.exists(binary), "nginx is not installed (apt-get install nginx; .ci/run)"
+        binary = shutil.which("nginx") or "/usr/sbin/nginx"  # sbin: not on every user's PATH
+        if not os.path.exists(binary):
+            pytest.fail("nginx is missing: apt-get install nginx (.ci/run does)")
         conf = self.tmp / "nginx.conf"
         servers = "\n".join(NGINX_SERVER.format(port=i.port) for i in self.instances)
         # Run as root (a CI container), nginx's workers would switch to `nobody`.

@@ -13,7 +13,6 @@ The tests share one cluster and run in file order; the last one stops an instanc
 """
 
 import math
-import shutil
 import socket
 import threading
 import time
@@ -42,10 +41,6 @@ from .support import CONFIG, MESSAGES, PROVIDER_SECRET, TEAM, Gateway
 
 pytestmark = [
     pytest.mark.skipif(not settings.REDIS_URL, reason="needs Redis (make test)"),
-    pytest.mark.skipif(
-        not (shutil.which("nginx") or shutil.which("/usr/sbin/nginx")),
-        reason="needs nginx (apt-get install nginx; .ci/run installs it)",
-    ),
     pytest.mark.django_db(transaction=True, available_apps=GATEWAY_APPS),
 ]
 
