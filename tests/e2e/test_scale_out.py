@@ -26,6 +26,7 @@ from django.conf import settings
 
 from billing.models import UsageRecord
 from gateway.config import config_load
+from infra.state import get_state
 from policies.models import Policy
 from routing import health
 from tenants.models import Team
@@ -83,6 +84,9 @@ def cluster(django_db_setup, tmp_path_factory):
         "GATEWAY_HEALTH_CHECK_INTERVAL_S": "3600",
         "GATEWAY_BUDGET_CHECK_INTERVAL_S": "3600",
     }
+    # Emptied once, before anything runs on it: a previous run's counters and breakers would be
+    # found again by this run's teams and deployments (the test database restarts their ids).
+    get_state().sync_client.flushdb()
     found = Cluster(tmp_path_factory.mktemp("scale-out"), env)
     try:
         found.start()
