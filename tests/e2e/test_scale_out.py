@@ -309,13 +309,15 @@ STREAMS = 6
 
 def test_sigterm_under_traffic_drains_one_instance_and_loses_no_request(cluster, scaled, upstream):
     stopping, staying = cluster.instances
-    upstream.delay_s = 0.05
-    upstream.chunk_delay_s = 0.5  # a stream lasts about 4 s: longer than the drain timeout
+    # A request takes a second: some are in flight when the stopping instance gets the signal.
+    upstream.delay_s = 1.0
+    upstream.chunk_delay_s = 0.5  # a stream lasts about 5 s: longer than the drain timeout
     stop = threading.Event()
     outcomes: list[Outcome] = []
     clients = [threading.Thread(target=_traffic, args=(scaled, stop, outcomes)) for _ in range(3)]
     first_chunk = threading.Barrier(STREAMS + 1)
-    with ThreadPoolExecutor(STREAMS) as pool:
+    plain = {"model": "chat-fast", "messages": MESSAGES}
+    with ThreadPoolExecutor(STREAMS + 1) as pool:
         try:
             # Opened before the other traffic starts, so nginx's round robin gives each
             # instance half of them.
@@ -323,7 +325,10 @@ def test_sigterm_under_traffic_drains_one_instance_and_loses_no_request(cluster,
             first_chunk.wait(timeout=30)  # every stream is open and under way
             for client in clients:
                 client.start()
-            time.sleep(1.0)
+            time.sleep(0.8)
+            # One plain request certainly in flight on the stopping instance.
+            in_flight = pool.submit(_post, stopping.url, scaled.key, plain)
+            time.sleep(0.2)
             signalled = cluster.sigterm(stopping)
 
             # Readiness fails at once: the balancer's probe is refused (or told 503).
@@ -341,6 +346,7 @@ def test_sigterm_under_traffic_drains_one_instance_and_loses_no_request(cluster,
                 if client.is_alive() or client.ident is not None:
                     client.join(timeout=60)
         ended = [s.result(timeout=60) for s in streams]
+        drained = in_flight.result(timeout=60)
     exit_status = stopping.proc.wait(timeout=30)
     exited_after = time.monotonic() - signalled
     print(
@@ -351,6 +357,8 @@ def test_sigterm_under_traffic_drains_one_instance_and_loses_no_request(cluster,
     # make passes the SIGTERM on to uvicorn, waits for it, then dies of the same signal.
     assert exit_status in (0, -15), cluster.log_tail("web-a.log")
     assert exited_after < SHUTDOWN_TIMEOUT_S + 10
+    # The request in flight on the stopping instance was answered, after the signal.
+    assert drained.status_code == 200, drained.text
     # Plain requests: none failed; the ones after the signal went to the other instance.
     assert [o for o in outcomes if o.status != 200] == []
     after = [o for o in outcomes if o.started > signalled + not_ready_after]
@@ -367,9 +375,10 @@ def test_sigterm_under_traffic_drains_one_instance_and_loses_no_request(cluster,
 
     # Every request answered has exactly one usage row, the stopped instance's included: its
     # usage events were all on the stream before it exited.
-    answered = [o for o in outcomes if o.status is not None] + ended
+    answered = [o.request_id for o in outcomes if o.status is not None]
+    answered += [s.request_id for s in ended] + [drained.headers["x-request-id"]]
     records = {r.request_id: r for r in wait_for_worker_rows(len(answered))}
-    assert set(records) == {o.request_id for o in answered}
+    assert set(records) == set(answered)
     for s in ended:
         record = records[s.request_id]
         if s.ending == "gateway_shutting_down":
