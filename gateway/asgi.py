@@ -23,8 +23,8 @@ dashboard = get_asgi_application()  # sets Django up; must come before the impor
 
 from gateway import shutdown  # noqa: E402
 from gateway.proxy import tracing  # noqa: E402
-from gateway.proxy.context import SCOPE_START, usage_replayer  # noqa: E402
-from gateway.proxy.handler import ProxyHandler, settle_pending  # noqa: E402
+from gateway.proxy.context import SCOPE_START, settle_pending, usage_replayer  # noqa: E402
+from gateway.proxy.handler import ProxyHandler  # noqa: E402
 from infra import http as upstream_http  # noqa: E402
 
 tracing.configure()  # OpenTelemetry, when configured (gateway/proxy/tracing.py); else nothing
