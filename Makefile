@@ -66,6 +66,8 @@ run: port-free migrate
 		--no-access-log --no-proxy-headers --timeout-graceful-shutdown $(GRACEFUL_SHUTDOWN_S)
 
 # Production mode: needs DATABASE_URL and REDIS_URL (and the worker + beat below).
+# make runs uvicorn without a shell in between and passes a SIGTERM on to it: signalling `make
+# serve` drains the instance (docs/operations.md, Shutdown; tests/e2e/test_scale_out.py).
 # --no-proxy-headers: the gateway decides which proxies' X-Forwarded-For it believes
 # (GATEWAY_TRUSTED_PROXIES); uvicorn would otherwise trust 127.0.0.1's by default.
 serve: $(VENV_OK) var

@@ -23,7 +23,7 @@ dashboard = get_asgi_application()  # sets Django up; must come before the impor
 
 from gateway import gctune, shutdown  # noqa: E402
 from gateway.proxy import batched, metrics, tracing  # noqa: E402
-from gateway.proxy.context import SCOPE_START, usage_replayer  # noqa: E402
+from gateway.proxy.context import SCOPE_START, settle_pending, usage_replayer  # noqa: E402
 from gateway.proxy.handler import ProxyHandler  # noqa: E402
 from infra import http as upstream_http  # noqa: E402
 from infra import snapshot  # noqa: E402
@@ -44,10 +44,10 @@ gctune.apply()
 
 async def _lifespan(receive, send) -> None:
     """Startup starts replaying spooled usage events (left by an outage, maybe by a previous
-    run) and chains the stream drain to the server's SIGTERM/SIGINT handling
-    (gateway/shutdown.py), and starts writing the batched histograms out every second
-    (gateway/proxy/batched.py); shutdown stops the replayer and the writer and closes the
-    upstream connection pool."""
+    run), chains the drain to the server's SIGTERM/SIGINT handling (gateway/shutdown.py), and
+    starts writing the batched histograms out every second (gateway/proxy/batched.py);
+    shutdown waits for settlements still running, stops the replayer and the writer and closes
+    the upstream connection pool."""
     flusher = None
     while True:
         message = await receive()
@@ -57,6 +57,8 @@ async def _lifespan(receive, send) -> None:
             shutdown.drain_streams_on_signals(asyncio.get_running_loop())
             await send({"type": "lifespan.startup.complete"})
         elif message["type"] == "lifespan.shutdown":
+            # Usage events of requests the server cancelled at its graceful timeout, if any.
+            await settle_pending()
             await usage_replayer.stop()
             if flusher is not None:
                 flusher.cancel()

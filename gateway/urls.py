@@ -4,6 +4,7 @@ from django.urls import include, path, re_path
 from django.views.generic import RedirectView
 
 from billing import views as billing_views
+from gateway import shutdown
 from gateway.admin_login import admin_login
 from gateway.metrics import metrics_view
 from gateway.proxy import azure, messages
@@ -17,7 +18,8 @@ def healthz(request):
 
 
 def readyz(request):
-    """Readiness: the dependencies answer and this process has a routing and a policy table.
+    """Readiness: the process is not stopping, the dependencies answer and it has a routing
+    and a policy table.
 
     `routing` says how old the table is, which providers it leaves out and why, and how many
     rebuilds have failed in a row: a table that keeps ageing means the rebuilds fail. `policies`
@@ -30,6 +32,9 @@ def readyz(request):
     from policies.snapshot import policy_table_cache
     from routing.selectors import routing_table_cache
 
+    if shutdown.is_draining():
+        # Stopping (SIGTERM): the balancer must send nothing new here, whatever else holds.
+        return JsonResponse({"status": "draining"}, status=503)
     checks = {"database": True, "state": get_state().ping()}
     try:
         connection.ensure_connection()

@@ -5,6 +5,7 @@ bounded pool of infra/db.py); the local spool (infra/spool.py), replayed into ei
 `usage_replayer` once one is back. So an event is lost only if the local disk refuses it too.
 """
 
+import asyncio
 import logging
 import time
 import uuid
@@ -229,6 +230,29 @@ class RequestContext:
             log.exception("usage event for request %s lost: the spool refused it", self.request_id)
             return
         usage_replayer.ensure_started()
+
+
+# Settlements under way. Strong references (the event loop keeps only weak ones), and what the
+# lifespan shutdown waits for: a request the server cancels at its graceful timeout has its
+# usage event written by a task that outlives it, and the loop must not end before that task.
+_settling: set[asyncio.Task] = set()
+
+
+async def settle_shielded(ctx: RequestContext) -> None:
+    """Settle even if the caller is cancelled (a client hanging up, the server stopping)."""
+    task = asyncio.ensure_future(ctx.settle())
+    _settling.add(task)
+    task.add_done_callback(_settling.discard)
+    await asyncio.shield(task)
+
+
+async def settle_pending(timeout_s: float = 5.0) -> int:
+    """At shutdown: wait (bounded) for the settlements still running, so their usage events
+    reach the stream before the event loop ends. Returns how many were waited for."""
+    pending = list(_settling)
+    if pending:
+        await asyncio.wait(pending, timeout=timeout_s)
+    return len(pending)
 
 
 # Replaying a spooled batch may take longer than one lookup; the bounded pool's usual wait

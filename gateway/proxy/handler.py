@@ -55,9 +55,6 @@ from .errors import (
 AFTER_RESPONSE = "_gateway_after_response"
 # Marks requests served here, so the pipeline knows the settlement will be run after sending.
 SCOPE_DEFERS_SETTLE = "gateway.defers_settle"
-# Settlements still running after their request was cancelled; strong references keep the event
-# loop from garbage-collecting them half-way.
-_settling: set[asyncio.Task] = set()
 # Anthropic's clients get its error shape even before the pipeline knows their dialect.
 _ANTHROPIC_PREFIX = "/v1/messages"
 # Shed requests are logged at most this often per process (each is counted in the metrics).
@@ -137,10 +134,7 @@ class ProxyHandler(ASGIHandler):
         finally:
             if after is not None:
                 # Shielded: a disconnect right after the last byte must not lose the usage row.
-                task = asyncio.ensure_future(after())
-                _settling.add(task)
-                task.add_done_callback(_settling.discard)
-                await asyncio.shield(task)
+                await after()
 
 
 def _declared_length(scope) -> int | None:

@@ -22,6 +22,7 @@ latency will slot into that ordering.
 """
 
 import asyncio
+import functools
 import logging
 from dataclasses import replace
 
@@ -36,7 +37,7 @@ from routing.selectors import Route, RoutingTable, routing_table_cache
 
 from . import calls, chain, crossing, limits, needs, parsing, phases, privacy, refusals, tags
 from .auth import authenticate
-from .context import SCOPE_START, RequestContext
+from .context import SCOPE_START, RequestContext, settle_shielded
 from .dialects import OPENAI, Dialect
 from .errors import (
     BadRequest,
@@ -372,7 +373,7 @@ async def handle(
         # The client went away (Django cancels the view); the upstream may already have been
         # called, so the request is still logged. Shielded: this task is being cancelled.
         ctx.fail(499, "client_disconnected")
-        await asyncio.shield(ctx.settle())
+        await settle_shielded(ctx)
         raise
     except Exception:
         ctx.enter(None)
@@ -387,9 +388,9 @@ async def handle(
         if scope.get(SCOPE_DEFERS_SETTLE):
             # The proxy handler records usage once the response is sent: the client does not
             # wait for the usage event's round trip.
-            setattr(response, AFTER_RESPONSE, ctx.settle)
+            setattr(response, AFTER_RESPONSE, functools.partial(settle_shielded, ctx))
         else:
-            await asyncio.shield(ctx.settle())
+            await settle_shielded(ctx)
     return response
 
 

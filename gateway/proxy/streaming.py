@@ -23,7 +23,7 @@ from routing.formats.sse import read_event
 from routing.providers import ProviderError, UpstreamStream
 from routing.providers.usage import estimate_usage, usage_from_ir, usage_from_openai
 
-from .context import RequestContext, log
+from .context import RequestContext, log, settle_shielded
 from .sse import EventBuffer, EventTooLarge
 
 
@@ -291,4 +291,4 @@ async def relay(
         finally:
             # A client that hangs up right after its last chunk gets this task cancelled while
             # the usage event is being written; shielded, the write completes anyway.
-            await asyncio.shield(ctx.settle())
+            await settle_shielded(ctx)

@@ -6,6 +6,7 @@ database and Redis; the fake upstream drips a stream far slower than the shutdow
 """
 
 import signal
+from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
@@ -21,7 +22,7 @@ from tests.helpers_proc import (
     wait_for,
 )
 
-from .support import MESSAGES, wait_for_usage_record
+from .support import MESSAGES, wait_for_usage_record, wait_for_usage_records
 
 pytestmark = pytest.mark.skipif(not settings.REDIS_URL, reason="needs Redis (make test)")
 
@@ -38,14 +39,13 @@ def _answers(url: str) -> bool:
         return False
 
 
-@pytest.fixture
-def served(gateway, tmp_path):
+def _serve(tmp_path, *, shutdown_timeout_s: str, server_grace_s: str):
     """The gateway in its own uvicorn process (configuration and key from `gateway`)."""
     port = free_port()
     env = base_env(
         DATABASE_URL=subprocess_database_url(),
         REDIS_URL=settings.REDIS_URL,
-        GATEWAY_SHUTDOWN_TIMEOUT_S=SHUTDOWN_TIMEOUT_S,
+        GATEWAY_SHUTDOWN_TIMEOUT_S=shutdown_timeout_s,
     )
     args = [
         PYTHON,
@@ -58,7 +58,7 @@ def served(gateway, tmp_path):
         str(port),
         "--no-access-log",
         "--timeout-graceful-shutdown",
-        SERVER_GRACE_S,
+        server_grace_s,
     ]
     log = tmp_path / "gateway.log"
     proc = start(args, env=env, log_path=log)
@@ -70,6 +70,19 @@ def served(gateway, tmp_path):
     finally:
         stop(proc)
         print(log.read_text()[-5000:])  # left for a failing test's report
+
+
+@pytest.fixture
+def served(gateway, tmp_path):
+    yield from _serve(
+        tmp_path, shutdown_timeout_s=SHUTDOWN_TIMEOUT_S, server_grace_s=SERVER_GRACE_S
+    )
+
+
+@pytest.fixture
+def served_short_grace(gateway, tmp_path):
+    """The server's own graceful timeout shorter than the request: uvicorn cancels it."""
+    yield from _serve(tmp_path, shutdown_timeout_s="30", server_grace_s="1")
 
 
 def test_sigterm_ends_open_streams_with_an_error_event_and_settles_them(gateway, upstream, served):
@@ -98,3 +111,28 @@ def test_sigterm_ends_open_streams_with_an_error_event_and_settles_them(gateway,
     assert (record.status_code, record.error_type) == (503, "gateway_shutting_down")
     assert record.stream is True
     assert upstream.disconnects == 1  # the upstream stream was let go, not left dripping
+
+
+def test_request_cancelled_at_the_servers_graceful_timeout_is_still_logged(
+    gateway, upstream, served_short_grace
+):
+    proc, url = served_short_grace
+    upstream.delay_s = 10.0  # far beyond the server's 1 s of grace
+    body = {"model": "chat-fast", "messages": MESSAGES}
+    with httpx.Client(base_url=url, timeout=30) as http, ThreadPoolExecutor(1) as pool:
+        sent = pool.submit(_post_or_error, http, body, gateway.auth())
+        wait_for(lambda: upstream.received("/v1/chat/completions"), timeout=10, what="upstream")
+        proc.send_signal(signal.SIGTERM)
+        assert isinstance(sent.result(timeout=30), httpx.TransportError)
+    assert proc.wait(timeout=30) in (0, -signal.SIGTERM)
+    # The client got nothing (the server cancelled it), but the gateway logged the request
+    # before its event loop ended: the settlement the cancellation started was waited for.
+    [record] = wait_for_usage_records(1)
+    assert (record.status_code, record.error_type) == (499, "client_disconnected")
+
+
+def _post_or_error(http: httpx.Client, body: dict, headers: dict):
+    try:
+        return http.post("/v1/chat/completions", json=body, headers=headers)
+    except httpx.TransportError as exc:
+        return exc
