@@ -107,11 +107,17 @@ def translate_request(
     Unsupported for a parameter that must be refused instead (400 naming `param`)."""
     req = FORMATS[source].request_to_ir(body)
     encode = FORMATS[target].request_from_ir
-    return (
-        encode(req, model=model)
-        if defaults is None
-        else encode(req, model=model, defaults=defaults)
-    )
+    try:
+        return (
+            encode(req, model=model)
+            if defaults is None
+            else encode(req, model=model, defaults=defaults)
+        )
+    except (KeyError, IndexError, TypeError, AttributeError) as exc:
+        # A value of the wrong type that decoding carried over (a text part whose text is
+        # null, an id that is an object), met where the target's encoder reads it: still the
+        # client's 400 (crossing.plan), not a 500.
+        raise Unsupported(None, f"the request body is malformed ({exc!r})") from None
 
 
 def translate_response(body: dict, *, source: str, target: str, model: str) -> tuple[dict, Usage]:
