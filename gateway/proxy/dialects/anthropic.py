@@ -11,7 +11,14 @@ from typing import Annotated, Literal
 from django.http import HttpResponse
 from msgspec import Meta, Struct
 
-from routing.formats import Unsupported, anthropic_error_type, codec, translate_request
+from routing.formats import (
+    Unsupported,
+    anthropic_error_type,
+    checked_usage,
+    codec,
+    read_stream_event,
+    translate_request,
+)
 from routing.formats.ir import End, Error, Usage
 
 from .. import validation
@@ -109,10 +116,10 @@ class UsageSniffer:
         head = event[:32]
         if b"message_" not in head and b"error" not in head:
             return
-        for found in self._decoder.feed(event):
+        for found in read_stream_event(self._decoder, event):
             kind = type(found)
             if kind is Usage:
-                self.usage = found
+                self.usage = checked_usage(found)
             elif kind is End:
                 self.finished = True
             elif kind is Error and self.error is None:
