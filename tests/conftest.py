@@ -3,7 +3,7 @@
 import os
 
 import pytest
-from hypothesis import HealthCheck
+from hypothesis import HealthCheck, Phase
 from hypothesis import settings as hypothesis_settings
 
 from compliance.snapshot import compliance_table_cache
@@ -32,6 +32,8 @@ hypothesis_settings.register_profile(
     database=None,
     print_blob=True,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    # Explaining a failure re-runs it hundreds of times; the shrunk example is what matters.
+    phases=[phase for phase in Phase if phase is not Phase.explain],
 )
 hypothesis_settings.register_profile(
     "long",
