@@ -26,7 +26,7 @@ from .factories import MembershipFactory, TeamFactory, UserFactory
 # prints the seed and the blob that replay it).
 hypothesis_settings.register_profile(
     "ci",
-    max_examples=40,
+    max_examples=25,
     deadline=2000,  # ms per example: generous for a loaded machine, yet catches a hang
     derandomize=True,
     database=None,

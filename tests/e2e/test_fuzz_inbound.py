@@ -16,10 +16,10 @@ from tests import helpers_fuzz as f
 
 # Function-scoped fixtures (the configured gateway, its key) serve every example: they are
 # read-only here, and starting the servers per example would dominate the run. Each test
-# draws its endpoint, so the per-test database reset is paid three times: twice the profile's
-# examples (80 in "ci") make ~240 requests in all.
+# draws its endpoint, so the per-test database reset is paid three times: three times the profile's
+# examples (75 in "ci") make ~225 requests in all.
 fuzz = settings(
-    max_examples=settings.default.max_examples * 2,
+    max_examples=settings.default.max_examples * 3,
     suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
 
