@@ -1,10 +1,13 @@
 """Shared fixtures. Tests run against real Postgres and Redis (see `make test`)."""
 
 import os
+import tempfile
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, Phase
 from hypothesis import settings as hypothesis_settings
+from hypothesis.configuration import set_hypothesis_home_dir
 
 from compliance.snapshot import compliance_table_cache
 from gateway.proxy import retries
@@ -45,6 +48,8 @@ hypothesis_settings.register_profile(
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
 hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+# Hypothesis caches (unicode tables, constants) outside the checkout too.
+set_hypothesis_home_dir(Path(tempfile.gettempdir()) / "llm-gateway-hypothesis")
 
 
 @pytest.fixture(scope="session")
