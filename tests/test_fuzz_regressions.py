@@ -86,3 +86,9 @@ def test_a_relayed_anthropic_stream_with_a_usage_of_the_wrong_type_is_malformed(
 
     with pytest.raises(Malformed):
         sniffer.feed(b"event: message_start\ndata: " + orjson.dumps(start) + b"\n\n")
+
+
+def test_an_answers_usage_that_is_not_token_counts_is_estimated_not_billed():
+    from routing.providers.anthropic import usage_of
+
+    assert usage_of({"usage": {"input_tokens": 3, "output_tokens": "many"}}) is None
