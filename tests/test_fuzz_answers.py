@@ -35,6 +35,8 @@ from routing.formats.ir import (
     ToolCallStart,
     Usage,
 )
+from routing.providers import anthropic as anthropic_adapter
+from routing.providers import gemini as gemini_adapter
 
 from . import helpers_fuzz as f
 
@@ -292,3 +294,32 @@ def test_arbitrary_events_of_a_relayed_anthropic_stream_are_sniffed_or_malformed
     except Malformed:
         pass
     assert sniffer.usage is None or isinstance(sniffer.usage, Usage)
+
+
+# The adapters read a non-streamed answer's usage themselves (what the request is billed).
+usage_dicts = st.dictionaries(
+    st.sampled_from(
+        [
+            "input_tokens",
+            "output_tokens",
+            "cache_read_input_tokens",
+            "cache_creation_input_tokens",
+            "promptTokenCount",
+            "candidatesTokenCount",
+            "cachedContentTokenCount",
+        ]
+    ),
+    f.json_values,
+    max_size=4,
+)
+
+
+@given(usage=usage_dicts)
+def test_an_adapters_usage_is_integer_counts_or_none(usage):
+    for found in (
+        anthropic_adapter.usage_of({"usage": usage}),
+        gemini_adapter.usage_of({"usageMetadata": usage}),
+    ):
+        if found is not None:
+            counts = (found.input_tokens, found.output_tokens, found.cached_tokens)
+            assert all(type(count) is int for count in counts), found
