@@ -1,6 +1,13 @@
 """Shared fixtures. Tests run against real Postgres and Redis (see `make test`)."""
 
+import os
+import tempfile
+from pathlib import Path
+
 import pytest
+from hypothesis import HealthCheck, Phase
+from hypothesis import settings as hypothesis_settings
+from hypothesis.configuration import set_hypothesis_home_dir
 
 from compliance.snapshot import compliance_table_cache
 from gateway.proxy import retries
@@ -14,6 +21,35 @@ from tenants import keycache
 from tenants.services import api_key_issue
 
 from .factories import MembershipFactory, TeamFactory, UserFactory
+
+# Property-based tests (tests/test_fuzz_*.py). "ci", the default, keeps the whole fuzz suite
+# within a minute of `make test` on two cores and draws the same examples every run, so a
+# failure reproduces and nothing is written into the checkout (no example database).
+# HYPOTHESIS_PROFILE=long is a campaign: many more examples, fresh ones each run (a failure
+# prints the seed and the blob that replay it).
+hypothesis_settings.register_profile(
+    "ci",
+    max_examples=25,
+    deadline=2000,  # ms per example: generous for a loaded machine, yet catches a hang
+    derandomize=True,
+    database=None,
+    print_blob=True,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    # Explaining a failure re-runs it hundreds of times; the shrunk example is what matters.
+    phases=[phase for phase in Phase if phase is not Phase.explain],
+)
+hypothesis_settings.register_profile(
+    "long",
+    max_examples=2000,
+    deadline=None,
+    derandomize=False,
+    database=None,
+    print_blob=True,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+# Hypothesis caches (unicode tables, constants) outside the checkout too.
+set_hypothesis_home_dir(Path(tempfile.gettempdir()) / "llm-gateway-hypothesis")
 
 
 @pytest.fixture(scope="session")

@@ -16,6 +16,8 @@ traffic that crosses formats; same-format traffic is passed through untouched.
 
 from typing import Protocol
 
+import msgspec
+
 from . import anthropic, bedrock, gemini, openai
 from .errors import (
     ANTHROPIC_TYPE_BY_STATUS,
@@ -36,7 +38,9 @@ __all__ = [
     "StreamTranslator",
     "Unsupported",
     "anthropic_error_type",
+    "checked_usage",
     "codec",
+    "read_stream_event",
     "translate_request",
     "translate_response",
 ]
@@ -107,11 +111,17 @@ def translate_request(
     Unsupported for a parameter that must be refused instead (400 naming `param`)."""
     req = FORMATS[source].request_to_ir(body)
     encode = FORMATS[target].request_from_ir
-    return (
-        encode(req, model=model)
-        if defaults is None
-        else encode(req, model=model, defaults=defaults)
-    )
+    try:
+        return (
+            encode(req, model=model)
+            if defaults is None
+            else encode(req, model=model, defaults=defaults)
+        )
+    except (KeyError, IndexError, TypeError, AttributeError) as exc:
+        # A value of the wrong type that decoding carried over (a text part whose text is
+        # null, an id that is an object), met where the target's encoder reads it: still the
+        # client's 400 (crossing.plan), not a 500.
+        raise Unsupported(None, f"the request body is malformed ({exc!r})") from None
 
 
 def translate_response(body: dict, *, source: str, target: str, model: str) -> tuple[dict, Usage]:
@@ -119,6 +129,33 @@ def translate_response(body: dict, *, source: str, target: str, model: str) -> t
     Raises Malformed when the provider's body is not one."""
     resp = FORMATS[source].response_to_ir(body)
     return FORMATS[target].response_from_ir(resp, model=model), resp.usage
+
+
+# What a decoder raises on an event whose fields have the wrong types (a list where an index
+# is, a string where a choice object is): the stream codecs read fields as the format defines
+# them and leave the upstream's errors to this one place.
+_UNREADABLE = (KeyError, IndexError, TypeError, AttributeError, ValueError)
+
+
+def read_stream_event(decoder: StreamDecoder, event) -> list:
+    """`decoder`'s IR events for one upstream event; Malformed (the relay's 502 and error
+    event) for one it cannot read, never another exception that would cut the stream short."""
+    try:
+        return decoder.feed(event)
+    except Malformed:
+        raise
+    except _UNREADABLE as exc:
+        raise Malformed(
+            f"an upstream stream event has fields of the wrong type ({exc!r})"
+        ) from None
+
+
+def checked_usage(usage: Usage) -> Usage:
+    """`usage` if its counts are integers (what settles the request's cost), else Malformed."""
+    try:
+        return msgspec.convert(msgspec.structs.asdict(usage), Usage)
+    except msgspec.ValidationError as exc:
+        raise Malformed(f"the upstream reported usage that is not token counts ({exc})") from None
 
 
 class StreamTranslator:
@@ -146,7 +183,7 @@ class StreamTranslator:
         for event in events:
             kind = type(event)
             if kind is Usage:
-                self.usage = event
+                self.usage = event = checked_usage(event)
             elif kind is Finish:
                 self.finish_reason = event.reason
             elif kind is End:
@@ -158,8 +195,15 @@ class StreamTranslator:
 
     def feed(self, event: bytes | bytearray | dict) -> bytes:
         """The client's bytes for one complete upstream event (often b"": a ping, a usage)."""
-        return self._encode(self._decoder.feed(event))
+        events = read_stream_event(self._decoder, event)
+        try:
+            return self._encode(events)
+        except _UNREADABLE as exc:  # a value of the wrong type the decoder carried over
+            raise Malformed(f"an upstream stream event cannot be translated ({exc!r})") from None
 
     def close(self) -> bytes:
         """Ends the client's stream properly when the upstream stopped without its end marker."""
-        return self._encode(self._decoder.close())
+        try:
+            return self._encode(self._decoder.close())
+        except _UNREADABLE as exc:
+            raise Malformed(f"an upstream stream cannot be translated ({exc!r})") from None

@@ -245,7 +245,10 @@ class BedrockAdapter(ProviderAdapter):
         )
         data = _json(route, body)
         usage = data.get("usage")
-        found = usage_from_ir(usage_to_ir(usage)) if isinstance(usage, dict) else None
+        try:
+            found = usage_from_ir(usage_to_ir(usage)) if isinstance(usage, dict) else None
+        except TypeError:  # a count that is not a number: estimated instead
+            found = None
         return UpstreamResponse(
             body=body, usage=found or estimate_usage(payload, len(body)), upstream_ms=upstream_ms
         )

@@ -47,7 +47,11 @@ def estimate_usage(payload: dict, output_chars: int) -> Usage:
 
 def usage_from_ir(usage: IRUsage) -> Usage:
     """The translation layer's usage (routing.formats) as the gateway records it: every prompt
-    token in input_tokens, cache reads as cached_tokens."""
+    token in input_tokens, cache reads as cached_tokens. TypeError when a count is not an
+    integer (an upstream's malformed report, which cannot be costed: callers estimate)."""
+    counts = (usage.input_tokens, usage.output_tokens, usage.cache_read_tokens)
+    if any(type(count) is not int for count in counts):
+        raise TypeError(f"token counts must be integers, not {counts!r}")
     return Usage(
         input_tokens=usage.input_tokens,
         output_tokens=usage.output_tokens,

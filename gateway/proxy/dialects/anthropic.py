@@ -11,7 +11,14 @@ from typing import Annotated, Literal
 from django.http import HttpResponse
 from msgspec import Meta, Struct
 
-from routing.formats import Unsupported, anthropic_error_type, codec, translate_request
+from routing.formats import (
+    Unsupported,
+    anthropic_error_type,
+    checked_usage,
+    codec,
+    read_stream_event,
+    translate_request,
+)
 from routing.formats.ir import End, Error, Usage
 
 from .. import validation
@@ -22,10 +29,36 @@ FORMAT = codec("anthropic")
 ROLES = ("user", "assistant")
 
 
-class Block(Struct):
-    """A content block (text, image, tool_use, tool_result, thinking, document, ...)."""
+class Source(Struct):
+    """An image's or a document's source (base64, url, text, file, ...)."""
 
     type: str
+    url: str | None = None
+    media_type: str | None = None
+    data: str | None = None
+
+
+class Block(Struct):
+    """A content block (text, image, tool_use, tool_result, thinking, document, ...).
+
+    The fields a translation for another provider reads are typed, so a block that holds the
+    wrong type there (a text that is a list, a tool_use_id that is a number) is a 400 naming
+    it, not a crash deep in a codec; the rest of a block is the caller's, as sent."""
+
+    type: str
+    text: str | None = None
+    id: str | None = None
+    name: str | None = None
+    input: dict | None = None
+    tool_use_id: str | None = None
+    # A tool result's (or a search result's) content; a server tool's result may be an object.
+    content: "str | list[Block] | dict | None" = None
+    is_error: bool | None = None
+    # An image's or a document's source; a search result's is its URL.
+    source: Source | str | None = None
+    thinking: str | None = None
+    signature: str | None = None
+    data: str | None = None
 
 
 Content = str | Annotated[list[Block], Meta(min_length=1)]
@@ -83,10 +116,10 @@ class UsageSniffer:
         head = event[:32]
         if b"message_" not in head and b"error" not in head:
             return
-        for found in self._decoder.feed(event):
+        for found in read_stream_event(self._decoder, event):
             kind = type(found)
             if kind is Usage:
-                self.usage = found
+                self.usage = checked_usage(found)
             elif kind is End:
                 self.finished = True
             elif kind is Error and self.error is None:
