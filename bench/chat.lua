@@ -25,6 +25,7 @@ end
 
 statuses = {}
 no_retry_after = 0
+samples = {} -- the start of the first body per error status: what the error was
 
 -- Runs in each thread's own Lua state: every thread draws from its own seeded generator, so
 -- the threads' arrivals are independent rather than the same sequence in lock step.
@@ -35,6 +36,9 @@ end
 
 function response(status, headers, body)
   statuses[status] = (statuses[status] or 0) + 1
+  if status >= 300 and samples[status] == nil then
+    samples[status] = string.sub(body or "", 1, 160)
+  end
   if status == 503 and headers["Retry-After"] == nil and headers["retry-after"] == nil then
     no_retry_after = no_retry_after + 1
   end
@@ -51,28 +55,42 @@ if mean_ms > 0 then
   end
 end
 
+local function json_string(text)
+  text = string.gsub(text, '[%c"\\\128-\255]', function(c)
+    return string.format("\\u%04x", string.byte(c))
+  end)
+  return '"' .. text .. '"'
+end
+
 -- Percentiles and statuses as one JSON line, so nothing scrapes wrk's human-readable table.
 -- wrk reports latency in microseconds.
 function done(summary, latency, requests)
-  local merged, missing = {}, 0
+  local merged, missing, sampled = {}, 0, {}
   for _, thread in ipairs(threads) do
     for status, n in pairs(thread:get("statuses") or {}) do
       merged[status] = (merged[status] or 0) + n
     end
+    for status, text in pairs(thread:get("samples") or {}) do
+      sampled[status] = sampled[status] or text
+    end
     missing = missing + (thread:get("no_retry_after") or 0)
   end
-  local parts = {}
+  local parts, sample_parts = {}, {}
   for status, n in pairs(merged) do
     table.insert(parts, string.format('"%d":%d', status, n))
+  end
+  for status, text in pairs(sampled) do
+    table.insert(sample_parts, string.format('"%d":%s', status, json_string(text)))
   end
   local e = summary.errors
   io.write(string.format(
     'BENCH_JSON {"requests":%d,"duration_us":%d,"bytes":%d,'
       .. '"p50_us":%d,"p90_us":%d,"p99_us":%d,"p999_us":%d,"max_us":%d,"mean_us":%.1f,'
       .. '"errors":{"connect":%d,"read":%d,"write":%d,"status":%d,"timeout":%d},'
-      .. '"statuses":{%s},"503_without_retry_after":%d}\n',
+      .. '"statuses":{%s},"503_without_retry_after":%d,"error_samples":{%s}}\n',
     summary.requests, summary.duration, summary.bytes,
     latency:percentile(50), latency:percentile(90), latency:percentile(99),
     latency:percentile(99.9), latency.max, latency.mean,
-    e.connect, e.read, e.write, e.status, e.timeout, table.concat(parts, ","), missing))
+    e.connect, e.read, e.write, e.status, e.timeout, table.concat(parts, ","), missing,
+    table.concat(sample_parts, ",")))
 end

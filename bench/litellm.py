@@ -41,7 +41,12 @@ ENV = {
     "LITELLM_MODE": "PRODUCTION",  # do not read a .env file
     # The model cost map is otherwise fetched from the internet at start-up.
     "LITELLM_LOCAL_MODEL_COST_MAP": "True",
+    "PYTHONUNBUFFERED": "1",  # its log reaches bench/results/logs/litellm.log as it is written
 }
+# uvicorn's supervisor restarts a worker that does not answer its health check within 5 s; a
+# LiteLLM worker (spawned, so it imports everything itself) can take longer than that to start
+# on a busy 2-core machine, and is then killed and restarted forever. The proxy's own option:
+HEALTHCHECK_TIMEOUT_S = 120
 _KEEP_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "TZ")
 
 
@@ -112,6 +117,7 @@ def start(workers: int, models: dict[str, str], upstream_key: str, probe_body: b
     env.update(ENV)
     argv = [exe, "--config", str(config_path), "--host", "127.0.0.1", "--port", str(port)]
     argv += ["--num_workers", str(workers)]
+    argv += ["--timeout_worker_healthcheck", str(HEALTHCHECK_TIMEOUT_S)]
     service = Service("litellm", argv, env, state_dir, logs)
     services.append(service.start())
     base = f"http://127.0.0.1:{port}"
@@ -121,8 +127,15 @@ def start(workers: int, models: dict[str, str], upstream_key: str, probe_body: b
         [service],
         180,  # its first start compiles nothing, but imports a great deal
     )
+    # /health/liveliness answers once the first worker is up; the others must be up too
+    # before any measurement, or its first seconds run on fewer processes than asked for.
+    procs.wait_until(
+        f"all {workers} LiteLLM workers",
+        lambda: service.log_path.read_bytes().count(b"Proxy initialized with Config") >= workers,
+        [service],
+        180,
+    )
     headers = {"Authorization": f"Bearer {master_key}", "Content-Type": "application/json"}
-    # Every worker must be up, not only the first: probe until several answers came back.
     for _ in range(workers * 4):
         status, _, body = procs.http(base + "/v1/chat/completions", body=probe_body,
                                      headers=headers, timeout=30)  # fmt: skip
@@ -135,7 +148,7 @@ def start(workers: int, models: dict[str, str], upstream_key: str, probe_body: b
         "settings": {
             "version": LITELLM_VERSION,
             "command": "litellm --config CONFIG --host 127.0.0.1 --port PORT "
-            f"--num_workers {workers}",
+            f"--num_workers {workers} --timeout_worker_healthcheck {HEALTHCHECK_TIMEOUT_S}",
             "litellm_settings": LITELLM_SETTINGS,
             "general_settings": {**GENERAL_SETTINGS, "master_key": "(generated)"},
             "environment": ENV,

@@ -62,10 +62,11 @@ BODY = (
 )
 STREAM_BODY = BODY[:-1] + b',"stream":true}'
 SLOW_BODY = STREAM_BODY.replace(b"bench-small", b"bench-slow")
-# The slow upstream: one event per word, a second apart, so a stream lasts about 45 s, longer
-# than opening 1,000 of them takes.
+# The slow upstream: one event per word, a second apart, so a stream lasts about a minute,
+# longer than opening 1,000 of them may take (scenarios.OPEN_TIMEOUT_S).
 SLOW_CHUNK_DELAY_S = 1.0
-SLOW_REPLY = " ".join(["word"] * 45)
+SLOW_WORDS = 60
+SLOW_REPLY = " ".join(["word"] * SLOW_WORDS)
 
 
 def base_env() -> dict[str, str]:
@@ -313,7 +314,7 @@ def main() -> int:
             "body_bytes": len(BODY),
             "wrk_timeout_s": wrk.TIMEOUT_S,
             "rlimit_nofile": nofile,
-            "slow_upstream": {"chunk_delay_s": SLOW_CHUNK_DELAY_S, "events": 47},
+            "slow_upstream": {"chunk_delay_s": SLOW_CHUNK_DELAY_S, "events": SLOW_WORDS + 2},
             "litellm": ctx.get("litellm_settings") or "skipped (--no-litellm)",
         },
         "results": results,

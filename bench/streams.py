@@ -108,6 +108,7 @@ async def _sequential(url: str, key: str, body: bytes, secs: float) -> dict:
 async def _hold_open(url, key, body, count, open_timeout_s, measure, parallel_connects=64):
     host, port, request = _request_bytes(url, key, body)
     statuses, failures = Counter(), Counter()
+    samples: dict[str, str] = {}  # the start of the first body per error status
     writers: list = []
     gate = asyncio.Semaphore(parallel_connects)  # no SYN flood: the accept backlog is finite
 
@@ -126,7 +127,10 @@ async def _hold_open(url, key, body, count, open_timeout_s, measure, parallel_co
             if status == 200:
                 await reader.readuntil(b"data:")  # the stream is flowing
                 return True
-        except (OSError, asyncio.IncompleteReadError, ValueError) as exc:
+            if str(status) not in samples:
+                text = await asyncio.wait_for(reader.read(160), 2)
+                samples[str(status)] = text.decode(errors="replace")
+        except (OSError, asyncio.IncompleteReadError, ValueError, TimeoutError) as exc:
             failures[type(exc).__name__] += 1
         return False
 
@@ -148,6 +152,7 @@ async def _hold_open(url, key, body, count, open_timeout_s, measure, parallel_co
         "seconds_to_open": open_s,
         "statuses": dict(statuses),
         "failures": {k: v for k, v in failures.items() if v},
+        "error_samples": samples,
         "measured": measured,
     }
 

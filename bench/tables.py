@@ -50,6 +50,18 @@ def latency(result: dict) -> str:
     return "\n".join(rows)
 
 
+def error_samples(result: dict) -> str:
+    """The start of the first body of each error status, per scenario and target: what the
+    errors were (a 503 that is not the overload refusal, for example)."""
+    lines = []
+    for _, s in [*_closed(result), ("memory", result["results"].get("memory") or {})]:
+        for target in _targets(result):
+            for status, text in ((s.get(target) or {}).get("error_samples") or {}).items():
+                flat = " ".join(text.split()).replace("`", "'")[:160]
+                lines.append(f"- {s['name']}, {target}, {status}: `{flat}`")
+    return "\n".join(lines)
+
+
 def added(result: dict) -> str:
     proxies = [t for t in _targets(result) if t != "direct"]
     head = " | ".join(f"{t} added p50 / p90 / p99 / p99.9 ms" for t in proxies)
