@@ -26,9 +26,14 @@ def scrape(base_url: str) -> dict | None:
         return None
     if status != 200:
         return None
+    return parse(body.decode())
+
+
+def parse(text: str) -> dict:
+    """The two histograms out of a Prometheus text exposition."""
     label_of = {PHASE_METRIC: "phase", GC_METRIC: "generation"}
     out: dict = {name: {} for name in label_of}
-    for family in text_string_to_metric_families(body.decode()):
+    for family in text_string_to_metric_families(text):
         if family.name not in label_of:
             continue
         for sample in family.samples:

@@ -263,10 +263,8 @@ def main() -> int:
             results = scenarios.measure(ctx, args.only, args.duration)
             foreign = procs.foreign_cpu_s(own_groups) - foreign_before
             foreign_share = foreign / (time.monotonic() - measure_start)
-            gateway_requests = sum(
-                r["gateway"].get("requests", 0) for r in results.values() if "requests" in
-                r.get("gateway", {})
-            )  # fmt: skip
+            closed = [r["gateway"] for r in results.values() if "requests" in r.get("gateway", {})]
+            gateway_requests = sum(r["requests"] for r in closed)
             if NO_WORKER:
                 # Ingestion after the load, alone on the cores: how long and how much CPU.
                 groups = start_ingestion(env, logs, Path(state_dir), services)
