@@ -50,7 +50,9 @@ if mean_ms > 0 then
   function delay()
     -- Exponential think time -mean*ln(1-U); wrk takes whole milliseconds, so round at random
     -- (floor(x + U)) to keep the mean exact for sub-millisecond fractions.
-    local d = -mean_ms * math.log(1 - math.random())
+    -- Capped at 4 s: servers close a connection idle for 5 s (uvicorn's keep-alive timeout),
+    -- which wrk would count as a read error. The cap moves the mean only when it is ~1 s+.
+    local d = math.min(-mean_ms * math.log(1 - math.random()), 4000)
     return math.floor(d + math.random())
   end
 end

@@ -134,7 +134,7 @@ def markdown(result: dict) -> str:
     lines += [tables.latency(result), ""]
     samples = tables.error_samples(result)
     if samples:
-        lines += ["Error bodies (the first of each status, truncated):", "", samples, ""]
+        lines += ["Errors: the first body of each status, truncated.", "", samples, ""]
     lines += [
         "Added latency is the proxy minus direct at the same percentile. The in-process overhead "
         "is the gateway's own figure from the usage log (time in the process minus upstream "

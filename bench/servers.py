@@ -52,8 +52,8 @@ def start(env: dict, workers: int, logs: Path, state_dir: Path, services: list):
             raise BenchError(f"gateway start-up checks failed:\n{check.stdout}{check.stderr}")
         # All interfaces, as `make serve` binds.
         argv = [exe, "--interface", "asgi", "--host", "0.0.0.0", "--port", str(port)]  # noqa: S104
-        argv += ["--workers", str(workers), "--loop", "uvloop", *extra]
-        argv += ["gateway.asgi:application"]  # access log: granian's default is off
+        argv += ["--workers", str(workers), "--loop", "uvloop", "--no-access-log", *extra]
+        argv += ["gateway.asgi:application"]  # --interface asgi runs the lifespan
         command = shlex.join(["granian", *argv[1:]]).replace(str(port), "PORT")
     else:
         raise BenchError(f"BENCH_SERVER must be uvicorn or granian, not {kind!r}")

@@ -53,13 +53,14 @@ def latency(result: dict) -> str:
 def error_samples(result: dict) -> str:
     """The start of the first body of each error status, per scenario and target: what the
     errors were (a 503 that is not the overload refusal, for example)."""
-    lines = []
+    rows = ["| scenario | target | status | start of the first such body |",
+            "| --- | --- | --- | --- |"]  # fmt: skip
     for _, s in [*_closed(result), ("memory", result["results"].get("memory") or {})]:
         for target in _targets(result):
             for status, text in ((s.get(target) or {}).get("error_samples") or {}).items():
-                flat = " ".join(text.split()).replace("`", "'")[:160]
-                lines.append(f"- {s['name']}, {target}, {status}: `{flat}`")
-    return "\n".join(lines)
+                flat = " ".join(text.split()).replace("|", "\\|").replace("`", "'")[:160]
+                rows.append(f"| {s['name']} | {target} | {status} | `{flat}` |")
+    return "\n".join(rows) if len(rows) > 2 else ""
 
 
 def added(result: dict) -> str:
