@@ -107,7 +107,9 @@ def markdown(result: dict) -> str:
         f"1-minute load average {m['load_average_before']:.2f} before the run; they used "
         f"{m['other_programs_cpu_share']:.0%} of one CPU during the measurements.",
         f"- Gateway: {cfg['server']['command']}, {cfg['web_concurrency']} web processes, "
-        f"GATEWAY_MAX_IN_FLIGHT={cfg['gateway_max_in_flight']}, Postgres and Redis on "
+        f"GATEWAY_MAX_IN_FLIGHT={cfg['gateway_max_in_flight']} and "
+        f"GATEWAY_UPSTREAM_MAX_CONNECTIONS={cfg.get('gateway_upstream_max_connections', 200)} "
+        "(for the open streams), Postgres and Redis on "
         f"localhost, Celery worker: {cfg['celery_worker']}, usage ingested every "
         f"{cfg['usage_ingest_interval_s']} s.",
         f"- Comparison: {lite_text}.",

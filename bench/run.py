@@ -52,7 +52,10 @@ NPROC = len(os.sched_getaffinity(0))
 WEB_CONCURRENCY = int(os.environ.get("BENCH_WEB_CONCURRENCY", NPROC))
 NO_WORKER = os.environ.get("BENCH_NO_WORKER", "") not in ("", "0")
 USAGE_INGEST_INTERVAL_S = "1.0"  # the production default, spelled out for the report
-# 1,000 open streams must fit in one process (workers do not share them out evenly).
+# 1,000 open streams must fit in one process (workers do not share them out evenly): the
+# in-flight limit and the upstream connection pool (default 200 per process, which would
+# hold the rest waiting for a connection) are raised for the bench; no other scenario comes
+# near either limit.
 MAX_IN_FLIGHT = "1000"
 UPSTREAM_KEY = "bench-upstream-key"  # must match bench/config.yaml
 # One small chat completion; every target receives exactly these bytes.
@@ -80,6 +83,7 @@ def base_env() -> dict[str, str]:
         REDIS_URL=stores.REDIS_URL,
         USAGE_INGEST_INTERVAL_S=USAGE_INGEST_INTERVAL_S,
         GATEWAY_MAX_IN_FLIGHT=MAX_IN_FLIGHT,
+        GATEWAY_UPSTREAM_MAX_CONNECTIONS=MAX_IN_FLIGHT,
         DEBUG="false",
         PYTHONUNBUFFERED="1",
     )
@@ -302,6 +306,7 @@ def main() -> int:
             "web_concurrency": WEB_CONCURRENCY,
             "server": ctx["server"],
             "gateway_max_in_flight": int(MAX_IN_FLIGHT),
+            "gateway_upstream_max_connections": int(MAX_IN_FLIGHT),
             "celery_worker": "none during the load (BENCH_NO_WORKER)"
             if NO_WORKER
             else f"make worker, prefork concurrency {NPROC}",
