@@ -41,6 +41,11 @@ ENV = {
     "LITELLM_MODE": "PRODUCTION",  # do not read a .env file
     # The model cost map is otherwise fetched from the internet at start-up.
     "LITELLM_LOCAL_MODEL_COST_MAP": "True",
+    # Its upstream pool, raised as the gateway's is for the open-streams scenario (defaults
+    # 1,000 per process and 500 per host: one worker given most of the 1,000 streams would
+    # hold the rest waiting for a connection).
+    "AIOHTTP_CONNECTOR_LIMIT": "1000",
+    "AIOHTTP_CONNECTOR_LIMIT_PER_HOST": "1000",
     "PYTHONUNBUFFERED": "1",  # its log reaches bench/results/logs/litellm.log as it is written
 }
 # uvicorn's supervisor restarts a worker that does not answer its health check within 5 s; a

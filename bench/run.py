@@ -65,10 +65,10 @@ BODY = (
 )
 STREAM_BODY = BODY[:-1] + b',"stream":true}'
 SLOW_BODY = STREAM_BODY.replace(b"bench-small", b"bench-slow")
-# The slow upstream: one event per word, a second apart, so a stream lasts about a minute,
+# The slow upstream: one event per word, a second apart, so a stream lasts 1.5 minutes,
 # longer than opening 1,000 of them may take (scenarios.OPEN_TIMEOUT_S).
 SLOW_CHUNK_DELAY_S = 1.0
-SLOW_WORDS = 60
+SLOW_WORDS = 90
 SLOW_REPLY = " ".join(["word"] * SLOW_WORDS)
 
 

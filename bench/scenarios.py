@@ -21,7 +21,7 @@ CLOSED = {
 PACED_SHARES = (0.25, 0.5, 0.75)
 PACED_CONNECTIONS = 16
 OPEN_STREAMS = 1000
-OPEN_TIMEOUT_S = 45.0  # the slow upstream's streams last longer than this (see run.py)
+OPEN_TIMEOUT_S = 60.0  # the slow upstream's streams last longer than this (see run.py)
 
 
 def cpu_by_group(groups: dict[str, int]) -> dict[str, float]:
