@@ -136,7 +136,8 @@ def run_memory(ctx: dict) -> dict:
         print(f"  {'streams':<12} {target:<8} {r['streaming']}/{OPEN_STREAMS} streaming after "
               f"{r['seconds_to_open']:.1f} s; PSS {before['pss_kib'] / 1024:.0f} -> "
               f"{during['pss_kib'] / 1024:.0f} MB = {r['pss_mb_per_1000']:.0f} MB per 1,000 "
-              f"(failures {r['failures'] or 'none'})", flush=True)  # fmt: skip
+              f"(statuses {r['statuses']}, failures {r['failures'] or 'none'})",
+              flush=True)  # fmt: skip
         time.sleep(2.0)  # the proxies end their upstream streams after the client closes
     return result
 
