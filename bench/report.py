@@ -157,8 +157,10 @@ def markdown(result: dict) -> str:
          tables.phases(result)),
         ("Garbage collection in the web processes, per scenario.", tables.gc(result)),
     ):  # fmt: skip
-        if table:
+        if table.startswith("|"):
             lines += ["", title, "", table]
+        elif table:  # a sentence instead of a table ("not exposed")
+            lines += ["", table]
     ing = result.get("ingestion") or {}
     if ing:
         text = (
