@@ -7,6 +7,10 @@ WEB_CONCURRENCY ?= 2
 # uvicorn's own limit on a graceful shutdown; above GATEWAY_SHUTDOWN_TIMEOUT_S (25 s), after which
 # the gateway ends open streams itself with an error event (gateway/shutdown.py).
 GRACEFUL_SHUTDOWN_S ?= 30
+# Extra uvicorn options for `make serve`, appended last (e.g. --backlog 2048 --limit-concurrency 300).
+SERVE_ARGS ?=
+# Options for `make bench` (bench/run.py --help), e.g. BENCH_ARGS="--no-litellm --only c1".
+BENCH_ARGS ?=
 # make test talks to real services; override these to point elsewhere.
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/gateway
 TEST_REDIS_URL    ?= redis://127.0.0.1:6379/15
@@ -73,7 +77,7 @@ run: port-free migrate
 serve: $(VENV_OK) var
 	$(PY) -m uvicorn gateway.asgi:application --host 0.0.0.0 --port $(PORT) \
 		--workers $(WEB_CONCURRENCY) --no-access-log --loop uvloop --http httptools \
-		--no-proxy-headers --timeout-graceful-shutdown $(GRACEFUL_SHUTDOWN_S)
+		--no-proxy-headers --timeout-graceful-shutdown $(GRACEFUL_SHUTDOWN_S) $(SERVE_ARGS)
 
 worker: $(VENV_OK)
 	.venv/bin/celery -A gateway worker -Q default,usage --loglevel INFO
@@ -111,7 +115,7 @@ fmt: $(VENV_OK)
 	.venv/bin/ruff format .
 
 bench: $(VENV_OK)
-	$(PY) bench/run.py
+	$(PY) bench/run.py $(BENCH_ARGS)
 
 clean:
 	rm -rf .venv var .pytest_cache .ruff_cache

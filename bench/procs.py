@@ -6,6 +6,7 @@ signalling the group reaches all of them.
 """
 
 import os
+import resource
 import signal
 import socket
 import subprocess
@@ -203,3 +204,33 @@ def http(url: str, *, body: bytes | None = None, headers: dict | None = None, ti
             return response.status, dict(response.headers), response.read()
     except urllib.error.HTTPError as exc:
         return exc.code, dict(exc.headers), exc.read()
+
+
+def group_memory_kib(pgid: int) -> dict:
+    """Sum of PSS and of RSS (KiB) over a process group, from /proc/PID/smaps_rollup.
+
+    PSS splits pages shared between processes (the forked web workers share their parent's
+    code) among them, so the sum counts each page once; RSS would count them per process.
+    """
+    pss = rss = count = 0
+    for pid in _group_members(pgid):
+        try:
+            text = Path(f"/proc/{pid}/smaps_rollup").read_text()
+        except OSError:
+            continue  # exited meanwhile
+        count += 1
+        for line in text.splitlines():
+            if line.startswith("Pss:"):
+                pss += int(line.split()[1])
+            elif line.startswith("Rss:"):
+                rss += int(line.split()[1])
+    return {"pss_kib": pss, "rss_kib": rss, "processes": count}
+
+
+def raise_nofile() -> int:
+    """Raise this process's open-file limit to its hard limit; the services started from here
+    inherit it (1,000 open streams need 2,000+ descriptors in one process group)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]

@@ -8,6 +8,8 @@ import textwrap
 from collections import Counter
 from pathlib import Path
 
+import tables
+
 BEGIN = "<!-- BEGIN bench results: written by `make bench` (bench/run.py); edits here are lost -->"
 END = "<!-- END bench results -->"
 
@@ -45,46 +47,56 @@ def _first_line(argv: list[str]) -> str:
     return text.splitlines()[0] if text else ""
 
 
-def _ms(us: float) -> str:
-    return f"{us / 1000:.2f}"
+def targets(result: dict) -> list[tuple[str, str, str]]:
+    """The issue's targets: (target, this run's figure, met / missed / not measured)."""
+    res = result["results"]
+    out = []
 
+    def check(name: str, value, ok, text: str) -> None:
+        out.append((name, text if value is not None else "not measured",
+                    "not measured" if value is None else ("met" if ok else "missed")))  # fmt: skip
 
-def results_table(scenarios: list[dict]) -> str:
-    rows = [
-        "| scenario | wrk threads/conns | WEB_CONCURRENCY | target | req/s | p50 ms | p90 ms "
-        "| p99 ms | errors |",
-        "| --- | --- | --- | --- | ---: | ---: | ---: | ---: | ---: |",
-    ]
-    for s in scenarios:
-        for target in ("direct", "gateway"):
-            r = s[target]
-            rows.append(
-                f"| {s['name']} | {s['threads']}/{s['connections']} | {s['web_concurrency']} "
-                f"| {target} | {r['rps']:.0f} | {_ms(r['p50_us'])} | {_ms(r['p90_us'])} "
-                f"| {_ms(r['p99_us'])} | {r['error_count']} |"
-            )
-    return "\n".join(rows)
-
-
-def added_table(scenarios: list[dict]) -> str:
-    rows = [
-        "| scenario | added p50 ms | added p99 ms | gateway req/s vs direct "
-        "| in-process overhead p50 / p99 ms | web CPU ms per request |",
-        "| --- | ---: | ---: | ---: | ---: | ---: |",
-    ]
-    for s in scenarios:
-        a, own = s["added"], s.get("self_reported") or {}
-        ratio = s["gateway"]["rps"] / s["direct"]["rps"] if s["direct"]["rps"] else 0.0
-        own_text = f"{own['p50_ms']:.2f} / {own['p99_ms']:.2f} (n={own['rows']})" if own else "n/a"
-        rows.append(
-            f"| {s['name']} | {a['p50_ms']:.2f} | {a['p99_ms']:.2f} | {ratio:.0%} | {own_text} "
-            f"| {s['gateway']['web_cpu_ms_per_request']:.2f} |"
-        )
-    return "\n".join(rows)
+    c1 = res.get("c1", {}).get("added", {}).get("gateway")
+    v = c1["p50_ms"] if c1 else None
+    check("Added p50 at concurrency 1 <= 1.5 ms", v, v is not None and v <= 1.5, f"{v or 0:.2f} ms")
+    half = res.get("paced50", {}).get("added", {}).get("gateway")
+    v = half["p99_ms"] if half else None
+    check("Added p99 at 50% of capacity <= 5 ms", v, v is not None and v <= 5, f"{v or 0:.2f} ms")
+    st = res.get("stream", {}).get("added", {}).get("gateway")
+    v = st["first_event_p50_ms"] if st else None
+    check("Streaming time to first byte overhead <= 2 ms at c=1 (first event, p50)", v,
+          v is not None and v <= 2, f"{v or 0:.2f} ms")  # fmt: skip
+    r = tables.ratios(result)
+    v = r["throughput"]
+    check("Saturated throughput >= 5x LiteLLM's", v, v is not None and v >= 5, f"{v or 0:.1f}x")
+    below = [res[k]["gateway"] for k in ("c1", "paced25", "paced50", "paced75") if k in res]
+    v = sum(x["error_count"] for x in below) if below else None
+    check("No error below capacity (c=1, paced 25/50/75%)", v, v == 0, f"{v} errors")
+    above = [res[k]["gateway"] for k in ("c16", "c64") if k in res]
+    bad = sum(n for x in above for k, n in x["errors_by_kind"].items() if k != "503")
+    bare = sum(x.get("503_without_retry_after", 0) for x in above)
+    n503 = sum(x["errors_by_kind"].get("503", 0) for x in above)
+    v = bad + bare if above else None
+    check("At and above capacity (c=16, c=64): only 503 with Retry-After", v, v == 0,
+          f"{n503 - bare} 503s with Retry-After, {bare} without, {bad} other errors")  # fmt: skip
+    mem = res.get("memory", {}).get("gateway")
+    v = mem["pss_mb_per_1000"] if mem else None
+    ok = v is not None and v < 200 and mem["all_served"]
+    served = f", {mem['streaming']}/{mem['requested']} served" if mem else ""
+    check("Memory per 1,000 open streams < 200 MB", v, ok, f"{v or 0:.0f} MB{served}")
+    return out
 
 
 def markdown(result: dict) -> str:
     m, cfg = result["machine"], result["settings"]
+    lite = cfg["litellm"]
+    lite_text = (
+        f"LiteLLM Proxy {lite['version']} (`{lite['command']}`, no database, no Redis, "
+        f"LITELLM_LOG=ERROR, set_verbose off) against the same fake upstream"
+        if isinstance(lite, dict)
+        else "LiteLLM: skipped in this run (--no-litellm)"
+    )
+    r = tables.ratios(result)
     lines = [
         f"Run of {result['finished_at']} on commit `{m['git_commit']}`"
         + (" (with uncommitted changes)" if m["git_dirty"] else "")
@@ -94,40 +106,72 @@ def markdown(result: dict) -> str:
         f"Linux {m['kernel']}, Python {m['python']}, {m['wrk']}. Other programs on the machine: "
         f"1-minute load average {m['load_average_before']:.2f} before the run; they used "
         f"{m['other_programs_cpu_share']:.0%} of one CPU during the measurements.",
-        f"- Gateway: `make serve` (uvicorn, uvloop + httptools, --workers WEB_CONCURRENCY), "
-        f"Postgres and Redis on localhost, a Celery worker ({cfg['celery_worker']}) and beat "
-        f"ingesting usage every {cfg['usage_ingest_interval_s']} s during the run.",
+        f"- Gateway: {cfg['server']['command']}, {cfg['web_concurrency']} web processes, "
+        f"GATEWAY_MAX_IN_FLIGHT={cfg['gateway_max_in_flight']} and "
+        f"GATEWAY_UPSTREAM_MAX_CONNECTIONS={cfg.get('gateway_upstream_max_connections', 200)} "
+        "(for the open streams), Postgres and Redis on "
+        f"localhost, Celery worker: {cfg['celery_worker']}, usage ingested every "
+        f"{cfg['usage_ingest_interval_s']} s.",
+        f"- Comparison: {lite_text}.",
         f"- Load: wrk, {cfg['duration_s']} s per measurement after {cfg['warmup_s']} s of "
-        f"warm-up, request body {cfg['body_bytes']} bytes; direct and gateway runs alternate "
-        "within one run of the script.",
+        f"warm-up per target, request body {cfg['body_bytes']} bytes; the targets of one "
+        "scenario run one after the other.",
         "",
-        results_table(result["scenarios"]),
+        "| target | this run | |",
+        "| --- | --- | --- |",
+        *[f"| {name} | {value} | {verdict} |" for name, value, verdict in targets(result)],
         "",
-        "Added latency is gateway minus direct at the same percentile. The in-process overhead "
-        "is the gateway's own figure from the usage log (time in the process minus upstream "
-        "time, where upstream time includes the HTTP client's own work) for the requests of "
-        "that measurement. Web CPU is the CPU time of all web processes divided by requests.",
-        "",
-        added_table(result["scenarios"]),
     ]
-    half = next((s for s in result["scenarios"] if s.get("pacing")), None)
-    if half:
-        p = half["pacing"]
+    if r["throughput"]:
         lines += [
+            f"Saturated throughput: gateway {r['gateway_rps']:.0f} req/s, LiteLLM "
+            f"{r['litellm_rps']:.0f} req/s ({r['throughput']:.1f}x)"
+            + (
+                f"; LiteLLM adds {r['added_p50_c1']:.1f}x the gateway's p50 at c=1."
+                if r["added_p50_c1"]
+                else "."
+            ),
             "",
-            f"The half-capacity scenario paces each of its {half['connections']} connections "
-            f"with {p['delay_ms']} ms of think time, aiming at {p['target_rps']:.0f} req/s = half "
-            f"of the gateway's saturated throughput; it reached {half['gateway']['rps']:.0f} "
-            "req/s through the gateway.",
         ]
+    lines += [tables.latency(result), ""]
+    samples = tables.error_samples(result)
+    if samples:
+        lines += ["Errors: the first body of each status, truncated.", "", samples, ""]
+    lines += [
+        "Added latency is the proxy minus direct at the same percentile. The in-process overhead "
+        "is the gateway's own figure from the usage log (time in the process minus upstream "
+        "time) for the requests of that measurement.",
+        "",
+        tables.added(result),
+    ]
+    for title, table in (
+        ("Paced runs: offered and achieved rates (exponential think time per connection).",
+         tables.paced(result)),
+        ("Streaming at c=1 (own asyncio client): time to the response head, to the first "
+         "event, and to the end of the stream.", tables.streaming(result)),
+        ("Open streams from a slow upstream (one event a second): the sum of the PSS of the "
+         "proxy's processes before and with all streams open.", tables.memory(result)),
+        ("CPU time per request, per process group (from /proc, during each measurement).",
+         tables.cpu(result)),
+        ("Gateway phases from /metrics, per scenario: mean / ~p50 / ~p99 ms.",
+         tables.phases(result)),
+        ("Garbage collection in the web processes, per scenario.", tables.gc(result)),
+    ):  # fmt: skip
+        if table.startswith("|"):
+            lines += ["", title, "", table]
+        elif table:  # a sentence instead of a table ("not exposed")
+            lines += ["", table]
     ing = result.get("ingestion") or {}
     if ing:
-        lines += [
-            "",
-            f"Usage ingestion kept up: {ing['rows']} usage rows in Postgres for "
-            f"{ing['gateway_requests']} requests wrk counted through the gateway (plus warm-up "
-            f"and in-flight ones); stream backlog at the end: {ing['backlog']}.",
-        ]
+        text = (
+            f"Usage ingestion: {ing['rows']} usage rows in Postgres for "
+            f"{ing['gateway_requests']} requests wrk counted through the gateway (plus warm-up, "
+            f"streams and in-flight ones); stream backlog at the end: {ing['backlog']}."
+        )
+        if "after_load_s" in ing:
+            cpu_s = ", ".join(f"{k} {v:.1f} s" for k, v in ing["after_load_cpu_s"].items())
+            text += f" Ingested after the load in {ing['after_load_s']:.1f} s (CPU: {cpu_s})."
+        lines += ["", text]
     return "\n".join(_wrap(line) for line in lines)
 
 

@@ -49,9 +49,9 @@ def self_reported(window: list[float]) -> dict | None:
     return {"rows": rows, "p50_ms": p50, "p99_ms": p99} if rows else None
 
 
-def wait_for_ingestion(gateway_requests: int) -> dict:
+def wait_for_ingestion(gateway_requests: int, timeout_s: float = 60) -> dict:
     client = redis.Redis.from_url(REDIS_URL)
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + timeout_s
     while client.xlen(USAGE_STREAM) and time.monotonic() < deadline:
         time.sleep(0.5)
     with psycopg.connect(database_url()) as conn:

@@ -620,12 +620,18 @@ class ServerThread:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description="Serve the fake OpenAI upstream (no delays).")
+    parser = argparse.ArgumentParser(description="Serve the fake OpenAI upstream.")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=9100)
+    # A slow streaming upstream for the benchmark's many-open-streams scenario: one event per
+    # word of the reply, this many seconds apart (0, the default, sends a stream in one write).
+    parser.add_argument("--chunk-delay-s", type=float, default=0.0)
+    parser.add_argument("--reply", default=REPLY, help="the assistant text (one event per word)")
     args = parser.parse_args()
     # Not recording: a benchmark sends far more requests than anyone will inspect.
-    uvicorn.run(FakeUpstream(record=False), host=args.host, port=args.port, **_UVICORN)
+    upstream = FakeUpstream(record=False, reply=args.reply)
+    upstream.chunk_delay_s = args.chunk_delay_s
+    uvicorn.run(upstream, host=args.host, port=args.port, **_UVICORN)
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ Everything else in this package trusts the fake to speak OpenAI's wire format; t
 check that trust against the SDK's own parsing, with no gateway in between.
 """
 
+import contextlib
 import socket
 import subprocess
 import sys
@@ -71,10 +72,12 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def test_cli_serves_the_fake_upstream_for_benchmarks():
+@contextlib.contextmanager
+def _cli_upstream(*flags: str):
+    """`python -m tests.fake_upstream` on a free port; yields its /v1 base URL."""
     port = _free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "tests.fake_upstream", "--port", str(port)],
+        [sys.executable, "-m", "tests.fake_upstream", "--port", str(port), *flags],
         cwd=ROOT,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
@@ -90,10 +93,33 @@ def test_cli_serves_the_fake_upstream_for_benchmarks():
                 assert proc.poll() is None, proc.stderr.read().decode()
                 assert time.monotonic() < deadline, "the CLI server did not come up"
                 time.sleep(0.05)
+        yield base
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def test_cli_serves_the_fake_upstream_for_benchmarks():
+    with _cli_upstream() as base:
         # No credential configured on the command line: any key is accepted.
         client = openai.OpenAI(base_url=base, api_key="anything", max_retries=0)
         stream = client.chat.completions.create(model="m", messages=[], stream=True)
         assert "".join(c.choices[0].delta.content or "" for c in stream) == REPLY
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+
+
+def test_cli_slow_stream_spaces_one_event_per_word():
+    # The benchmark's slow upstream: --reply sets the words, --chunk-delay-s the gap between
+    # events, so a stream stays open for (events - 1) * delay.
+    with _cli_upstream("--chunk-delay-s", "0.2", "--reply", "one two three") as base:
+        client = openai.OpenAI(base_url=base, api_key="anything", max_retries=0)
+        started = time.monotonic()
+        stream = client.chat.completions.create(model="m", messages=[], stream=True)
+        arrivals, text = [], ""
+        for chunk in stream:
+            arrivals.append(time.monotonic() - started)
+            text += chunk.choices[0].delta.content or ""
+        assert text == "one two three"
+        # Role event, three words, the finish event: four gaps of 0.2 s before [DONE].
+        assert len(arrivals) == 5
+        assert arrivals[-1] - arrivals[0] >= 0.75
+        assert arrivals[0] < 0.5  # the first event is not delayed
