@@ -81,6 +81,14 @@ def check_state_and_processes(app_configs, **kwargs):
                 id="gateway.E006",
             )
         )
+    if settings.GATEWAY_REDIS_MAX_CONNECTIONS < 1:
+        issues.append(
+            Error(
+                "GATEWAY_REDIS_MAX_CONNECTIONS must be at least 1.",
+                hint="The Redis connections each web process may open; 100 by default.",
+                id="gateway.E007",
+            )
+        )
     if settings.GATEWAY_KEY_CACHE_TTL_S > 60:
         issues.append(
             Warning(

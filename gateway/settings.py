@@ -209,6 +209,9 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # No REDIS_URL: in-process state (key cache, usage queue). One process only (see checks.py).
 REDIS_URL = env.str("REDIS_URL", default="")
+# Redis connections each web process keeps for the hot path (per event loop). Past it a command
+# waits for a free connection (at most 2 s, then 503) instead of failing at once.
+GATEWAY_REDIS_MAX_CONNECTIONS = env.int("GATEWAY_REDIS_MAX_CONNECTIONS", default=100)
 
 # --- Celery -------------------------------------------------------------------------------------
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default=REDIS_URL or "memory://")

@@ -91,6 +91,11 @@ def test_negative_in_flight_limit_is_e006():
     assert _ids(GATEWAY_MAX_IN_FLIGHT=-1) == {"gateway.E006"}
 
 
+@pytest.mark.parametrize("size", [0, -3])
+def test_redis_pool_under_one_is_e007(size):
+    assert _ids(GATEWAY_REDIS_MAX_CONNECTIONS=size) == {"gateway.E007"}
+
+
 @pytest.mark.parametrize("limit", [0, 1, 256])
 def test_in_flight_limit_zero_or_positive_passes(limit):
     # 0 turns the limit off; any positive value is a limit.

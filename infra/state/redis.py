@@ -49,10 +49,29 @@ _APPENDING = ":appending"
 _APPEND_LUA = "redis.call('XADD', KEYS[#KEYS], '*', 'e', ARGV[#ARGV])\n"
 
 
+def _async_client(url: str) -> aioredis.Redis:
+    """A client whose pool waits for a free connection instead of failing at once.
+
+    redis-py's default asyncio pool raises "Too many connections" the moment more than its
+    limit (100) of commands are in flight, and that error is a ConnectionError: a burst of a
+    few hundred concurrent requests (a thousand streams opening, or 64 connections under a
+    stall) got 503 dependency_unavailable from a healthy Redis. A blocking pool of the same size
+    makes the excess wait, at most the socket timeout, for a connection another request is
+    about to return; each command holds one for well under a millisecond.
+    """
+    pool = aioredis.BlockingConnectionPool.from_url(
+        url,
+        max_connections=settings.GATEWAY_REDIS_MAX_CONNECTIONS,
+        timeout=_TIMEOUTS["socket_timeout"],
+        **_client_options(AsyncRetry),
+    )
+    return aioredis.Redis(connection_pool=pool)
+
+
 class RedisStateStore(StateStore):
     def __init__(self, url: str) -> None:
         self._url = url
-        self._async = PerLoop(lambda: aioredis.Redis.from_url(url, **_client_options(AsyncRetry)))
+        self._async = PerLoop(lambda: _async_client(url))
         self._sync = redis.Redis.from_url(url, **_client_options(Retry))
         self._shas: dict[str, str] = {}
 
