@@ -277,7 +277,9 @@ GATEWAY_FORWARD_HEADERS = [
     h.lower() for h in env.list("GATEWAY_FORWARD_HEADERS", default=["openai-beta"])
 ]
 GATEWAY_UPSTREAM_CONNECT_TIMEOUT_S = env.float("GATEWAY_UPSTREAM_CONNECT_TIMEOUT_S", default=5.0)
-GATEWAY_UPSTREAM_MAX_CONNECTIONS = env.int("GATEWAY_UPSTREAM_MAX_CONNECTIONS", default=200)
+# As many as GATEWAY_MAX_IN_FLIGHT: each request in flight (a stream until its end) holds one
+# upstream connection, and one beyond the pool would wait for a connection, not for its upstream.
+GATEWAY_UPSTREAM_MAX_CONNECTIONS = env.int("GATEWAY_UPSTREAM_MAX_CONNECTIONS", default=256)
 # Retries of a failed attempt on the same deployment (gateway/proxy/retries.py), before falling
 # back to the next candidate: how many at most, the jittered backoff, and the retry budget
 # (each request earns RATIO of a retry; MIN_PER_S retries a second are always allowed).
