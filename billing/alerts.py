@@ -12,7 +12,7 @@ only to make the call, and neither logs, nor error texts, nor the attempt log ev
 """
 
 import logging
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import ROUND_FLOOR, Decimal
 from urllib.parse import urlsplit
 
@@ -103,6 +103,23 @@ def alerts_create(entries: list[LedgerEntry]) -> list[BudgetAlert]:
                 if highest and AlertStatus.PENDING in (email, webhook):
                     to_send.append(alert)
     return to_send
+
+
+# A delivery not even attempted this long after its alert was created lost its task: the broker
+# (Redis) restarted without persistence, or the message was dropped. Far above the normal wait
+# for a worker, so a live task is never doubled (and the claim would make it send once anyway).
+ORPHAN_AFTER = timedelta(minutes=10)
+
+
+def orphaned_deliveries(now: datetime, model=BudgetAlert) -> tuple[list[int], list[int]]:
+    """Rows (budget alerts, or any model with created_at, email_status and webhook_status, such
+    as compliance reminders) whose email, and whose webhook, is still `pending` long after it
+    was created: (email ids, webhook ids), for the periodic check to queue again. Only
+    never-attempted ones: a webhook in `retrying` has a retry scheduled with its own backoff."""
+    old = model.objects.filter(created_at__lt=now - ORPHAN_AFTER)
+    emails = old.filter(email_status=AlertStatus.PENDING).values_list("pk", flat=True)
+    webhooks = old.filter(webhook_status=AlertStatus.PENDING).values_list("pk", flat=True)
+    return list(emails[:100]), list(webhooks[:100])
 
 
 def percent(value: Decimal) -> str:

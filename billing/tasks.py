@@ -3,8 +3,9 @@ import socket
 
 from celery import shared_task
 from django.conf import settings
+from django.utils import timezone
 
-from .alerts import WebhookRetryable, alert_email_send, alert_webhook_send
+from .alerts import WebhookRetryable, alert_email_send, alert_webhook_send, orphaned_deliveries
 from .budget_check import budget_check
 from .models import AlertStatus
 from .retention import purge
@@ -39,12 +40,20 @@ def check_budgets() -> dict:
             send_alert_email.delay(alert.pk)
         if alert.webhook_status == AlertStatus.PENDING:
             send_alert_webhook.delay(alert.pk)
+    # Deliveries whose task was lost (a Redis restart empties the queue): the alert rows say
+    # what is still owed, so they are queued again; the claim in each sender sends once.
+    emails, webhooks = orphaned_deliveries(timezone.now())
+    for alert_id in emails:
+        send_alert_email.delay(alert_id)
+    for alert_id in webhooks:
+        send_alert_webhook.delay(alert_id)
     reconciled = report.reconciled
     return {
         "ledger_entries": report.ledger_entries,
         "counters_raised": reconciled.raised if reconciled else None,
         "counters_created": reconciled.created if reconciled else None,
         "alerts": [alert.pk for alert in report.alerts],
+        "requeued": {"email": emails, "webhook": webhooks},
     }
 
 

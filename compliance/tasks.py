@@ -1,8 +1,11 @@
 from celery import shared_task
 from django.conf import settings
+from django.utils import timezone
 
+from billing.alerts import orphaned_deliveries
 from billing.models import AlertStatus
 
+from .models import ComplianceReminder
 from .reminders import (
     WebhookRetryable,
     reminder_email_send,
@@ -21,6 +24,12 @@ def check_reminders() -> list[int]:
             send_reminder_email.delay(reminder.pk)
         if reminder.webhook_status == AlertStatus.PENDING:
             send_reminder_webhook.delay(reminder.pk)
+    # Deliveries whose task was lost (a Redis restart empties the queue) are queued again.
+    emails, webhooks = orphaned_deliveries(timezone.now(), ComplianceReminder)
+    for reminder_id in emails:
+        send_reminder_email.delay(reminder_id)
+    for reminder_id in webhooks:
+        send_reminder_webhook.delay(reminder_id)
     return [reminder.pk for reminder in reminders]
 
 

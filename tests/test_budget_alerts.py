@@ -254,3 +254,34 @@ def test_beat_runs_the_check_on_the_default_queue_away_from_usage_ingestion():
         assert task in app.tasks
         assert app.amqp.router.route({}, task)["queue"].name == "default"
     assert app.amqp.router.route({}, "billing.tasks.ingest_usage")["queue"].name == "usage"
+
+
+def test_a_delivery_whose_task_was_lost_is_queued_again_by_the_next_check(search, settings):
+    """A Redis restart empties Celery's queue: the alert row stays `pending`. The budget check
+    (here with Celery eager, the senders run in this process) queues what is owed again, once
+    the alert is older than ORPHAN_AFTER; a fresh pending alert is left to its own task."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from billing.alerts import ORPHAN_AFTER
+    from billing.tasks import check_budgets
+
+    settings.CELERY_TASK_ALWAYS_EAGER = True
+    budget_policy("", team=search, monthly_budget_usd=Decimal("10"), alert_thresholds=[50])
+    usage(cost="6", when=timezone.now(), team=search)
+    budget_check()  # the alert row is created; its task "lost": nothing was sent
+    alert = BudgetAlert.objects.get()
+    assert alert.email_status == "pending" and mail.outbox == []
+
+    check_budgets()  # too young to be an orphan: its own task may still be on its way
+    assert BudgetAlert.objects.get().email_status == "pending" and mail.outbox == []
+
+    BudgetAlert.objects.filter(pk=alert.pk).update(
+        created_at=timezone.now() - ORPHAN_AFTER - timedelta(seconds=1)
+    )
+    result = check_budgets()
+    assert result["requeued"] == {"email": [alert.pk], "webhook": []}
+    assert BudgetAlert.objects.get().email_status == "sent"
+    assert [m.to for m in mail.outbox] == [["lead@example.com"]]
+    assert check_budgets()["requeued"] == {"email": [], "webhook": []}

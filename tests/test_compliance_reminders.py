@@ -238,3 +238,26 @@ def test_the_beat_schedule_runs_the_check_daily():
     assert entry["task"] == "compliance.reminders.check"
     assert entry["schedule"].hour == {settings.GATEWAY_COMPLIANCE_REMINDER_HOUR}
     assert entry["schedule"].minute == {0}
+
+
+def test_a_reminder_whose_task_was_lost_is_queued_again_by_the_next_check(db, receiver, settings):
+    """A Redis restart empties Celery's queue: the reminder row stays `pending`. The next check
+    (Celery eager here: the senders run in this process) queues what is owed again."""
+    from billing.alerts import ORPHAN_AFTER
+    from compliance.tasks import check_reminders
+
+    settings.CELERY_TASK_ALWAYS_EAGER = True
+    settings.GATEWAY_COMPLIANCE_EMAILS = ["compliance@example.com"]
+    _agreement()
+    (reminder,) = reminders_create(today=_days_before(7))  # created; its tasks "lost"
+    old = reminder.created_at - ORPHAN_AFTER - datetime.timedelta(seconds=1)
+    ComplianceReminder.objects.filter(pk=reminder.pk).update(created_at=old)
+    assert mail.outbox == [] and receiver.calls == 0
+
+    check_reminders()
+
+    reminder.refresh_from_db()
+    assert (reminder.email_status, reminder.webhook_status) == ("sent", "sent")
+    assert len(mail.outbox) == 1 and receiver.calls == 1
+    check_reminders()  # nothing owed any more
+    assert len(mail.outbox) == 1 and receiver.calls == 1
