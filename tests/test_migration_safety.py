@@ -164,8 +164,11 @@ def _describe(op, app_label: str, state: ProjectState) -> str | None:
 
 
 def _ours(migration) -> bool:
+    """A migration of the project's own apps: under the checkout, and not in an installed
+    package (a checkout's .venv is under the checkout too)."""
     module = __import__(migration.__module__, fromlist=["_"])
-    return Path(module.__file__).resolve().is_relative_to(ROOT)
+    path = Path(module.__file__).resolve()
+    return path.is_relative_to(ROOT) and "site-packages" not in path.parts
 
 
 def unsafe_operations() -> list[tuple[str, str, str]]:
