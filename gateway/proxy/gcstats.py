@@ -14,27 +14,9 @@ import time
 
 from prometheus_client import Histogram
 
-from .batched import BatchedHistogram
+from .batched import FINE_BUCKETS, BatchedHistogram
 
-# Seconds: a young collection takes tens of µs, a full one of a large heap tens of ms.
-BUCKETS = (
-    0.00001,
-    0.000025,
-    0.00005,
-    0.0001,
-    0.00025,
-    0.0005,
-    0.001,
-    0.0025,
-    0.005,
-    0.01,
-    0.025,
-    0.05,
-    0.1,
-    0.25,
-    0.5,
-    1.0,
-)
+BUCKETS = FINE_BUCKETS
 
 GC_PAUSE_SECONDS = Histogram(
     "gateway_gc_pause_seconds",
