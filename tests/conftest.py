@@ -21,6 +21,7 @@ from tenants import keycache
 from tenants.services import api_key_issue
 
 from .factories import MembershipFactory, TeamFactory, UserFactory
+from .helpers_net import RedisServer
 
 # Property-based tests (tests/test_fuzz_*.py). "ci", the default, keeps the whole fuzz suite
 # within a minute of `make test` on two cores and draws the same examples every run, so a
@@ -81,6 +82,14 @@ def _fresh_state(_spool_dir, settings):
     routing_table_cache.invalidate()
     policy_table_cache.invalidate()
     compliance_table_cache.invalidate()
+
+
+@pytest.fixture
+def redis_server(tmp_path):
+    """A redis-server of the test's own on a free port, to stop and restart at will."""
+    server = RedisServer(tmp_path).start()
+    yield server
+    server.stop()
 
 
 @pytest.fixture

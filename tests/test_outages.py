@@ -9,15 +9,6 @@ import pytest
 from infra.state import StateUnavailable
 from infra.state.redis import RedisStateStore
 
-from .helpers_net import RedisServer
-
-
-@pytest.fixture
-def redis_server(tmp_path):
-    server = RedisServer(tmp_path).start()
-    yield server
-    server.stop()
-
 
 @pytest.fixture
 def loop():

@@ -12,12 +12,15 @@ from pathlib import Path
 
 import pytest
 from asgiref.sync import sync_to_async
+from django.conf import settings
 from django.db import connections
 
 from gateway.config import config_load
 from tenants.models import Team
 from tenants.services import api_key_issue
 from tests.fake_upstream import FakeUpstream, ServerThread
+from tests.helpers_net import WebProcess
+from tests.helpers_proc import subprocess_database_url
 
 from .budget_support import OUTPUT_TOKENS, PROMPT_TOKENS
 from .support import CONFIG, PROVIDER_SECRET, TEAM, Gateway
@@ -65,8 +68,9 @@ def gateway_server(django_db_setup, django_db_blocker):
         asyncio.run(sync_to_async(connections.close_all)())
 
 
-@pytest.fixture
-def gateway(gateway_server, upstream, closed_port, transactional_db) -> Gateway:
+def load_e2e_config(url: str, upstream, closed_port: int, key_name: str = "e2e") -> Gateway:
+    """The e2e configuration loaded (upstream at the fake, a closed port for the dead
+    deployment) and a new key of the e2e team, for a gateway serving at `url`."""
     config_load(
         text=CONFIG.format(
             base=upstream.base_url,
@@ -76,8 +80,32 @@ def gateway(gateway_server, upstream, closed_port, transactional_db) -> Gateway:
         )
     )
     team = Team.objects.get(slug=TEAM)
-    issued = api_key_issue(team=team, name="e2e")
-    return Gateway(url=gateway_server, key=issued.secret, api_key=issued.api_key, team=team)
+    issued = api_key_issue(team=team, name=key_name)
+    return Gateway(url=url, key=issued.secret, api_key=issued.api_key, team=team)
+
+
+@pytest.fixture
+def gateway(gateway_server, upstream, closed_port, transactional_db) -> Gateway:
+    return load_e2e_config(gateway_server, upstream, closed_port)
+
+
+@pytest.fixture
+def web_process(gateway, tmp_path):
+    """Start a web process (uvicorn as a subprocess, as in production) on the test's committed
+    configuration, the test database and Redis, one worker, with these settings on top; each is
+    stopped at the end, and its log's tail printed for a failing test's report."""
+    started: list[WebProcess] = []
+
+    def start(**env: str) -> WebProcess:
+        env = {"DATABASE_URL": subprocess_database_url(), "REDIS_URL": settings.REDIS_URL,
+               "WEB_CONCURRENCY": "1", **env}  # fmt: skip
+        started.append(WebProcess(tmp_path, **env).start())
+        return started[-1]
+
+    yield start
+    for process in started:
+        process.stop()
+        print(process.log.read_text()[-3000:])
 
 
 @pytest.fixture

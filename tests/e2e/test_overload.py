@@ -10,8 +10,7 @@ import httpx
 import pytest
 from django.conf import settings
 
-from tests.helpers_net import WebProcess
-from tests.helpers_proc import subprocess_database_url, wait_for
+from tests.helpers_proc import wait_for
 
 from .support import MESSAGES, assert_openai_error
 
@@ -27,18 +26,9 @@ STREAM = {**CHAT, "stream": True}
 
 
 @pytest.fixture
-def web(gateway, tmp_path):
+def web(web_process):
     """A web process with the limit, started after the test's configuration is committed."""
-    process = WebProcess(
-        tmp_path,
-        DATABASE_URL=subprocess_database_url(),
-        REDIS_URL=settings.REDIS_URL,
-        GATEWAY_MAX_IN_FLIGHT=str(LIMIT),
-        WEB_CONCURRENCY="1",
-    ).start()
-    yield process
-    process.stop()
-    print(process.log.read_text()[-3000:])
+    return web_process(GATEWAY_MAX_IN_FLIGHT=str(LIMIT))
 
 
 def _post(web, gateway, body: dict, path: str = "/v1/chat/completions") -> httpx.Response:

@@ -9,9 +9,6 @@ import httpx
 import pytest
 from django.conf import settings
 
-from tests.helpers_net import WebProcess
-from tests.helpers_proc import subprocess_database_url
-
 from .support import MESSAGES
 
 pytestmark = pytest.mark.skipif(not settings.REDIS_URL, reason="needs Redis (make test)")
@@ -21,17 +18,8 @@ BURST = 250
 
 
 @pytest.fixture
-def web(gateway, tmp_path):
-    process = WebProcess(
-        tmp_path,
-        DATABASE_URL=subprocess_database_url(),
-        REDIS_URL=settings.REDIS_URL,
-        GATEWAY_REDIS_MAX_CONNECTIONS=str(POOL),
-        WEB_CONCURRENCY="1",
-    ).start()
-    yield process
-    process.stop()
-    print(process.log.read_text()[-3000:])
+def web(web_process):
+    return web_process(GATEWAY_REDIS_MAX_CONNECTIONS=str(POOL))
 
 
 async def _burst(url: str, headers: dict) -> list[int]:

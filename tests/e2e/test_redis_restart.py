@@ -36,13 +36,6 @@ DOWN = {"model": "chat-down", "messages": MESSAGES}
 
 
 @pytest.fixture
-def redis_server(tmp_path):
-    server = RedisServer(tmp_path).start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
 def web(gateway, redis_server, tmp_path):
     process = WebProcess(
         tmp_path,

@@ -25,20 +25,18 @@ import pytest
 from django.conf import settings
 
 from billing.models import UsageRecord
-from gateway.config import config_load
 from infra.state import get_state
 from policies.models import Policy
 from routing import health
-from tenants.models import Team
-from tenants.services import api_key_issue, api_key_revoke
+from tenants.services import api_key_revoke
 from tests.helpers_proc import subprocess_database_url, wait_for
 from tests.helpers_usage import usage_stream_state
 
 from .budget_support import ACTUAL_MICROS, OUTPUT_TOKENS, budget_counters, micros
-from .conftest import GATEWAY_APPS
+from .conftest import GATEWAY_APPS, load_e2e_config
 from .health_support import CHAT, chat_requests, load_health_config, wait_state
 from .scale_support import Cluster, readiness
-from .support import CONFIG, MESSAGES, PROVIDER_SECRET, TEAM, Gateway
+from .support import MESSAGES, Gateway
 
 pytestmark = [
     pytest.mark.skipif(not settings.REDIS_URL, reason="needs Redis (make test)"),
@@ -106,18 +104,9 @@ def _tables_caught_up() -> None:
 @pytest.fixture
 def scaled(cluster, upstream, closed_port) -> Gateway:
     """The e2e configuration, served by the cluster; clients go through nginx."""
-    config_load(
-        text=CONFIG.format(
-            base=upstream.base_url,
-            secret=PROVIDER_SECRET,
-            closed=f"http://127.0.0.1:{closed_port}/v1",
-            team=TEAM,
-        )
-    )
-    team = Team.objects.get(slug=TEAM)
-    issued = api_key_issue(team=team, name="scale")
+    gateway = load_e2e_config(cluster.url, upstream, closed_port, key_name="scale")
     _tables_caught_up()
-    return Gateway(url=cluster.url, key=issued.secret, api_key=issued.api_key, team=team)
+    return gateway
 
 
 def _post(url: str, key: str, body: dict, timeout: float = 30) -> httpx.Response:
